@@ -1,0 +1,28 @@
+"""vaelab: train, evaluate and compare Variational Autoencoder variants on one common footing.
+
+>>> import vaelab
+>>> vaelab.variants()            # registered names
+>>> m = vaelab.build("vae", latent_dim=16, backbone="small")
+>>> run = vaelab.train("vae", {"backbone": "small"}, vaelab.TrainConfig(dataset="mnist-5k", epochs=2), "runs/demo")
+>>> model = vaelab.load(run)
+"""
+__version__ = "0.1.0"
+
+from .errors import ConfigError, DataError, RunDirError, TrainingDiverged, VaelabError  # noqa: E402
+from .registry import build, register, variants  # noqa: E402
+
+
+def __getattr__(name):  # lazy: keep `import vaelab` light
+    if name in ("train", "load", "TrainConfig", "run_config"):
+        from .train import trainer
+
+        return getattr(trainer, name)
+    if name in ("load_dataset",):
+        from . import data
+
+        return getattr(data, name)
+    raise AttributeError(name)
+
+
+__all__ = ["build", "register", "variants", "train", "load", "TrainConfig", "load_dataset", "run_config",
+           "VaelabError", "ConfigError", "DataError", "RunDirError", "TrainingDiverged"]

@@ -1,0 +1,1 @@
+"""CLI subcommands, one module each: ``add_parser(subparsers)`` registers it and sets ``run``."""

@@ -1,0 +1,62 @@
+"""vaelab train VARIANT [...] | vaelab train --resume RUN_DIR"""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 10
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a variant into a run directory",
+                       description="Train a variant. Model settings: --backbone, --latent-dim, and --set key=value "
+                                   "for any config key (see `vaelab list`).")
+    p.add_argument("variant", nargs="?", help="variant name (see `vaelab list`)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run from its last checkpoint")
+    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp (default paper)")
+    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3")
+    p.add_argument("--optimizer", default=None, help="adam | rmsprop (default adam)")
+    p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
+    p.add_argument("--precision", default=None, help="fp32 | bf16 (default fp32)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+                   help="also checkpoint inside epochs this often (default: epoch end and Ctrl-C only)")
+    p.add_argument("--out", default=None, help="run directory (default runs/VARIANT-DATASET-sSEED)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model config value, repeatable")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import parse_overrides
+    from ..errors import ConfigError
+    from ..train.trainer import TrainConfig, train
+
+    if args.resume:
+        if args.variant:
+            raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")
+        run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs)
+        print(run_dir)
+        return 0
+    if not args.variant:
+        raise ConfigError("VARIANT is required (or --resume RUN_DIR); see `vaelab list`")
+    tc = TrainConfig()
+    for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("epochs", args.epochs),
+                     ("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
+                     ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
+                     ("checkpoint_every_s", args.checkpoint_every)):
+        if val is not None:
+            setattr(tc, key, val)
+    tc.progress = not args.no_progress
+    model = parse_overrides(args.set)
+    if args.backbone is not None:
+        model["backbone"] = args.backbone
+    if args.latent_dim is not None:
+        model["latent_dim"] = args.latent_dim
+    run_dir = train(args.variant, model, tc, args.out)
+    print(run_dir)
+    return 0

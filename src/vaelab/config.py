@@ -1,0 +1,79 @@
+"""Config dataclasses: the fields every variant shares, validation helpers and string overrides."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+
+def check(cond: bool, key: str, msg: str) -> None:
+    """Raise a ConfigError for ``key`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+def check_choice(value: Any, key: str, choices: typing.Iterable[Any]) -> None:
+    choices = tuple(choices)
+    check(value in choices, key, f"{value!r} is not valid; choose one of {', '.join(map(str, choices))}")
+
+
+@dataclass
+class VariantConfig:
+    """Fields every variant has. Subclasses add their own and extend :meth:`validate`.
+
+    ``data_shape`` and ``n_classes`` describe the data and are filled from the dataset at train time.
+    """
+
+    latent_dim: int = 16
+    backbone: str = "paper"  # paper: the seed's Fig. 3 conv net (13M params); small: a light conv net; mlp
+    data_shape: tuple[int, ...] = (1, 28, 28)
+    n_classes: int = 10
+    likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits
+
+    def validate(self) -> None:
+        from .nn.backbones import BACKBONES
+
+        check(isinstance(self.latent_dim, int) and self.latent_dim >= 1, "latent_dim", f"must be an integer >= 1, got {self.latent_dim!r}")
+        check_choice(self.backbone, "backbone", BACKBONES)
+        check(len(self.data_shape) in (1, 3) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
+              f"must be (C, H, W) or (D,), got {self.data_shape!r}")
+        check(isinstance(self.n_classes, int) and self.n_classes >= 1, "n_classes", "must be an integer >= 1")
+        check_choice(self.likelihood, "likelihood", ("bernoulli",))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def from_dict(cls: type, d: dict[str, Any]):
+    """Rebuild a config dataclass from JSON (lists back to tuples where the field is a tuple)."""
+    kw = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            if isinstance(v, list) and "tuple" in str(hints.get(f.name, "")):
+                v = tuple(v)
+            kw[f.name] = v
+    return cls(**kw)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` value: JSON when it parses (numbers, true/false, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v.strip())
+    return out

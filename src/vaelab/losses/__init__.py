@@ -1,0 +1,1 @@
+"""Reconstruction likelihoods and divergences shared by every variant."""

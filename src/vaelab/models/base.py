@@ -1,0 +1,133 @@
+"""The contract every variant implements, so one trainer, one evaluator and one report serve all.
+
+A variant is an ``nn.Module`` built from a config dataclass (its ``Config``; the ``__init__``
+arguments *are* the config, saved as JSON and rebuilt on load). It declares:
+
+* ``encode(x, y)`` → a posterior distribution object (``rsample``, ``log_prob``, ``mean``),
+  ``decode(z, y)`` → logits of p(x|z);
+* ``loss(batch, step)`` → (total, terms): the scalar to minimise and named per-sample means
+  (likelihood terms in nats). ``terms`` always includes ``"loss"``;
+* ``reconstruct``, ``sample``, ``embed``, and where defined ``log_weights`` (for ELBO/IWAE) and
+  ``predict`` (clusters);
+* its training plan: ``phases()`` (e.g. VaDE: pretrain then train; VQ-VAE: train then prior),
+  ``configure_optimizers(phase, make)`` (one or several optimizers) and ``train_step`` (how one
+  batch updates them; VAE-GAN overrides it for its three updates).
+
+All state that training changes must live in parameters or buffers, so a checkpoint restores it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..config import VariantConfig
+
+Batch = dict[str, Any]  # {"x": (B, *shape) float, "y": (B,) int64, "index": (B,) int64, "dataset_size": int}
+MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, **kw) → the run's optimizer type
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training. ``epochs=None`` means the run's ``--epochs``."""
+
+    name: str
+    epochs: int | None = None
+
+
+@dataclass
+class PhaseContext:
+    """What ``begin_phase`` may look at: the training images (float, not binarized), labels, seed."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    seed: int
+    batch_size: int
+
+
+class NotAvailable(NotImplementedError):
+    """A capability the variant does not have (e.g. no tractable likelihood); the message says why."""
+
+
+class Variant(nn.Module):
+    name: ClassVar[str] = "?"
+    Config: ClassVar[type] = VariantConfig
+    #: Needs class labels: encode/decode/sample take ``y``.
+    conditional: ClassVar[bool] = False
+    #: Implements ``predict(x)`` (cluster assignments).
+    clusters: ClassVar[bool] = False
+    #: Latent geometry, for reports: "gaussian" (traversals make sense), "sphere", "discrete".
+    latent_kind: ClassVar[str] = "gaussian"
+    #: A reason string if the variant cannot train in bf16 autocast; None if it can.
+    needs_fp32: ClassVar[str | None] = None
+
+    def __init__(self, config: VariantConfig):
+        super().__init__()
+        self.config = config
+
+    # ----- the model -------------------------------------------------------------------------
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """Labels → one-hot condition vectors (B, n_classes); float vectors pass through."""
+        if y is None or not self.conditional:
+            return None
+        if y.dtype in (torch.int64, torch.int32):
+            return nn.functional.one_hot(y, self.config.n_classes).float()
+        return y.float()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded posterior mean, as probabilities in [0, 1]."""
+        return torch.sigmoid(self.decode(self.encode(x, y).mean, y).float())
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws from the model's generative distribution, as probabilities in [0, 1]."""
+        raise NotAvailable(f"{self.name}: no sampling")
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """A (B, D) latent representation of x (posterior mean), for latent maps."""
+        return self.encode(x, y).mean
+
+    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(k, B) log importance weights log p(x, z_k) − log q(z_k|x), z_k ~ q(z|x).
+
+        Their mean is the ELBO; logmeanexp over k is the IWAE bound (Burda et al. 2016)."""
+        raise NotAvailable(f"{self.name}: no tractable likelihood bound")
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotAvailable(f"{self.name}: does not assign clusters")
+
+    # ----- the training plan -----------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        return [Phase("train")]
+
+    def begin_phase(self, phase: str, ctx: PhaseContext) -> None:
+        """Called once when a phase starts (not when resuming inside it)."""
+
+    def configure_optimizers(self, phase: str, make: MakeOptimizer) -> dict[str, torch.optim.Optimizer]:
+        return {"model": make(self.parameters())}
+
+    def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
+        """One update on one batch; returns detached loss terms including ``"loss"``."""
+        total, terms = self.loss(batch, step)
+        opt = optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return terms
+
+    # ----- helpers ---------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,409 @@
+"""The one trainer for every variant.
+
+The dataset lives in memory as one tensor; batches are index slices of a seeded permutation (no
+DataLoader workers). The variant declares its phases, optimizers and update step; the trainer runs
+them, writes ``metrics.jsonl`` per epoch, sample/reconstruction grids, and a checkpoint each epoch
+(and on Ctrl-C, and every ``checkpoint_every_s`` seconds). A checkpoint records the position inside
+the epoch and every RNG state, so a resumed run — even after SIGKILL — ends bitwise identical to an
+uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..config import check, check_choice, from_dict
+from ..data import BINARIZATIONS, DATASETS, Dataset, binarize, load_dataset, to_tensor
+from ..errors import ConfigError, RunDirError, TrainingDiverged
+from ..images import save_grid
+from ..io import RunLock, atomic_write_json, read_json
+from ..registry import get, make_config
+from ..models.base import NotAvailable, PhaseContext, Variant
+from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
+
+log = logging.getLogger("vaelab.train")
+
+OPTIMIZERS = ("adam", "rmsprop")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """How a variant is trained. The ``paper`` protocol of the seed's Table 1 is RMSprop, lr 1e-3, batch 100."""
+
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | rmsprop (rmsprop uses alpha=0.9, eps=1e-7: the Keras/TF defaults the seed used)
+    seed: int = 0
+    binarize: str = "none"  # none | static | dynamic (resampled each epoch; use it for likelihood numbers)
+    precision: str = "fp32"  # fp32 | bf16 (autocast for networks; losses stay fp32)
+    checkpoint_every_s: float = 0.0  # extra mid-epoch checkpoints; 0 = only at epoch end and on Ctrl-C
+    eval_every: int = 1  # test-set loss every N epochs (0 = never)
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_choice(self.dataset, "dataset", DATASETS)
+        check(isinstance(self.epochs, int) and self.epochs >= 0, "epochs", f"must be an integer >= 0, got {self.epochs!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        check(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr!r}")
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        check_choice(self.binarize, "binarize", BINARIZATIONS)
+        check_choice(self.precision, "precision", PRECISIONS)
+        check(self.checkpoint_every_s >= 0, "checkpoint_every_s", "must be >= 0")
+        check(isinstance(self.eval_every, int) and self.eval_every >= 0, "eval_every", "must be an integer >= 0")
+
+
+def make_optimizer_factory(cfg: TrainConfig):
+    def make(params, lr: float | None = None, **kw) -> torch.optim.Optimizer:
+        lr = cfg.lr if lr is None else lr
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=lr, **kw)
+        kw.setdefault("alpha", 0.9)
+        kw.setdefault("eps", 1e-7)
+        return torch.optim.RMSprop(params, lr=lr, **kw)
+
+    return make
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {"vaelab": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class Trainer:
+    """Trains ``variant`` on ``train_set`` into ``run_dir`` (which must be locked by the caller)."""
+
+    def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None):
+        self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
+        if cfg.precision == "bf16" and variant.needs_fp32:
+            raise ConfigError(f"precision: {variant.name} needs fp32 ({variant.needs_fp32})")
+        self.x = to_tensor(train_set.images)
+        if cfg.binarize == "static":
+            self.x = binarize(self.x, "static")
+        self.y = torch.as_tensor(train_set.labels)
+        self.x_test = None if test_set is None else to_tensor(test_set.images[:10000])
+        self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000])
+        self.make = make_optimizer_factory(cfg)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # ----------------------------------------------------------------------------------------
+    def _phase_epochs(self, phase) -> int:
+        return self.cfg.epochs if phase.epochs is None else phase.epochs
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        from .._malloc import tune_malloc
+
+        tune_malloc()
+        cfg, v = self.cfg, self.variant
+        phases = v.phases()
+        g_shuffle = torch.Generator().manual_seed(cfg.seed)
+        g_bin = torch.Generator().manual_seed(cfg.seed + 1)
+        st: dict[str, Any] = {"phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_started": False,
+                              "acc": {}, "acc_n": 0, "elapsed": 0.0, "done": False}
+        opts: dict[str, torch.optim.Optimizer] = {}
+        epoch_start_state = g_shuffle.get_state()
+        if resume and (self.run_dir / CHECKPOINT).exists():
+            tensors, saved = read_checkpoint(self.run_dir)
+            st.update({k: saved[k] for k in st if k in saved})
+            load_model_weights(v, tensors)
+            if st["phase"] < len(phases) and st["phase_started"]:
+                opts = v.configure_optimizers(phases[st["phase"]].name, self.make)
+                load_optimizers(opts, tensors, saved)
+            rng = rng_states(tensors)
+            torch.set_rng_state(rng["torch"])
+            g_bin.set_state(rng["binarize"])
+            epoch_start_state = rng["epoch_start"]
+            log.info("resumed at phase %d epoch %d batch %d (step %d)", st["phase"], st["epoch"], st["batch"], st["step"])
+        else:
+            torch.manual_seed(cfg.seed)  # the noise stream (weights were initialised at build)
+
+        def checkpoint():
+            rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "epoch_start": epoch_start_state}
+            save_checkpoint(self.run_dir, v, opts, rng, {**st, "train": dataclasses.asdict(cfg)})
+
+        interrupted = {"flag": False}
+
+        def on_sigint(signum, frame):
+            interrupted["flag"] = True
+
+        old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+        try:
+            while st["phase"] < len(phases):
+                phase = phases[st["phase"]]
+                n_epochs = self._phase_epochs(phase)
+                if not st["phase_started"] and n_epochs > 0:
+                    v.train()
+                    v.begin_phase(phase.name, PhaseContext(self.x, self.y, cfg.seed, cfg.batch_size))
+                    opts = v.configure_optimizers(phase.name, self.make)
+                    st["phase_started"] = True
+                    log.info("phase %s: %d epochs", phase.name, n_epochs)
+                while st["epoch"] < n_epochs:
+                    if st["batch"] == 0:
+                        epoch_start_state = g_shuffle.get_state()
+                    else:
+                        g_shuffle.set_state(epoch_start_state)
+                    self._run_epoch(phase, n_epochs, st, opts, g_shuffle, g_bin, interrupted, checkpoint)
+                    st["epoch"] += 1
+                    st["batch"] = 0
+                    self._end_epoch(phase, st)
+                    st["acc"], st["acc_n"], st["elapsed"] = {}, 0, 0.0
+                    if st["epoch"] < n_epochs:
+                        checkpoint()
+                st["phase"] += 1  # phase done: the checkpoint points at the next one
+                st["epoch"] = 0
+                st["phase_started"] = False
+                checkpoint()
+            st["done"] = True
+            checkpoint()
+            self._write_grids()
+        except _Interrupted:
+            checkpoint()
+            log.warning("interrupted at step %d: checkpoint saved; resume with `vaelab train --resume %s`", st["step"], self.run_dir)
+            raise KeyboardInterrupt from None
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+        return st
+
+    def _run_epoch(self, phase, n_epochs, st, opts, g_shuffle, g_bin, interrupted, checkpoint) -> None:
+        cfg, v = self.cfg, self.variant
+        n = self.x.shape[0]
+        perm = torch.randperm(n, generator=g_shuffle)
+        n_batches = math.ceil(n / cfg.batch_size)
+        acc = {k: torch.tensor(val, dtype=torch.float64) for k, val in st["acc"].items()}
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_batches, initial=st["batch"], leave=False, dynamic_ncols=True, disable=None,
+                       desc=f"{v.name} {phase.name} {st['epoch'] + 1}/{n_epochs}")
+        v.train()
+        t0 = time.perf_counter()
+        last_ckpt = time.monotonic()
+        while st["batch"] < n_batches:
+            b = st["batch"]
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = self.x[idx]
+            if cfg.binarize == "dynamic":
+                x = binarize(x, "dynamic", g_bin)
+            batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
+            with autocast(cfg.precision):
+                terms = v.train_step(batch, st["step"], opts, phase.name)
+            bsz = idx.shape[0]
+            vals = torch.stack([t.detach().float() for t in terms.values()])
+            if not bool(torch.isfinite(vals).all()):
+                detail = ", ".join(f"{k}={float(t):.6g}" for k, t in terms.items())
+                raise TrainingDiverged(
+                    f"non-finite loss at step {st['step']} (phase {phase.name}, epoch {st['epoch'] + 1}, batch {b + 1}): "
+                    f"{detail}; the last good checkpoint in {self.run_dir} is kept"
+                )
+            for k, t in zip(terms, vals):
+                acc[k] = acc.get(k, torch.zeros((), dtype=torch.float64)) + t.double() * bsz
+            st["acc_n"] += bsz
+            st["batch"] += 1
+            st["step"] += 1
+            if bar is not None:
+                bar.update(1)
+                if st["batch"] % 20 == 0 or st["batch"] == n_batches:
+                    bar.set_postfix({k: f"{float(t):.2f}" for k, t in terms.items()}, refresh=False)
+            if interrupted["flag"] or (cfg.checkpoint_every_s and time.monotonic() - last_ckpt > cfg.checkpoint_every_s):
+                st["elapsed"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                st["acc"] = {k: float(t) for k, t in acc.items()}
+                if interrupted["flag"]:
+                    if bar is not None:
+                        bar.close()
+                    raise _Interrupted
+                checkpoint()
+                last_ckpt = time.monotonic()
+        st["elapsed"] += time.perf_counter() - t0
+        st["acc"] = {k: float(t) for k, t in acc.items()}
+        if bar is not None:
+            bar.close()
+
+    @torch.no_grad()
+    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int = 500) -> dict[str, float]:
+        """Mean loss terms of the variant over (x, y), with its own RNG stream (training's is untouched)."""
+        v = self.variant
+        was_training = v.training
+        v.eval()
+        acc: dict[str, float] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            g = torch.Generator().manual_seed(seed)
+            for i in range(0, x.shape[0], batch_size):
+                xb = x[i:i + batch_size]
+                if self.cfg.binarize != "none":
+                    xb = binarize(xb, self.cfg.binarize, g)
+                with autocast(self.cfg.precision):
+                    _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0]),
+                                       "dataset_size": x.shape[0]}, 0)
+                for k, t in terms.items():
+                    acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
+        v.train(was_training)
+        return {k: s / x.shape[0] for k, s in acc.items()}
+
+    def _end_epoch(self, phase, st) -> None:
+        n = max(st["acc_n"], 1)
+        rec: dict[str, Any] = {"phase": phase.name, "epoch": st["epoch"], "step": st["step"],
+                               "seconds": round(st["elapsed"], 4), "images_per_s": round(st["acc_n"] / max(st["elapsed"], 1e-9), 2)}
+        rec["train"] = {k: s / n for k, s in st["acc"].items()}
+        if self.x_test is not None and self.cfg.eval_every and st["epoch"] % self.cfg.eval_every == 0:
+            try:
+                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7)
+            except NotAvailable:
+                pass
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        terms = " ".join(f"{k}={val:.3f}" for k, val in rec["train"].items())
+        log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st["epoch"], terms, rec["seconds"], rec["images_per_s"],
+                 f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
+        self._write_grids()
+
+    def _write_grids(self) -> None:
+        v = self.variant
+        v.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(1234)
+            g = torch.Generator().manual_seed(1234)
+            try:
+                y = torch.arange(64) % v.config.n_classes if v.conditional else None
+                save_grid(v.sample(64, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
+            except NotAvailable:
+                pass
+            src = self.x_test if self.x_test is not None else self.x
+            ys = self.y_test if self.x_test is not None else self.y
+            xb = src[:32]
+            if self.cfg.binarize != "none":
+                xb = binarize(xb, "static")
+            rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
+            pairs = torch.stack([xb, rec.to(xb.dtype)], 1).reshape(-1, *xb.shape[1:])  # original, reconstruction
+            save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
+        v.train()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---------------------------------------------------------------------------------------------
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    h = logging.FileHandler(run_dir / "train.log")
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("vaelab").addHandler(h)
+    logging.getLogger("vaelab").setLevel(logging.INFO)
+    return h
+
+
+def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> Variant:
+    """Build a variant with its weights initialised from ``seed`` (deterministic)."""
+    conf = make_config(name, **model_cfg)
+    torch.manual_seed(seed)
+    return get(name)(conf)
+
+
+def train(
+    variant: str,
+    model_cfg: dict[str, Any] | None = None,
+    train_cfg: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    extra_epochs: int | None = None,
+) -> Path:
+    """Train ``variant`` into ``run_dir`` (or resume it) and return the run dir.
+
+    ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
+    it back (``extra_epochs`` may raise the epoch count of a resumed run).
+    """
+    if resume:
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.json").is_file():
+            raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
+        conf = read_json(run_dir / "config.json")
+        variant, model_cfg = conf["variant"], conf["model"]
+        train_cfg = from_dict(TrainConfig, conf["train"])
+        if extra_epochs is not None:
+            train_cfg.epochs = extra_epochs
+    else:
+        train_cfg = train_cfg or TrainConfig()
+        train_cfg.validate()
+        model_cfg = dict(model_cfg or {})
+        run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
+    train_cfg.validate()
+    with RunLock(run_dir):
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
+        train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
+        test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
+        model_cfg.setdefault("data_shape", train_set.shape)
+        model_cfg.setdefault("n_classes", train_set.n_classes)
+        model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
+        v = build_variant(variant, model_cfg, train_cfg.seed)
+        resolved = {"variant": variant, "model": v.config.to_dict(), "train": dataclasses.asdict(train_cfg),
+                    "versions": versions(), "parameters": v.num_parameters(),
+                    "command": " ".join(sys.argv) if sys.argv and "vaelab" in sys.argv[0] else None,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if resume and (run_dir / "config.json").exists():
+            old = read_json(run_dir / "config.json")
+            resolved["created"] = old.get("created", resolved["created"])
+            resolved["command"] = old.get("command")
+        atomic_write_json(run_dir / "config.json", resolved)
+        handler = _setup_logging(run_dir)
+        try:
+            Trainer(v, train_cfg, run_dir, train_set, test_set).fit(resume=resume)
+        finally:
+            logging.getLogger("vaelab").removeHandler(handler)
+            handler.close()
+    return run_dir
+
+
+def load(run_dir: str | Path) -> Variant:
+    """The trained variant of a run directory (weights from its checkpoint), in eval mode."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
+    conf = read_json(run_dir / "config.json")
+    model_cfg = dict(conf["model"])
+    model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
+    v = get(conf["variant"])(from_dict(get(conf["variant"]).Config, model_cfg))
+    tensors, _ = read_checkpoint(run_dir)
+    load_model_weights(v, tensors)
+    return v.eval()
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "config.json")
+
+
+os.environ.setdefault("TQDM_MININTERVAL", "0.5")
