@@ -1,0 +1,140 @@
+"""The shared tester battery: every registered variant must pass these (see test_variants.py).
+
+A variant's test configuration is ``tiny_config(name)``: the small backbone, a 4-d latent, plus
+the variant's own ``TEST_CONFIG`` overrides (class attribute, e.g. fewer pretraining epochs).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+import vaelab
+from vaelab.config import from_dict
+from vaelab.models.base import PhaseContext
+from vaelab.registry import get
+from vaelab.train.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
+from vaelab.train.trainer import TrainConfig, make_optimizer_factory
+
+B = 8
+
+
+def tiny_config(name: str) -> dict:
+    cfg = {"backbone": "small", "latent_dim": 4}
+    cfg.update(getattr(get(name), "TEST_CONFIG", {}))
+    return cfg
+
+
+def tiny_batch(n: int = B, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    x = (x > 0.7).float() * torch.rand(n, 1, 28, 28, generator=g)
+    y = torch.arange(n) % 10
+    return {"x": x, "y": y, "index": torch.arange(n), "dataset_size": 1000}
+
+
+def build(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return vaelab.build(name, **tiny_config(name))
+
+
+def ctx(seed: int = 0) -> PhaseContext:
+    b = tiny_batch(64, seed=seed + 1)
+    return PhaseContext(b["x"], b["y"], seed, 16)
+
+
+def one_step_each_phase(v, seed: int = 0):
+    """Run begin_phase + one train_step in every phase; return the last optimizers."""
+    make = make_optimizer_factory(TrainConfig(lr=1e-3))
+    torch.manual_seed(seed)
+    opts = {}
+    step = 0
+    for ph in v.phases():
+        v.train()
+        v.begin_phase(ph.name, ctx(seed))
+        opts = v.configure_optimizers(ph.name, make)
+        terms = v.train_step(tiny_batch(), step, opts, ph.name)
+        assert "loss" in terms, f"{v.name}: train_step terms lack 'loss'"
+        for k, t in terms.items():
+            assert torch.isfinite(t).all(), f"{v.name} phase {ph.name}: term {k} is not finite ({t})"
+        step += 1
+    return opts
+
+
+def check_builds_and_shapes(name: str) -> None:
+    v = build(name)
+    b = tiny_batch()
+    y = b["y"] if v.conditional else None
+    v.eval()
+    q = v.encode(b["x"], y)
+    assert q.mean.shape[0] == B
+    rec = v.reconstruct(b["x"], y)
+    assert rec.shape == b["x"].shape and rec.min() >= 0 and rec.max() <= 1
+    emb = v.embed(b["x"], y)
+    assert emb.dim() == 2 and emb.shape[0] == B and torch.isfinite(emb).all()
+    try:
+        s = v.sample(5, y=torch.arange(5) if v.conditional else None, generator=torch.Generator().manual_seed(0))
+    except vaelab.models.base.NotAvailable:
+        s = None
+    if s is not None:
+        assert s.shape == (5, 1, 28, 28) and s.min() >= 0 and s.max() <= 1
+
+
+def check_finite_loss(name: str) -> None:
+    v = build(name)
+    total, terms = v.loss(tiny_batch(), 0)
+    assert total.dim() == 0 and torch.isfinite(total)
+    assert "loss" in terms and all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
+
+
+def check_every_parameter_trains(name: str) -> None:
+    """Backward reaches every trainable parameter, and one step (per phase) changes each of them."""
+    v = build(name)
+    before = {k: p.detach().clone() for k, p in v.named_parameters() if p.requires_grad}
+    one_step_each_phase(v)
+    skip = tuple(getattr(v, "BATTERY_MAY_NOT_CHANGE", ()))
+    unchanged = [k for k, p in v.named_parameters()
+                 if p.requires_grad and torch.equal(p.detach(), before[k]) and not k.startswith(skip)]
+    assert not unchanged, f"{name}: parameters not updated by one step: {unchanged}"
+
+
+def check_save_load(name: str, tmp_path) -> None:
+    v = build(name)
+    opts = one_step_each_phase(v)
+    save_checkpoint(tmp_path, v, opts, {"torch": torch.get_rng_state()}, {"epoch": 1})
+    conf = from_dict(type(v.config), v.config.to_dict())
+    assert conf == v.config, "config does not survive a JSON round-trip"
+    w = get(name)(conf)
+    tensors, state = read_checkpoint(tmp_path)
+    load_model_weights(w, tensors)
+    for (k, a), (_, b) in zip(v.state_dict().items(), w.state_dict().items()):
+        assert torch.equal(a, b), f"{name}: {k} differs after load"
+    v.eval(), w.eval()
+    x = tiny_batch()["x"]
+    y = tiny_batch()["y"] if v.conditional else None
+    assert torch.equal(v.reconstruct(x, y), w.reconstruct(x, y))
+
+
+def check_determinism(name: str) -> None:
+    states = []
+    for _ in range(2):
+        v = build(name, seed=3)
+        one_step_each_phase(v, seed=5)
+        states.append({k: t.clone() for k, t in v.state_dict().items()})
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), f"{name}: {k} differs between two seeded runs"
+
+
+def check_bf16_step(name: str) -> None:
+    """Every phase's step runs under bf16 autocast with finite terms (or the variant declares fp32)."""
+    v = build(name)
+    if v.needs_fp32:
+        return
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        one_step_each_phase(v)
+    for k, p in v.named_parameters():
+        assert p.dtype == torch.float32, f"{name}: parameter {k} is {p.dtype} after a bf16 step"
+
+
+CHECKS = [check_builds_and_shapes, check_finite_loss, check_every_parameter_trains, check_determinism, check_bf16_step]
+__all__ = ["CHECKS", "check_save_load", "tiny_config", "tiny_batch", "build", "one_step_each_phase", "dataclasses"]
