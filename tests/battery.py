@@ -13,8 +13,8 @@ import vaelab
 from vaelab.config import from_dict
 from vaelab.models.base import PhaseContext
 from vaelab.registry import get
-from vaelab.train.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
-from vaelab.train.trainer import TrainConfig, make_optimizer_factory
+from vaelab.training.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
+from vaelab.training.trainer import TrainConfig, make_optimizer_factory
 
 B = 8
 

@@ -14,7 +14,7 @@ from .registry import build, register, variants  # noqa: E402
 
 def __getattr__(name):  # lazy: keep `import vaelab` light
     if name in ("train", "load", "TrainConfig", "run_config"):
-        from .train import trainer
+        from .training import trainer
 
         return getattr(trainer, name)
     if name in ("load_dataset",):

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import parse_overrides
     from ..errors import ConfigError
-    from ..train.trainer import TrainConfig, train
+    from ..training.trainer import TrainConfig, train
 
     if args.resume:
         if args.variant:

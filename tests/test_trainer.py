@@ -1,0 +1,155 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaelab
+from helpers import cli, popen_cli
+from vaelab.errors import RunDirError, TrainingDiverged
+from vaelab.io import RunLock
+from vaelab.training.trainer import TrainConfig
+
+SMALL = {"backbone": "small", "latent_dim": 4}
+
+
+def tensors(run):
+    return load_file(str(run / "checkpoint.safetensors"))
+
+
+def assert_same_weights(a, b):
+    ta, tb = tensors(a), tensors(b)
+    keys = [k for k in ta if k.startswith(("model.", "optim."))]
+    assert keys and set(keys) == {k for k in tb if k.startswith(("model.", "optim."))}
+    for k in keys:
+        assert torch.equal(ta[k], tb[k]), f"{k} differs"
+
+
+def test_run_directory_contents(tmp_path):
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False), tmp_path / "r")
+    for f in ("config.json", "metrics.jsonl", "checkpoint.safetensors", "checkpoint.json", "samples.png",
+              "reconstructions.png", "train.log"):
+        assert (run / f).is_file(), f
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["variant"] == "vae" and conf["model"]["latent_dim"] == 4 and conf["train"]["epochs"] == 2
+    assert conf["versions"]["torch"] == torch.__version__
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    assert all(l["seconds"] > 0 and l["images_per_s"] > 0 and "kl" in l["train"] and "loss" in l["test"] for l in lines)
+    assert lines[1]["train"]["loss"] < lines[0]["train"]["loss"]  # it learns
+    assert not (run / ".lock").exists()
+    m = vaelab.load(run)
+    assert isinstance(m, vaelab.models.vae.VAE) and not m.training
+
+
+def test_same_seed_bitwise_identical(tmp_path):
+    cfg = dict(epochs=1, progress=False, binarize="dynamic", seed=3)
+    a = vaelab.train("vae", SMALL, TrainConfig(**cfg), tmp_path / "a")
+    b = vaelab.train("vae", SMALL, TrainConfig(**cfg), tmp_path / "b")
+    c = vaelab.train("vae", SMALL, TrainConfig(**{**cfg, "seed": 4}), tmp_path / "c")
+    assert_same_weights(a, b)
+    with pytest.raises(AssertionError):
+        assert_same_weights(a, c)
+
+
+def test_refuses_existing_run(tmp_path):
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), tmp_path / "r")
+    with pytest.raises(RunDirError, match="already holds a run"):
+        vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), run)
+
+
+def _train_args(out, epochs=3):
+    return ["train", "vae", "--backbone", "small", "--latent-dim", "4", "--epochs", str(epochs), "--seed", "1",
+            "--binarize", "dynamic", "--checkpoint-every", "0.05", "--no-progress", "--out", out]
+
+
+def _wait_for(pred, timeout=120):
+    t0 = time.time()
+    while not pred():
+        if time.time() - t0 > timeout:
+            raise TimeoutError
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_kill_is_bitwise_identical(tmp_path, sig):
+    """A run killed mid-epoch (SIGKILL, or Ctrl-C) and resumed ends identical to an uninterrupted run."""
+    ref = tmp_path / "ref"
+    r = cli(*_train_args(ref))
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    p = popen_cli(*_train_args(run))
+    _wait_for(lambda: (run / "metrics.jsonl").exists() or p.poll() is not None)
+    _wait_for(lambda: (run / "checkpoint.json").exists() and json.loads((run / "checkpoint.json").read_text()).get("batch", 0) > 0
+              or p.poll() is not None)
+    p.send_signal(sig)
+    rc = p.wait(60)
+    assert p.poll() is not None
+    state = json.loads((run / "checkpoint.json").read_text())
+    assert not state["done"], "the run finished before it was interrupted"
+    if sig == signal.SIGINT:
+        assert rc == 130 and "interrupted" in p.stderr.read()
+    r = cli("train", "--resume", run)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "checkpoint.json").read_text())["done"]
+    assert_same_weights(ref, run)
+    epochs = [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[-1] == 3
+
+
+def test_lock_refuses_second_process(tmp_path):
+    run = tmp_path / "r"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.mkdir()
+        (run / ".lock").write_text(f"{os.uname().nodename} {sleeper.pid}")
+        with pytest.raises(RunDirError, match=r"in use by process"):
+            vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), run)
+        r = cli("train", "vae", "--out", run, "--epochs", "1")
+        assert r.returncode == 2 and "in use by process" in r.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the holder is gone: the lock is stale and taken over
+    vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), run)
+    assert not (run / ".lock").exists()
+
+
+def test_lock_is_exclusive_in_process(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(RunDirError):
+            RunLock(tmp_path).acquire()
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    from vaelab.models.vae import VAE
+
+    orig = VAE.regularizer
+
+    def poisoned(self, q, z, batch, step):
+        kl, terms = orig(self, q, z, batch, step)
+        if step >= 45:
+            kl = kl * float("nan")
+            terms = {"kl": kl}
+        return kl, terms
+
+    monkeypatch.setattr(VAE, "regularizer", poisoned)
+    run = tmp_path / "r"
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 45 \(phase train, epoch 2, batch 6\): loss=nan, recon=[0-9.]+, kl=nan"):
+        vaelab.train("vae", SMALL, TrainConfig(epochs=3, progress=False), run)
+    state = json.loads((run / "checkpoint.json").read_text())
+    assert state["epoch"] == 1 and state["step"] == 40  # the epoch-1 checkpoint is kept
+    assert all(torch.isfinite(t).all() for k, t in tensors(run).items() if k.startswith("model."))
+    assert not (run / ".lock").exists()
+
+
+def test_resume_can_extend_epochs(tmp_path):
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), tmp_path / "r")
+    vaelab.train(None, resume=True, run_dir=run, extra_epochs=2)
+    assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
