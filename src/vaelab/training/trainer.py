@@ -128,12 +128,16 @@ class Trainer:
         g_shuffle = torch.Generator().manual_seed(cfg.seed)
         g_bin = torch.Generator().manual_seed(cfg.seed + 1)
         st: dict[str, Any] = {"phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_started": False,
-                              "acc": {}, "acc_n": 0, "elapsed": 0.0, "done": False}
+                              "acc": {}, "acc_n": 0, "elapsed": 0.0, "done": False, "completed": {}}
         opts: dict[str, torch.optim.Optimizer] = {}
         epoch_start_state = g_shuffle.get_state()
         if resume and (self.run_dir / CHECKPOINT).exists():
             tensors, saved = read_checkpoint(self.run_dir)
             st.update({k: saved[k] for k in st if k in saved})
+            last = phases[-1]
+            if st["phase"] >= len(phases) and st["completed"].get(last.name, 0) < self._phase_epochs(last):
+                # a finished run resumed with more epochs: re-enter its last phase
+                st.update(phase=len(phases) - 1, epoch=st["completed"][last.name], phase_started=True, done=False)
             load_model_weights(v, tensors)
             if st["phase"] < len(phases) and st["phase_started"]:
                 opts = v.configure_optimizers(phases[st["phase"]].name, self.make)
@@ -141,13 +145,15 @@ class Trainer:
             rng = rng_states(tensors)
             torch.set_rng_state(rng["torch"])
             g_bin.set_state(rng["binarize"])
+            g_shuffle.set_state(rng["shuffle"])
             epoch_start_state = rng["epoch_start"]
             log.info("resumed at phase %d epoch %d batch %d (step %d)", st["phase"], st["epoch"], st["batch"], st["step"])
         else:
             torch.manual_seed(cfg.seed)  # the noise stream (weights were initialised at build)
 
         def checkpoint():
-            rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "epoch_start": epoch_start_state}
+            rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "shuffle": g_shuffle.get_state(),
+                   "epoch_start": epoch_start_state}
             save_checkpoint(self.run_dir, v, opts, rng, {**st, "train": dataclasses.asdict(cfg)})
 
         interrupted = {"flag": False}
@@ -174,6 +180,7 @@ class Trainer:
                     self._run_epoch(phase, n_epochs, st, opts, g_shuffle, g_bin, interrupted, checkpoint)
                     st["epoch"] += 1
                     st["batch"] = 0
+                    st["completed"][phase.name] = st["epoch"]
                     self._end_epoch(phase, st)
                     st["acc"], st["acc_n"], st["elapsed"] = {}, 0, 0.0
                     if st["epoch"] < n_epochs:
@@ -251,7 +258,7 @@ class Trainer:
             bar.close()
 
     @torch.no_grad()
-    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int = 500) -> dict[str, float]:
+    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, step: int = 0, batch_size: int = 500) -> dict[str, float]:
         """Mean loss terms of the variant over (x, y), with its own RNG stream (training's is untouched)."""
         v = self.variant
         was_training = v.training
@@ -266,7 +273,7 @@ class Trainer:
                     xb = binarize(xb, self.cfg.binarize, g)
                 with autocast(self.cfg.precision):
                     _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0]),
-                                       "dataset_size": x.shape[0]}, 0)
+                                       "dataset_size": x.shape[0]}, step)
                 for k, t in terms.items():
                     acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
         v.train(was_training)
@@ -279,7 +286,7 @@ class Trainer:
         rec["train"] = {k: s / n for k, s in st["acc"].items()}
         if self.x_test is not None and self.cfg.eval_every and st["epoch"] % self.cfg.eval_every == 0:
             try:
-                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7)
+                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7, step=st["step"])
             except NotAvailable:
                 pass
         with open(self.metrics_path, "a") as f:
@@ -361,6 +368,7 @@ def train(
         model_cfg = dict(model_cfg or {})
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
     train_cfg.validate()
+    make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
     with RunLock(run_dir):
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
