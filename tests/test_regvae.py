@@ -101,7 +101,9 @@ def test_capacity_gradient_pushes_kl_towards_c():
 def test_info_vae_objective_matches_its_terms():
     total, terms = loss_at(build("info-vae", alpha=0.5, lam=10.0), tiny_batch())
     assert torch.allclose(total, terms["recon"] + 0.5 * terms["kl"] + 9.5 * terms["mmd"])
-    total, terms = loss_at(build("info-vae"), tiny_batch())  # defaults: α = 1, λ = 1000 → no KL term
+    total, terms = loss_at(build("info-vae"), tiny_batch())  # defaults: the paper's MNIST α = 0, λ = 1000
+    assert torch.allclose(total, terms["recon"] + terms["kl"] + 999.0 * terms["mmd"])
+    total, terms = loss_at(build("info-vae", alpha=1.0), tiny_batch())  # α = 1: no per-example KL at all
     assert torch.allclose(total, terms["recon"] + 1000.0 * terms["mmd"])
 
 
@@ -128,14 +130,17 @@ def test_info_vae_mmd_sees_sampled_codes_not_the_mean():
 
 
 def test_info_vae_mmd_matches_the_shared_divergence():
-    v = build("info-vae", kernel="rbf")
+    v = build("info-vae", kernel="rbf")  # latent_dim 4: the authors' width s = 4/√2, k = exp(−‖z − z'‖²/16)
     q = v.encode(tiny_batch()["x"])
     z = q.rsample()
     torch.manual_seed(5)
     _, terms = v.regularizer(q, z, {}, 0)
     torch.manual_seed(5)
     prior = torch.randn(z.shape)
-    assert torch.allclose(terms["mmd"], mmd(z, prior, kernel="rbf", unbiased=False))
+    k = lambda a, b: torch.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / 16.0)
+    expected = k(z, z).mean() + k(prior, prior).mean() - 2 * k(z, prior).mean()
+    assert torch.allclose(terms["mmd"], expected)
+    assert torch.allclose(terms["mmd"], mmd(z, prior, kernel="rbf", unbiased=False, bandwidth=8 ** 0.5))
 
 
 # ----- WAE -------------------------------------------------------------------------------------------
