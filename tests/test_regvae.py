@@ -10,7 +10,7 @@ from vaelab.errors import ConfigError
 from vaelab.losses.divergences import mmd
 from vaelab.models.base import NotAvailable
 from vaelab.registry import get
-from vaelab.train.trainer import TrainConfig, make_optimizer_factory
+from vaelab.training.trainer import TrainConfig, make_optimizer_factory
 
 TINY = {"backbone": "small", "latent_dim": 4}
 

@@ -16,6 +16,11 @@ def check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def finite_number(v: Any) -> bool:
+    """A real, finite int or float (not a bool): for config checks."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
 def check_choice(value: Any, key: str, choices: typing.Iterable[Any]) -> None:
     choices = tuple(choices)
     check(value in choices, key, f"{value!r} is not valid; choose one of {', '.join(map(str, choices))}")

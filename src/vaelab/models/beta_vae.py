@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import VariantConfig, check, check_choice
+from ..config import VariantConfig, check, check_choice, finite_number
 from ..registry import register
 from .vae import GaussianVAE
 
@@ -43,11 +43,6 @@ class BetaVAEConfig(VariantConfig):
         check(finite_number(self.capacity_max) and self.capacity_max >= 0, "capacity_max", f"must be a number >= 0 (nats), got {self.capacity_max!r}")
         check(isinstance(self.capacity_steps, int) and not isinstance(self.capacity_steps, bool) and self.capacity_steps >= 1,
               "capacity_steps", f"must be an integer >= 1, got {self.capacity_steps!r}")
-
-
-def finite_number(v) -> bool:
-    """A real, finite int or float (not a bool): for config checks."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
 @register("beta-vae")

@@ -35,10 +35,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import VariantConfig, check, check_choice
+from ..config import VariantConfig, check, check_choice, finite_number
 from ..losses.divergences import mmd
 from ..registry import register
-from .beta_vae import finite_number
 from .vae import GaussianVAE
 
 

@@ -39,11 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import VariantConfig, check, check_choice
+from ..config import VariantConfig, check, check_choice, finite_number
 from ..losses.divergences import mmd
 from ..registry import register
 from .base import NotAvailable
-from .beta_vae import finite_number
 from .vae import GaussianVAE
 
 
