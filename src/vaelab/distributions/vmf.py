@@ -43,70 +43,110 @@ _PROPOSALS_PER_ROUND = 4
 # ---------------------------------------------------------------------------------------------
 # Bessel functions
 def _uae_series(p: torch.Tensor, nu: float) -> torch.Tensor:
-    """1 + Σ_{k=1}^{4} U_k(p) / ν^k, the Debye polynomials of DLMF 10.41.10."""
+    """Σ_{k=1}^{4} U_k(p) / ν^k (the sum minus its leading 1), U_k the Debye polynomials of DLMF 10.41.10."""
     p2 = p * p
     u1 = p * (3.0 - 5.0 * p2) / 24.0
     u2 = p2 * (81.0 + p2 * (-462.0 + p2 * 385.0)) / 1152.0
     u3 = p * p2 * (30375.0 + p2 * (-369603.0 + p2 * (765765.0 - p2 * 425425.0))) / 414720.0
     u4 = p2 * p2 * (4465125.0 + p2 * (-94121676.0 + p2 * (349922430.0 + p2 * (-446185740.0 + p2 * 185910725.0))))
     u4 = u4 / 39813120.0
-    return 1.0 + (u1 + (u2 + (u3 + u4 / nu) / nu) / nu) / nu
+    return (u1 + (u2 + (u3 + u4 / nu) / nu) / nu) / nu
 
 
-def _log_iv_uae(nu: float, x: torch.Tensor) -> torch.Tensor:
-    """log I_ν(x) by the uniform asymptotic expansion in ν (DLMF 10.41.3); accurate for large ν, any x > 0."""
-    z = x / nu
-    s = torch.sqrt(1.0 + z * z)
-    eta = s + torch.log(z / (1.0 + s))
-    return nu * eta - 0.5 * math.log(2.0 * math.pi * nu) - 0.5 * torch.log(s) + torch.log(_uae_series(1.0 / s, nu))
+def _log_ive_uae(nu: float, x: torch.Tensor) -> torch.Tensor:
+    """log(I_ν(x) e^{−x}) by the uniform asymptotic expansion in ν (DLMF 10.41.3); accurate for large ν
+    and any x > 0. With s = √(ν² + x²): νη(x/ν) − x = ν²/(s + x) + ν log(x/(ν + s)), no cancellation."""
+    s = torch.sqrt(nu * nu + x * x)
+    return (nu * nu / (s + x) + nu * torch.log(x / (nu + s)) - 0.5 * math.log(2.0 * math.pi) - 0.5 * torch.log(s)
+            + torch.log1p(_uae_series(nu / s, nu)))
 
 
-def _log_iv_and_ratio(v: float, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log I_v(x), I_{v+1}(x) / I_v(x)) for a float64 tensor x > 0 and a scalar order v ≥ 0."""
+def _log_ratio_uae(nu: float, x: torch.Tensor) -> torch.Tensor:
+    """log(I_{ν+1}(x) / I_ν(x)) from the expansion, with the differences of large terms taken analytically
+    (so that 1 − ratio keeps full relative precision when x ≫ ν)."""
+    n1 = nu + 1.0
+    s0 = torch.sqrt(nu * nu + x * x)
+    s1 = torch.sqrt(n1 * n1 + x * x)
+    d_s = (2.0 * nu + 1.0) / (s1 + s0)  # s1 − s0
+    log_x_term = -torch.log1p((n1 + n1 * n1 / (s1 + x)) / x)  # log(x / (ν + 1 + s1))
+    log_growth = torch.log1p((1.0 + d_s) / (nu + s0))  # log((ν + 1 + s1) / (ν + s0))
+    log_s = 0.5 * torch.log1p((2.0 * nu + 1.0) / (s0 * s0))  # log(s1 / s0)
+    return (d_s + log_x_term - nu * log_growth - 0.5 * log_s
+            + torch.log1p(_uae_series(n1 / s1, n1)) - torch.log1p(_uae_series(nu / s0, nu)))
+
+
+def _hyp0f1_series(v: float, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(where the series is used, log ₀F₁(; v+1; x²/4) by its power series there). The series is used
+    where x²/4 ≤ (v+1)/4: its term ratio is then ≤ 1/(4k), so 30 terms reach float64 precision."""
+    y = x * x / 4.0
+    small = y <= (v + 1.0) / 4.0
+    ys = torch.where(small, y, torch.zeros_like(y))
+    term, total = torch.ones_like(x), torch.zeros_like(x)
+    for k in range(1, 30):
+        term = term * ys / (k * (v + k))
+        total = total + term
+    return small, torch.log1p(total)
+
+
+def _bessel(v: float, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For float64 x > 0 and an order v ≥ 0: (log I_v(x) − x, log ₀F₁(; v+1; x²/4), R, 1 − R) with
+    R = I_{v+1}(x) / I_v(x) and log ₀F₁(; v+1; x²/4) = log I_v(x) − v log(x/2) + log Γ(v+1).
+
+    The expansion at order v + n ≥ 50, then the backward recurrence R_{ν−1} = 1 / (2ν/x + R_ν),
+    1 − R_{ν−1} = (2ν/x − (1 − R_ν)) R_{ν−1}, both without cancellation. For small x (x² ≤ v + 1) the
+    logs come from the power series instead, which keeps their relative precision as x → 0."""
     n = max(0, math.ceil(_UAE_MIN_ORDER - v))
     top = v + n
-    log_top = _log_iv_uae(top, x)
-    r = torch.exp(_log_iv_uae(top + 1.0, x) - log_top)  # R_top
+    log_ive = _log_ive_uae(top, x)
+    log_r = _log_ratio_uae(top, x)
+    r, d = torch.exp(log_r), -torch.expm1(log_r)
     log_prod = torch.zeros_like(x)
-    for j in range(n, 0, -1):  # R_{v+j−1} = 1 / (2(v+j)/x + R_{v+j})
-        r = 1.0 / (2.0 * (v + j) / x + r)
+    for j in range(n, 0, -1):
+        t = 2.0 * (v + j) / x
+        r_new = 1.0 / (t + r)
+        d = (t - d) * r_new
+        r = r_new
         log_prod = log_prod + torch.log(r)
-    return log_top - log_prod, r  # log I_v = log I_top − Σ_{j<n} log R_{v+j}
+    log_ive = log_ive - log_prod  # log I_v = log I_top − Σ_{j<n} log R_{v+j}; the e^{−x} scale is shared
+    small, log_hyp_series = _hyp0f1_series(v, x)
+    log_scale = v * torch.log(x / 2.0) - math.lgamma(v + 1.0)  # log of the leading term (x/2)^v / Γ(v+1)
+    log_hyp = torch.where(small, log_hyp_series, log_ive + x - log_scale)
+    log_ive = torch.where(small, log_hyp_series + log_scale - x, log_ive)
+    return log_ive, log_hyp, r, d
 
 
 def _prepare(x: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-    return x.double().clamp_min(torch.finfo(torch.float64).tiny), out_dtype
+    return x.double().clamp_min(1e-300), out_dtype  # > 0; v/x stays finite in the gradients
 
 
-class _LogBesselI(Function):
+class _Bessel(Function):
+    """(log I_v − x, log ₀F₁, R, 1 − R) of x with analytic derivatives:
+    d log I_v/dx = R + v/x, d log ₀F₁/dx = R, dR/dx = (1 − R)(1 + R) − (2v+1) R / x."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, v: float) -> torch.Tensor:
-        log_iv, r = _log_iv_and_ratio(v, x)
-        ctx.save_for_backward(x, r)
+    def forward(ctx, x: torch.Tensor, v: float):
+        out = _bessel(v, x)
+        ctx.save_for_backward(x, out[2], out[3])
         ctx.v = v
-        return log_iv
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):
-        x, r = ctx.saved_tensors
-        return grad * (r + ctx.v / x), None  # d/dx log I_v(x) = I_{v+1}/I_v + v/x
-
-
-class _BesselRatio(Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, v: float) -> torch.Tensor:
-        _, r = _log_iv_and_ratio(v, x)
-        ctx.save_for_backward(x, r)
-        ctx.v = v
-        return r
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        x, r = ctx.saved_tensors
-        return grad * (1.0 - r * r - (2.0 * ctx.v + 1.0) * r / x), None
+    def backward(ctx, g_log_ive, g_hyp, g_r, g_d):
+        x, r, d = ctx.saved_tensors
+        v = ctx.v
+        dr = d * (1.0 + r) - (2.0 * v + 1.0) * r / x
+        grad = torch.zeros_like(x)
+        if g_log_ive is not None:
+            grad = grad + g_log_ive * (v / x - d)
+        if g_hyp is not None:
+            grad = grad + g_hyp * r
+        if g_r is not None:
+            grad = grad + g_r * dr
+        if g_d is not None:
+            grad = grad - g_d * dr
+        return grad, None
 
 
 def _fp64():
@@ -121,12 +161,24 @@ def _check_order(v: float) -> float:
     return v
 
 
+def _bessel_parts(v: float, x: torch.Tensor):
+    return _Bessel.apply(x, v)
+
+
 def log_bessel_iv(v: float, x: torch.Tensor) -> torch.Tensor:
     """log I_v(x), elementwise, for an order v ≥ 0 and x > 0 (x = 0 is treated as the smallest float)."""
     v = _check_order(v)
     with _fp64():
         xd, dt = _prepare(x)
-        return _LogBesselI.apply(xd, v).to(dt)
+        return (_bessel_parts(v, xd)[0] + xd).to(dt)
+
+
+def log_bessel_ive(v: float, x: torch.Tensor) -> torch.Tensor:
+    """log(I_v(x) e^{−x}): the log of scipy's exponentially scaled ``ive``, without its underflow."""
+    v = _check_order(v)
+    with _fp64():
+        xd, dt = _prepare(x)
+        return _bessel_parts(v, xd)[0].to(dt)
 
 
 def bessel_ratio(v: float, x: torch.Tensor) -> torch.Tensor:
@@ -134,7 +186,7 @@ def bessel_ratio(v: float, x: torch.Tensor) -> torch.Tensor:
     v = _check_order(v)
     with _fp64():
         xd, dt = _prepare(x)
-        return _BesselRatio.apply(xd, v).to(dt)
+        return _bessel_parts(v, xd)[2].to(dt)
 
 
 def log_sphere_area(m: int) -> float:
@@ -221,34 +273,64 @@ class VonMisesFisher:
     @property
     def mean_resultant_length(self) -> torch.Tensor:
         """A_m(κ) = I_{m/2}(κ) / I_{m/2−1}(κ) = E[μᵀz], shape (*B,)."""
-        return bessel_ratio(self.dim / 2 - 1, self.scale).to(self.dtype)
+        with _fp64():
+            return self._parts()[2].to(self.dtype)
 
     @property
     def mean(self) -> torch.Tensor:
         return self.mean_resultant_length.unsqueeze(-1) * self.loc.to(self.dtype)
 
-    def _log_normalizer64(self) -> torch.Tensor:
-        m = self.dim
-        k = self.scale.double()
-        return (m / 2 - 1) * torch.log(k) - (m / 2) * math.log(2 * math.pi) - log_bessel_iv(m / 2 - 1, k)
+    def _parts(self):
+        """(log I_v(κ) − κ, log ₀F₁(; v+1; κ²/4), A, 1 − A) in float64, v = m/2 − 1."""
+        return _bessel_parts(self.dim / 2 - 1, _prepare(self.scale)[0])
+
+    def _branches(self) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(κ, κ < v + 1, parts): each closed form below has a small-κ and a large-κ expression, each free
+        of cancellation on its side (both are evaluated; ``torch.where`` picks)."""
+        k = _prepare(self.scale)[0]
+        return k, k < self.dim / 2, self._parts()
+
+    def _log_norm_forms(self, k, parts) -> tuple[torch.Tensor, torch.Tensor]:
+        """log C_m(κ) as (small-κ form, large-κ form + κ):
+        small: v log 2 − (m/2) log 2π + log Γ(v+1) − log ₀F₁(; v+1; κ²/4)   (no log κ);
+        large: log C_m(κ) + κ = v log κ − (m/2) log 2π − (log I_v(κ) − κ)      (no O(κ) terms)."""
+        m, v = self.dim, self.dim / 2 - 1
+        log_ive, log_hyp = parts[0], parts[1]
+        small = v * math.log(2) - (m / 2) * math.log(2 * math.pi) + math.lgamma(v + 1) - log_hyp
+        large = v * torch.log(k) - (m / 2) * math.log(2 * math.pi) - log_ive
+        return small, large
+
+    def _kl64(self) -> torch.Tensor:
+        """KL to the uniform in float64:
+        κ < v + 1:  κ A − log ₀F₁(; v+1; κ²/4)            (both terms → 0 with κ);
+        otherwise:  −κ (1 − A) − (log I_v(κ) − κ) + v log(κ/2) − log Γ(v+1)  (no O(κ) terms)."""
+        v = self.dim / 2 - 1
+        k, is_small, (log_ive, log_hyp, a, d) = self._branches()
+        small = k * a - log_hyp
+        large = -k * d - log_ive + v * torch.log(k / 2) - math.lgamma(v + 1)
+        return torch.where(is_small, small, large)
 
     def log_normalizer(self) -> torch.Tensor:
         """log C_m(κ), shape (*B,)."""
         with _fp64():
-            return self._log_normalizer64().to(self.dtype)
+            k, is_small, parts = self._branches()
+            small, large = self._log_norm_forms(k, parts)
+            return torch.where(is_small, small, large - k).to(self.dtype)
 
     # ----- densities -------------------------------------------------------------------------------
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log C_m(κ) + κ μᵀz, summed over the event dim; leading sample dims of z broadcast."""
+        """log C_m(κ) + κ μᵀz (for large κ as (log C_m(κ) + κ) + κ (μᵀz − 1)), summed over the event dim;
+        leading sample dims of z broadcast."""
         with _fp64():
             dot = (self.loc.double() * z.double()).sum(-1)
-            return (self._log_normalizer64() + self.scale.double() * dot).to(self.dtype)
+            k, is_small, parts = self._branches()
+            small, large = self._log_norm_forms(k, parts)
+            return torch.where(is_small, small + k * dot, large + k * (dot - 1)).to(self.dtype)
 
     def entropy(self) -> torch.Tensor:
-        """H = −κ A_m(κ) − log C_m(κ), shape (*B,)."""
+        """H = −κ A_m(κ) − log C_m(κ) = log |S^{m−1}| − KL(q ‖ U), shape (*B,)."""
         with _fp64():
-            k = self.scale.double()
-            return (-k * bessel_ratio(self.dim / 2 - 1, k) - self._log_normalizer64()).to(self.dtype)
+            return (log_sphere_area(self.dim) - self._kl64()).to(self.dtype)
 
     def kl(self, other: HypersphericalUniform) -> torch.Tensor:
         """KL(vMF(μ, κ) ‖ U(S^{m−1})) = κ A_m(κ) + log C_m(κ) + log |S^{m−1}|, shape (*B,)
@@ -256,9 +338,7 @@ class VonMisesFisher:
         if not isinstance(other, HypersphericalUniform) or other.dim != self.dim:
             raise NotImplementedError(f"KL(vMF ‖ {type(other).__name__}) has no closed form here")
         with _fp64():
-            k = self.scale.double()
-            kl = k * bessel_ratio(self.dim / 2 - 1, k) + self._log_normalizer64() + log_sphere_area(self.dim)
-            return kl.to(self.dtype)
+            return self._kl64().to(self.dtype)
 
     # ----- sampling --------------------------------------------------------------------------------
     def _accepted_eps(self, shape: tuple[int, ...], b: torch.Tensor, a: torch.Tensor, d: torch.Tensor,
