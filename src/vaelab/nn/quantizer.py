@@ -115,7 +115,7 @@ class VectorQuantizer(nn.Module):
             usage = (counts > 0).float().mean()
             if update:
                 self._update(flat.detach(), idx, counts)
-            z_q = flat + (codes - flat).detach()  # straight-through
+            z_q = codes.detach() + (flat - flat.detach())  # straight-through: value exactly z_q, gradient to z_e
         to_grid = lambda t: t.view(b, h, w, d).permute(0, 3, 1, 2)  # noqa: E731
         return Quantized(to_grid(z_q), to_grid(codes), idx.view(b, h, w), codebook_loss, commitment, perplexity, usage)
 
