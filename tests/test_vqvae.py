@@ -100,6 +100,7 @@ def test_dead_code_is_restarted_from_the_batch(ema):
         vq.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [100.0, 100.0], [-100.0, 100.0]]))
         if ema:
             vq.ema_sum.copy_(vq.codebook)
+    vq.unused_steps.zero_()
     z = torch.tensor([[0.1, 0.0], [0.9, 1.1], [0.0, 0.2], [1.2, 0.8]]).t().reshape(1, 2, 2, 2)
     vq(z, update=True)
     assert vq.unused_steps.tolist() == [0, 0, 1, 1]
@@ -111,6 +112,19 @@ def test_dead_code_is_restarted_from_the_batch(ema):
             assert torch.allclose(vq.ema_sum[k], vq.codebook[k]) and vq.ema_count[k] == 1.0
     assert vq.unused_steps.tolist() == [0, 0, 0, 0]
     assert {"unused_steps"} <= set(vq.state_dict())
+
+
+def test_codes_start_dead_and_are_initialised_from_the_first_batch():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(6, 2, ema=True, restart_after=5)
+    z = (torch.randn(1, 2, 4, 4) * 0.01 + 50.0)  # far from every N(0, 1) initial code
+    first = vq(z, update=True)
+    batch = z.permute(0, 2, 3, 1).reshape(-1, 2)
+    unused = [k for k in range(6) if k not in first.indices.unique().tolist()]
+    assert len(unused) == 5
+    for k in unused:
+        assert (vq.codebook[k] - batch).abs().sum(1).min() < 1e-6
+    assert int(vq(z).usage * 6) > 1, "after the first step the batch spreads over several codes"
 
 
 def test_perplexity_and_usage():
@@ -136,12 +150,10 @@ def test_distances_stay_fp32_under_bf16_autocast():
 
 # ----- PixelCNN ---------------------------------------------------------------------------------
 def test_causal_masks():
-    assert causal_mask(3, 3, "vertical", "A").tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]]
-    assert causal_mask(3, 3, "vertical", "B").tolist() == [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
-    assert causal_mask(1, 3, "horizontal", "A").tolist() == [[1, 0, 0]]
-    assert causal_mask(1, 3, "horizontal", "B").tolist() == [[1, 1, 0]]
-    assert causal_mask(3, 3, "plain", "A").tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
-    assert causal_mask(3, 3, "plain", "B").tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    assert causal_mask("vertical", 3, "A").tolist() == [[1, 1, 1], [0, 0, 0]]  # rows above / current row
+    assert causal_mask("vertical", 3, "B").tolist() == [[1, 1, 1], [1, 1, 1]]
+    assert causal_mask("horizontal", 5, "A").tolist() == [[1, 1, 0]]  # left / current
+    assert causal_mask("horizontal", 5, "B").tolist() == [[1, 1, 1]]
 
 
 def test_pixelcnn_output_depends_only_on_earlier_positions():

@@ -14,15 +14,23 @@ g_rep of Davidson et al. (2018, eq. 8; Naesseth et al. 2017): ω is differentiat
 accepted Beta proposal ε held fixed. The score-function correction g_cor is omitted, as in the
 authors' reference code (they report it small); the sampler itself is exact.
 
-Numerics. log I_v(κ) and the ratio I_{v+1}/I_v are computed in float64 for any v ≥ 0 and κ > 0
+Numerics. One core (:func:`_bessel`, float64) returns log(I_v(κ) e^{−κ}), log ₀F₁(; v+1; κ²/4)
+(= log I_v − v log(κ/2) + log Γ(v+1)), R = I_{v+1}/I_v and 1 − R, for any order v ≥ 0 and κ > 0,
 without overflow or underflow (scipy's ``ive`` underflows to 0 for large orders at small κ, which is
-why some S-VAE implementations return NaN at m = 128): the uniform asymptotic (Debye) expansion
-(DLMF 10.41.3, terms U₁…U₄ of 10.41.10) is used at an order ν₀ ≥ 50 where its truncation error is
-below ~1e-12, and the stable backward recurrence R_{ν−1} = 1 / (2ν/κ + R_ν) (the continued fraction
-of Gauss/Perron, started from the accurate ratio at ν₀) carries both down to v. Gradients in κ are
-analytic (custom autograd functions): d/dκ log I_v = R_v + v/κ, dR_v/dκ = 1 − R_v² − (2v+1) R_v / κ.
-Every computation here runs in float64 with autocast disabled; results come back in the input's
-float dtype (float32 for bf16 inputs).
+why some S-VAE implementations return NaN at m = 128). It evaluates the uniform asymptotic (Debye)
+expansion (DLMF 10.41.3, terms U₁…U₄ of 10.41.10) at an order v + n ≥ 50, where its truncation error is
+~1e-12 or less, and carries the values down to v with the stable backward recurrence
+R_{ν−1} = 1 / (2ν/κ + R_ν) (Perron's continued fraction started from an accurate tail); for small κ the
+logs come from the power series of ₀F₁. Relative accuracy against 30-digit references is ≲ 1e-11 for
+the logs and the ratio over κ ∈ [1e-3, 1e5], m ≤ 800 (tests/test_vmf.py).
+
+The KL, entropy and log-density are written in two algebraically equal forms and switch at κ = m/2:
+one without the log κ / ₀F₁ cancellation as κ → 0 (KL = κA − log ₀F₁, which → 0 correctly) and one
+without O(κ) terms as κ → ∞ (using log I_v − κ and 1 − A). Gradients in κ are analytic (one custom
+autograd function): d log I_v/dκ = R + v/κ, d log ₀F₁/dκ = R, dR/dκ = (1 − R)(1 + R) − (2v+1) R/κ, so
+dKL/dκ = κ A′(κ) to ≲ 1e-10 relative (~1e-6 at κ = 1e5, where A′ ~ 1/κ² is a second-order difference).
+Every computation runs in float64 with autocast disabled; results come back in the input's float
+dtype (float32 for bf16 inputs).
 """
 from __future__ import annotations
 
@@ -151,7 +159,7 @@ class _Bessel(Function):
 
 def _fp64():
     """No autocast: the Bessel/vMF arithmetic must not drop to bf16."""
-    return torch.autocast("cpu", enabled=False) if torch.is_autocast_enabled("cpu") else contextlib.nullcontext()
+    return torch.autocast("cpu", enabled=False)
 
 
 def _check_order(v: float) -> float:

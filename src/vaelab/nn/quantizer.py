@@ -15,8 +15,9 @@ N starts at 1 and m at the initial codes, so an unused code stays put (decaying 
 jumping to 0 or blowing up as in implementations that start N at 0.
 
 Dead-code restarts: a code unused for ``restart_after`` consecutive updating steps is re-initialised to
-a random encoder output of the current batch (EMA statistics reset to it with N_k = 1). The step
-counters are buffers, so a checkpoint restores them.
+a random encoder output of the current batch (EMA statistics reset to it with N_k = 1). Codes start
+dead, so the first training step also initialises the codes its batch leaves unused from the data.
+The step counters are buffers, so a checkpoint restores them.
 
 Distances, losses and statistics are computed in float32 with autocast off (bf16 distances pick wrong
 codes).
@@ -91,7 +92,10 @@ class VectorQuantizer(nn.Module):
             self.register_buffer("ema_sum", init.clone())  # m_k
         else:
             self.codebook = nn.Parameter(init)
-        self.register_buffer("unused_steps", torch.zeros(num_codes, dtype=torch.int64))
+        # Codes start "dead": the first updating step restarts every code its batch does not use at the
+        # batch's encoder outputs (a data-dependent initialisation; random codes far from the encoder's
+        # outputs otherwise leave all but a few codes unused at the start).
+        self.register_buffer("unused_steps", torch.full((num_codes,), restart_after, dtype=torch.int64))
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         """(N, D) float32 vectors → (N,) index of the nearest code (squared Euclidean distance, fp32)."""
