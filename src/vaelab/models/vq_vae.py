@@ -7,13 +7,14 @@ Loss (eq. 3; EQUATIONS.md "VQ-VAE"):
     L = −log p(x|z_q) + P · ( ‖sg[z_e] − z_q‖²_mean + β ‖z_e − sg[z_q]‖²_mean ),  β = 0.25,
 
 −log p(x|z_q) in nats summed over the P = C·H·W pixels (as for every vaelab variant), the two VQ terms
-as means over the code-grid elements (the reduction of the authors' Sonnet code and of pythae since
-its fix). The factor P keeps the reference balance: there the reconstruction is also a per-pixel mean,
+as means over the code-grid elements (the reduction of the authors' Sonnet code and of pythae's current
+code). The factor P keeps the reference balance: there the reconstruction is also a per-pixel mean,
 so P · (per-pixel recon + VQ means) is the reference objective in our per-image units, independent of
 batch and grid size. (A plain sum of a per-image likelihood and element-mean VQ terms — pythae's mix —
 would weaken the commitment by a factor P.) With ``ema=true`` (default; the paper's Appendix A.1,
 more stable) the codebook follows an EMA of its assigned encoder outputs and the codebook term drops.
-Codes unused for ``restart_after`` steps are restarted at random encoder outputs.
+Codes unused for ``restart_after`` steps are restarted at random encoder outputs of the batch; codes
+start "dead", so the first step also initialises the unused ones from data.
 
 Phase "prior" (``prior_epochs``): the VQ-VAE is frozen; a gated PixelCNN (:mod:`vaelab.nn.pixelcnn`)
 learns p(k) over the code grids of the training images by maximum likelihood. ``sample`` draws codes
