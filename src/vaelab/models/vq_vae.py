@@ -1,0 +1,173 @@
+"""VQ-VAE (van den Oord et al. 2017) with a PixelCNN prior over its code grid, trained in two phases.
+
+Phase "train" (``--epochs``): encoder → z_e, a grid of D-vectors (D = ``latent_dim``; 7 × 7 on MNIST);
+nearest-code quantisation with straight-through gradients (:mod:`vaelab.nn.quantizer`); decoder on z_q.
+Loss (eq. 3; EQUATIONS.md "VQ-VAE"):
+
+    L = −log p(x|z_q) + P · ( ‖sg[z_e] − z_q‖²_mean + β ‖z_e − sg[z_q]‖²_mean ),  β = 0.25,
+
+−log p(x|z_q) in nats summed over the P = C·H·W pixels (as for every vaelab variant), the two VQ terms
+as means over the code-grid elements (the reduction of the authors' Sonnet code and of pythae's current
+code). The factor P keeps the reference balance: there the reconstruction is also a per-pixel mean,
+so P · (per-pixel recon + VQ means) is the reference objective in our per-image units, independent of
+batch and grid size. (A plain sum of a per-image likelihood and element-mean VQ terms — pythae's mix —
+would weaken the commitment by a factor P.) With ``ema=true`` (default; the paper's Appendix A.1,
+more stable) the codebook follows an EMA of its assigned encoder outputs and the codebook term drops.
+Codes unused for ``restart_after`` steps are restarted at random encoder outputs of the batch; codes
+start "dead", so the first step also initialises the unused ones from data.
+
+Phase "prior" (``prior_epochs``): the VQ-VAE is frozen; a gated PixelCNN (:mod:`vaelab.nn.pixelcnn`)
+learns p(k) over the code grids of the training images by maximum likelihood. ``sample`` draws codes
+from it in raster order and decodes them.
+
+Likelihood bound: q(k|x) is a point mass, so log p(x) ≥ log p(x|z_q(x)) + log p_prior(k(x)) (the KL
+is −log p_prior(k)), and every importance weight is equal: the IWAE bound equals this ELBO for all K.
+It is a valid bound for the model with the current prior (loose before the prior phase has run).
+
+Reported terms: recon (nats), recon_acc (share of pixels whose 0.5-thresholded reconstruction matches
+the 0.5-thresholded input), codebook, commit, perplexity and usage (share of codes used) of the
+batch's codes; in the prior phase prior_nll (nats per image).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import VariantConfig, check
+from ..losses.likelihood import LIKELIHOODS
+from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
+from ..nn.pixelcnn import PixelCNN
+from ..nn.quantizer import CodeGrid, VectorQuantizer
+from ..registry import register
+from .base import Batch, Phase, Variant
+
+PHASES = ("train", "prior")
+
+
+@dataclass
+class Config(VariantConfig):
+    num_codes: int = 64  # K; MNIST's 7×7 grid needs few codes, and a small K keeps the prior easy
+    beta: float = 0.25  # commitment weight (the paper's value; results are robust over 0.1–2)
+    ema: bool = True  # EMA codebook updates (Appendix A.1) instead of the codebook loss
+    ema_decay: float = 0.99  # γ
+    ema_eps: float = 1e-5  # Laplace smoothing of the EMA counts
+    restart_after: int = 25  # restart a code unused for this many steps (0 = never); 25 batches of 100 on a 7×7 grid ≈ 120k encoder outputs
+    prior_epochs: int = 10  # epochs of the PixelCNN prior phase
+    prior_channels: int = 32  # 64 costs ~5× the time on a CPU for little gain on MNIST
+    prior_layers: int = 6  # gated layers (first 5×5 type A, then 3×3 type B): the receptive field covers a 7×7 grid
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.backbone in _CONV, "backbone", f"vq-vae needs a convolutional backbone ({', '.join(_CONV)}), got {self.backbone!r}")
+        check(len(self.data_shape) == 3 and self.data_shape[1] % 4 == 0 and self.data_shape[2] % 4 == 0, "data_shape",
+              f"vq-vae needs (C, H, W) images with H, W divisible by 4, got {self.data_shape!r}")
+        check(isinstance(self.num_codes, int) and self.num_codes >= 2, "num_codes", f"must be an integer >= 2, got {self.num_codes!r}")
+        check(isinstance(self.beta, (int, float)) and self.beta >= 0, "beta", f"must be >= 0, got {self.beta!r}")
+        check(isinstance(self.ema, bool), "ema", f"must be true or false, got {self.ema!r}")
+        check(isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay!r}")
+        check(isinstance(self.ema_eps, (int, float)) and self.ema_eps > 0, "ema_eps", f"must be > 0, got {self.ema_eps!r}")
+        check(isinstance(self.restart_after, int) and self.restart_after >= 0, "restart_after", f"must be an integer >= 0, got {self.restart_after!r}")
+        check(isinstance(self.prior_epochs, int) and self.prior_epochs >= 0, "prior_epochs", f"must be an integer >= 0, got {self.prior_epochs!r}")
+        check(isinstance(self.prior_channels, int) and self.prior_channels >= 1, "prior_channels", f"must be an integer >= 1, got {self.prior_channels!r}")
+        check(isinstance(self.prior_layers, int) and self.prior_layers >= 1, "prior_layers", f"must be an integer >= 1, got {self.prior_layers!r}")
+
+
+@register("vq-vae")
+class VQVAE(Variant):
+    """VQ-VAE with an EMA (or loss-trained) codebook and a gated PixelCNN prior."""
+
+    Config = Config
+    latent_kind = "discrete"
+    TEST_CONFIG = {"num_codes": 16, "prior_channels": 8, "prior_layers": 2}
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        c = config
+        ch, hh, ww = c.data_shape
+        c1, c2, _ = _CONV[c.backbone]
+        self.grid = (hh // 4, ww // 4)
+        self.encoder = nn.Sequential(ConvTrunk(ch, c1, c2), nn.Conv2d(c2, c.latent_dim, 1))  # → z_e (B, D, H/4, W/4)
+        self.quantizer = VectorQuantizer(c.num_codes, c.latent_dim, c.ema, c.ema_decay, c.ema_eps, c.restart_after)
+        self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, c2, 3, padding=1), nn.ReLU(), DeconvHead(c2, c1, ch))
+        self.prior = PixelCNN(c.num_codes, c.prior_channels, c.prior_layers)
+        self.log_lik = LIKELIHOODS[c.likelihood]
+        # Which phase loss() serves (0 train, 1 prior): a buffer, so a resumed run restores it.
+        self.register_buffer("phase_index", torch.zeros((), dtype=torch.int64))
+
+    # ----- the model -----------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> CodeGrid:
+        q = self.quantizer(self.encoder(x))
+        return CodeGrid(q.indices, q.codes.detach())
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from code vectors, (B, D, h, w) or flattened (B, D·h·w)."""
+        if z.dim() == 2:
+            z = z.view(z.shape[0], self.config.latent_dim, *self.grid)
+        return self.decoder(z)
+
+    def _vq_loss(self, batch: Batch, update: bool):
+        x = batch["x"]
+        q = self.quantizer(self.encoder(x), update=update)
+        logits = self.decode(q.z_q)
+        recon = -self.log_lik(logits, x).mean()
+        pixels = math.prod(x.shape[1:])
+        vq = pixels * (q.codebook_loss + self.config.beta * q.commitment_loss)
+        total = recon + vq
+        with torch.no_grad():
+            acc = ((logits.float() > 0) == (x > 0.5)).float().mean()
+        terms = {"loss": total, "recon": recon, "recon_acc": acc, "codebook": q.codebook_loss,
+                 "commit": q.commitment_loss, "perplexity": q.perplexity, "usage": q.usage}
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def _prior_loss(self, batch: Batch):
+        with torch.no_grad():
+            idx = self.quantizer(self.encoder(batch["x"])).indices  # frozen VQ-VAE, no EMA/restart
+        nll = -self.prior.log_prob(idx).mean()
+        return nll, {"loss": nll.detach(), "prior_nll": nll.detach()}
+
+    def loss(self, batch: Batch, step: int):
+        """The current phase's objective (phase from the ``phase_index`` buffer)."""
+        if int(self.phase_index) == PHASES.index("prior"):
+            return self._prior_loss(batch)
+        return self._vq_loss(batch, update=self.training)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes from the PixelCNN prior (raster order), decoded: probabilities (n, C, H, W)."""
+        idx = self.prior.sample(n, self.grid, generator=generator, device=self.phase_index.device)
+        return torch.sigmoid(self.decode(self.quantizer.lookup(idx)).float())
+
+    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(k, B) copies of log p(x|z_q(x)) + log p_prior(k(x)): with a point-mass posterior every
+        importance weight is this ELBO (see the module docstring)."""
+        q = self.quantizer(self.encoder(x))
+        lw = self.log_lik(self.decode(q.codes), x) + self.prior.log_prob(q.indices)
+        return lw.unsqueeze(0).expand(k, -1)
+
+    # ----- the training plan -------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        return [Phase("train"), Phase("prior", epochs=self.config.prior_epochs)]
+
+    def begin_phase(self, phase: str, ctx) -> None:
+        self.phase_index.fill_(PHASES.index(phase))
+
+    def configure_optimizers(self, phase: str, make):
+        if phase == "prior":
+            return {"prior": make(self.prior.parameters())}
+        return {"model": make(p for n, p in self.named_parameters() if not n.startswith("prior."))}
+
+    def train_step(self, batch: Batch, step: int, optimizers, phase: str):
+        self.phase_index.fill_(PHASES.index(phase))
+        if phase == "prior":
+            total, terms = self._prior_loss(batch)
+            opt = optimizers["prior"]
+        else:
+            total, terms = self._vq_loss(batch, update=True)
+            opt = optimizers["model"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return terms
