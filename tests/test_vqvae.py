@@ -11,7 +11,7 @@ from vaelab.errors import ConfigError
 from vaelab.models.vq_vae import VQVAE
 from vaelab.nn.pixelcnn import PixelCNN, causal_mask
 from vaelab.nn.quantizer import CodeGrid, VectorQuantizer
-from vaelab.train.trainer import TrainConfig, make_optimizer_factory
+from vaelab.training.trainer import TrainConfig, make_optimizer_factory
 
 
 def build(**kw):
