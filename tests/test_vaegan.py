@@ -85,8 +85,9 @@ def test_update_matches_independent_gradients():
     lrec, f_rec = dis(x_rec)
     lp, _ = dis(x_p)
     kl = 0.5 * (q.logvar.exp() + q.loc**2 - 1 - q.logvar).sum(-1).mean()
-    llike = (0.5 * (f_real - f_rec).pow(2).sum(-1)).mean()
-    lgan = (F.logsigmoid(lr_) + F.logsigmoid(-lrec) + F.logsigmoid(-lp)).mean()  # eq. 33
+    var = f_real.detach().var(0, unbiased=False).mean()  # feature_norm: σ² from the real features
+    llike = (0.5 * (f_real - f_rec).pow(2).sum(-1) / var).mean()
+    lgan = (F.logsigmoid(lr_) + 0.5 * F.logsigmoid(-lrec) + 0.5 * F.logsigmoid(-lp)).mean()  # eq. 33, real:fake 1:1
     gen = -(F.logsigmoid(lrec) + F.logsigmoid(lp)).mean()  # non-saturating: −log Dis(x̃), both fakes
     objectives = {"encoder": kl + llike, "decoder": ref.config.gamma * llike + gen, "discriminator": -lgan}
     expected = {name: torch.autograd.grad(objectives[name], params, retain_graph=True) for name, params in groups(ref).items()}

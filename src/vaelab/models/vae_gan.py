@@ -4,9 +4,15 @@ similarity metric"; the seed's Section III.G, eqs. 28–33; EQUATIONS.md "VAE-GA
 Three networks, three optimizers, one batch → three updates (``train_step``):
 
 * L_prior = KL(q(z|x) ‖ N(0, I))                                                    (eq. 29)
-* L_llike = −E_q(z|x) log N(Dis_l(x); Dis_l(Dec(z)), I) = ½ ‖Dis_l(x) − Dis_l(x̃)‖² + const  (eqs. 30–31;
-  the constant ½·F·log 2π is dropped, so identical inputs score exactly 0)
-* L_GAN = log Dis(x) + log(1 − Dis(Dec(z_p))) + log(1 − Dis(Dec(Enc(x)))),  z_p ~ N(0, I)   (eq. 33)
+* L_llike = −E_q(z|x) log N(Dis_l(x); Dis_l(Dec(z)), σ²I) = ½ ‖Dis_l(x) − Dis_l(x̃)‖² / σ² + const
+  (eqs. 30–31; the constant is dropped, so identical inputs score exactly 0). The paper has σ² = 1 on
+  batch-normalised features. Our discriminator (the shared ConvTrunk) has no batch norm and its
+  features are small (RMS ≈ 0.1 at initialisation), so with σ² = 1 the whole reconstruction term is
+  worth ~10 nats and the encoder gives up on z (KL → 0.00 in smoke runs). ``feature_norm=True``
+  (default; a departure) sets σ² to the mean per-unit variance of the real images' features in the
+  batch (a scalar, no gradient), which restores the scale batch norm gives; ``feature_norm=False`` is σ² = 1.
+* L_GAN = log Dis(x) + log(1 − Dis(Dec(z_p))) + log(1 − Dis(Dec(Enc(x)))),  z_p ~ N(0, I)   (eq. 33;
+  the discriminator weighs real and fake equally: the two fake terms get ½ each, see ``_objectives``)
 
 Updates (paper §2.3 and Algorithm 1, with the signs of the authors' code — the printed Algorithm 1
 has Dec and Dis both descend on ∇(… − L_GAN) / ∇L_GAN, which would make them cooperate):
@@ -62,6 +68,7 @@ class Config(VariantConfig):
     gamma: float = 1e-2  # decoder: γ·L_llike + L_GAN (paper §2.3). Larsen et al.'s code used 1e-2..2.5e-2 on
     #                      summed errors; with it the GAN term carries sharpness and L_llike content.
     feature_layer: str = "trunk"  # Dis_l: "trunk" (last conv layer, as the paper) or "fc" (last hidden layer)
+    feature_norm: bool = True  # σ² of the feature Gaussian = the batch's real feature variance (departure; see above)
     generator_loss: str = "non_saturating"  # or "saturating" (the authors' code)
     balance: bool = True  # the authors' equilibrium rule (skip the stronger player's update)
     equilibrium: float = 0.68  # ≈ the cost of an undecided discriminator (ln 2 = 0.693); the authors' value
@@ -93,10 +100,18 @@ def balance_updates(real_cost: float, fake_cost: float, equilibrium: float, marg
     return update_dec, update_dis
 
 
-def feature_nll(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
-    """−log N(f_real; f_fake, I) without the ½·F·log 2π constant: ½ Σ_j (f_real − f_fake)², shape (B,)
-    (Larsen et al. 2016 eqs. 8–9; the seed's eqs. 30–31). In fp32."""
-    return 0.5 * (f_real.float() - f_fake.float()).pow(2).flatten(1).sum(-1)
+def feature_nll(f_real: torch.Tensor, f_fake: torch.Tensor, variance: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """−log N(f_real; f_fake, σ²I) without its constant ½·F·log 2πσ²: ½ Σ_j (f_real − f_fake)² / σ², shape (B,)
+    (Larsen et al. 2016 eqs. 8–9, the seed's eqs. 30–31, have σ² = 1). In fp32."""
+    return 0.5 * (f_real.float() - f_fake.float()).pow(2).flatten(1).sum(-1) / variance
+
+
+def feature_variance(f_real: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """σ² for ``feature_nll``: the mean over units of the per-unit variance of the real images' features
+    in the batch (a scalar, no gradient) — it makes L_llike blind to the scale of the discriminator's
+    features, as the batch normalisation in Larsen et al.'s discriminator does."""
+    f = f_real.detach().float().flatten(1)
+    return f.var(0, unbiased=False).mean() + eps if f.shape[0] > 1 else torch.ones((), device=f.device)
 
 
 @register("vae-gan")
@@ -137,13 +152,15 @@ class VAEGAN(GaussianVAE):
         fake = d_logits[b:]  # (2B,) both kinds of fake
 
         kl = q.kl(self.prior).mean()
-        llike = feature_nll(feats[:b], feats[b:2 * b]).mean()
-        # −L_GAN (eq. 33) with optional one-sided smoothing of the real targets; per example:
-        # −log Dis(x) − log(1 − Dis(Dec(z_p))) − log(1 − Dis(Dec(Enc(x)))).
+        var = feature_variance(feats[:b]) if c.feature_norm else 1.0
+        llike = feature_nll(feats[:b], feats[b:2 * b], var).mean()
+        # −L_GAN (eq. 33), real and fake weighted equally (the two fakes ½ each, as the authors' aegan.py,
+        # real_vs_gen_weight = 0.5): −log Dis(x) − ½ log(1 − Dis(Dec(z_p))) − ½ log(1 − Dis(Dec(Enc(x)))).
+        # With eq. 33's 1:1:1 an undecided discriminator would sit at Dis = 1/3, not at the ln 2 costs the
+        # balance rule's equilibrium assumes. Optional one-sided smoothing of the real targets.
         real_target = torch.full_like(real, 1.0 - c.label_smoothing)
         d_loss = (F.binary_cross_entropy_with_logits(real, real_target)
-                  + F.binary_cross_entropy_with_logits(rec, torch.zeros_like(rec))
-                  + F.binary_cross_entropy_with_logits(prior, torch.zeros_like(prior)))
+                  + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
         if c.generator_loss == "saturating":  # minimise log(1 − Dis(x̃)) = −BCE(x̃, 0)
             g_loss = -2 * F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
         else:  # minimise −log Dis(x̃)
