@@ -66,12 +66,65 @@ def test_missing_labels_are_a_clear_error():
         v.encode(tiny_batch()["x"])
 
 
-def test_log_weights_bound_log_p_x_given_y():
+def randomise_label_prior(v, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        v.label_prior.weight.copy_(torch.randn(v.label_prior.weight.shape, generator=g))
+        v.label_prior.bias.copy_(0.3 * torch.randn(v.label_prior.bias.shape, generator=g))
+
+
+def test_learned_prior_samples_from_p_z_given_y():
     v = build("cvae").eval()
+    randomise_label_prior(v)
+    y = torch.tensor([0, 3, 3, 9])
+    s = v.sample(4, y=y, generator=torch.Generator().manual_seed(1))
+    mu, logvar = v.label_prior(F.one_hot(y, 10).float()).chunk(2, -1)
+    z = mu + (0.5 * logvar).exp() * torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(s, torch.sigmoid(v.decode(z, y)))
+
+
+def test_kl_to_learned_prior_matches_monte_carlo():
+    v = build("cvae").eval()
+    randomise_label_prior(v)
     b = tiny_batch()
+    with torch.no_grad():
+        q = v.encode(b["x"], b["y"])
+        kl, _ = v.regularizer(q, None, b, 0)
+        mu, logvar = v.label_prior(F.one_hot(b["y"], 10).float()).double().chunk(2, -1)
+        qd = torch.distributions.Normal(q.loc.double(), q.scale.double())
+        pd = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+        z = qd.sample((20000,))
+        mc = (qd.log_prob(z) - pd.log_prob(z)).sum(-1).mean()
+    assert abs(float(kl) - float(mc)) < 0.05 * float(mc) + 0.05, (float(kl), float(mc))
+
+
+def test_standard_prior_option():
+    v = build("cvae", prior="standard").eval()
+    assert not hasattr(v, "label_prior")
+    y = torch.full((4,), 2)
+    s = v.sample(4, y=y, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(s, torch.sigmoid(v.decode(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)), y)))
+    with pytest.raises(ConfigError):
+        vaelab.build("cvae", prior="mog")
+
+
+@pytest.mark.parametrize("prior", ["learned", "standard"])
+def test_log_weights_average_to_the_elbo(prior):
+    """mean log w = E_q[log p(x|z,y) + log p(z|y) − log q(z|x,y)], the ELBO that ``loss`` computes with an analytic KL."""
+    v = build("cvae", prior=prior).eval()
+    if prior == "learned":
+        randomise_label_prior(v)
+    b = tiny_batch(4)
+    reps = 500
     torch.manual_seed(0)
-    lw = v.log_weights(b["x"], 3, b["y"])
-    assert lw.shape == (3, 8) and torch.isfinite(lw).all()
+    with torch.no_grad():
+        lw = v.log_weights(b["x"], reps, b["y"]).double()  # (k, B)
+        _, terms = v.loss({"x": b["x"].repeat(reps, 1, 1, 1), "y": b["y"].repeat(reps)}, 0)
+    se = float(lw.std(0).mean()) / math.sqrt(reps * 4)
+    assert lw.shape == (reps, 4) and torch.isfinite(lw).all()
+    assert abs(-float(lw.mean()) - float(terms["loss"])) < 5 * se + 1e-3, (-float(lw.mean()), float(terms["loss"]), se)
+    # float condition vectors work too
+    assert v.log_weights(b["x"], 2, F.one_hot(b["y"], 10).float()).shape == (2, 4)
 
 
 def test_cli_sample_with_label(tmp_path, capsys):
