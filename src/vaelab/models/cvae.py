@@ -14,8 +14,9 @@ simplification. The learned prior is the default because it makes class-conditio
 early: with N(0, I) the encoder keeps putting the class into z (the decoder has it from y too, and
 moving it out of z saves at most log 10 nats of KL), so prior samples mix classes until training is
 long; with p(z|y) the samples for label y come from where class y's codes are. Smoke runs (mnist-5k,
-small backbone, latent 16, 640 steps): 69% of samples of the asked class vs 38% with N(0, I), judged by
-a logistic-regression classifier that scores the models' reconstructions at 95%.
+small backbone, latent 16, batch 50, Adam 1e-3): the share of samples of the asked class, judged by a
+logistic-regression classifier (90% on real test images, 95% on the N(0, I) model's reconstructions),
+was 69% vs 38% after 640 steps and 88% vs 56% after 1,600 steps (learned vs N(0, I)).
 
 The encoder sees the one-hot label beside the image features and the decoder beside z (the
 GaussianVAE base passes ``cond_dim`` to the backbones when ``conditional = True``). ``sample(n, y)``
