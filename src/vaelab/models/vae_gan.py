@@ -14,10 +14,10 @@ Three networks, three optimizers, one batch → three updates (``train_step``):
 * L_GAN = log Dis(x) + log(1 − Dis(Dec(z_p))) + log(1 − Dis(Dec(Enc(x)))),  z_p ~ N(0, I)   (eq. 33;
   the discriminator weighs real and fake equally: the two fake terms get ½ each, see ``_objectives``)
 
-Updates (paper §2.3 and Algorithm 1, with the signs of the authors' code — the printed Algorithm 1
+Updates (paper §2 and Algorithm 1, with the signs of the authors' code — the printed Algorithm 1
 has Dec and Dis both descend on ∇(… − L_GAN) / ∇L_GAN, which would make them cooperate):
 
-* encoder       ← ∇(L_prior + L_llike)             — never sees the GAN loss (paper §2.3);
+* encoder       ← ∇(L_prior + L_llike)             — never sees the GAN loss (paper §2, "limiting error signals");
 * decoder       ← ∇(γ L_llike + L_GAN^gen)         — γ weighs content against fooling Dis;
 * discriminator ← ∇(−L_GAN)                        — it maximises L_GAN; not trained on L_llike.
 
@@ -71,7 +71,7 @@ GENERATOR_LOSSES = ("non_saturating", "saturating")
 
 @dataclass
 class Config(VariantConfig):
-    gamma: float = 1e-2  # decoder: γ·L_llike + L_GAN^gen (paper §2.3); the authors' code used 1e-4 .. 2.5e-2
+    gamma: float = 1e-2  # decoder: γ·L_llike + L_GAN^gen (paper §2, "weighting VAE vs. GAN"); the authors' code used 1e-4 .. 2.5e-2
     #                      on summed errors. L_llike is ~10³ here (feature_norm), so γ·L_llike ≈ 10 vs L_GAN^gen ≈ 1.5.
     feature_layer: str = "trunk"  # Dis_l: "trunk" (last conv layer, as the paper) or "fc" (last hidden layer)
     feature_norm: bool = True  # σ² of the feature Gaussian = the batch's real feature variance (departure; see above)
@@ -108,7 +108,7 @@ def balance_updates(real_cost: float, fake_cost: float, equilibrium: float, marg
 
 def feature_nll(f_real: torch.Tensor, f_fake: torch.Tensor, variance: torch.Tensor | float = 1.0) -> torch.Tensor:
     """−log N(f_real; f_fake, σ²I) without its constant ½·F·log 2πσ²: ½ Σ_j (f_real − f_fake)² / σ², shape (B,)
-    (Larsen et al. 2016 eqs. 8–9, the seed's eqs. 30–31, have σ² = 1). In fp32."""
+    (Larsen et al. 2016 and the seed's eqs. 30–31 have σ² = 1). In fp32."""
     return 0.5 * (f_real.float() - f_fake.float()).pow(2).flatten(1).sum(-1) / variance
 
 
