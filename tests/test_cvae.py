@@ -13,7 +13,7 @@ from vaelab.errors import ConfigError
 from vaelab.io import atomic_write_json
 from vaelab.models.base import NotAvailable
 from vaelab.tasks.quadrants import MASK_VALUE, masked_bernoulli_log_prob, quadrant_mask, split
-from vaelab.train.checkpoint import save_checkpoint
+from vaelab.training.checkpoint import save_checkpoint
 
 
 def build(name, seed=0, **over):
