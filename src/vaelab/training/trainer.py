@@ -184,7 +184,8 @@ class Trainer:
             rng = rng_states(tensors)
             torch.set_rng_state(rng["torch"])
             g_bin.set_state(rng["binarize"])
-            g_shuffle.set_state(rng["shuffle"])
+            if "shuffle" in rng:  # early checkpoints lack it; mid-epoch ones regenerate the permutation below
+                g_shuffle.set_state(rng["shuffle"])
             epoch_start_state = rng["epoch_start"]
             log.info("resumed at phase %d epoch %d batch %d (step %d)", st["phase"], st["epoch"], st["batch"], st["step"])
         else:
