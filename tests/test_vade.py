@@ -132,6 +132,24 @@ def test_one_standard_normal_component_reduces_to_the_plain_vae():
     assert abs(float(terms["kl_c"])) < 1e-6
 
 
+def test_iwae_from_log_weights_agrees_with_sampling_the_mixture_prior():
+    """log_weights use the mixture marginal log p(z); their logmeanexp estimates log p(x) like the plain
+    Monte-Carlo estimate log E_{c~π, z~p(z|c)} p(x|z) does."""
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=2, n_clusters=3).eval()
+    v.prior.set_parameters(torch.tensor([0.2, 0.3, 0.5]), torch.randn(3, 2), torch.rand(3, 2) + 0.2)
+    x = (torch.rand(4, 12, generator=torch.Generator().manual_seed(5)) > 0.5).float()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        lw = v.log_weights(x, 5000)
+        iwae = torch.logsumexp(lw, 0) - np.log(5000)
+        n = 50_000
+        z = v.prior.sample(n, generator=torch.Generator().manual_seed(2))
+        ll = v.log_lik(v.decode(z).unsqueeze(1).expand(n, 4, 12), x)
+        direct = torch.logsumexp(ll, 0) - np.log(n)
+    torch.testing.assert_close(iwae, direct, atol=0.05, rtol=0)
+
+
 # ----- phases ---------------------------------------------------------------------------------------
 def test_pretrain_is_an_autoencoder_that_leaves_the_mixture_alone():
     torch.manual_seed(0)
