@@ -177,7 +177,7 @@ def test_resume_inside_the_elbo_phase_is_bitwise_identical(tmp_path):
     images = (x * 255).to(torch.uint8).numpy().reshape(48, 1, 4, 4)
     ds = Dataset("synthetic", "train", images, y.numpy(), n_classes=3)
     cfg = dict(backbone="mlp", data_shape=(1, 4, 4), latent_dim=2, n_classes=3, pretrain_epochs=1, gmm_restarts=2,
-               warmup_steps=5)
+               warmup_epochs=2.0)
     # a checkpoint after every batch, so the crash leaves one inside the ELBO phase's second epoch
     tc = dict(epochs=3, batch_size=16, progress=False, eval_every=0, seed=0, checkpoint_every_s=1e-9)
 
@@ -207,7 +207,7 @@ def test_resume_inside_the_elbo_phase_is_bitwise_identical(tmp_path):
     t_b.fit(resume=True)
     for k, a in v_full.state_dict().items():
         assert torch.equal(a, v_b.state_dict()[k]), k
-    assert v_b.phase == "train" and int(v_b.elbo_steps) == 9
+    assert v_b.phase == "train" and int(v_b.elbo_images) == 3 * 48
 
 
 # ----- clustering -----------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_recovers_well_separated_clusters(seed):
     x, y = synthetic_clusters(n=1000, K=K, seed=seed)
     torch.manual_seed(seed)
     v = vaelab.build("vade", backbone="mlp", data_shape=(32,), latent_dim=4, n_clusters=K, n_classes=K,
-                     pretrain_epochs=3, warmup_steps=20)
+                     pretrain_epochs=3, warmup_epochs=1.0)
     fit(v, x, y, epochs=5, seed=seed)
     pred = v.predict(x)
     assert pred.dtype == torch.int64 and pred.shape == (1000,)
@@ -238,7 +238,7 @@ def test_per_cluster_samples_have_the_image_shape():
 
 
 @pytest.mark.parametrize("key,value", [("pretrain_epochs", -1), ("gmm_restarts", 0), ("n_clusters", 0),
-                                       ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_steps", -2)])
+                                       ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_epochs", -2)])
 def test_bad_config_values_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=key):
         vaelab.build("vade", **{key: value})
