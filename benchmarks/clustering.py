@@ -36,8 +36,8 @@ import torch
 # embedding clustered better than the 512-512 MLP's in the mnist-5k check (GMM on the pretrained
 # means: 70% vs 63% accuracy). GMVAE follows the authors' fully-connected MNIST setting scaled to
 # the shared MLP backbone (K = 10, information constraint λ = 0.5, Adam); on mnist-5k its accuracy
-# was still rising at 60 epochs (67%). Expected cost on one core, from the mnist-5k timings: about
-# 50 CPU minutes per VaDE seed and 35 per GMVAE seed.
+# was still rising at 60 epochs (67%). Expected cost, scaled from the mnist-5k CPU times (one thread):
+# about 25 CPU minutes per VaDE seed and 20 per GMVAE seed, 2.5 CPU hours for the whole benchmark.
 BUDGETS: dict[str, dict] = {
     "vade": {"model": {"backbone": "small", "latent_dim": 10, "pretrain_epochs": 20, "gmm_restarts": 10,
                        "warmup_epochs": 1.0},

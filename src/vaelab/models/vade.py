@@ -124,6 +124,7 @@ class VaDE(GaussianVAE):
     def begin_phase(self, phase: str, ctx: PhaseContext) -> None:
         self.phase_id.fill_(PHASES.index(phase))
         if phase == "train":
+            self.elbo_images.zero_()
             self.init_mixture(ctx.images, seed=ctx.seed, batch_size=max(ctx.batch_size, 500))
 
     @torch.no_grad()
