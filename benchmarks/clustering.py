@@ -63,7 +63,7 @@ def predict_all(v, images, batch_size: int = 1000) -> torch.Tensor:
 def run_one(variant: str, seed: int, args) -> dict:
     from vaelab.data import load_dataset
     from vaelab.metrics import clustering_scores
-    from vaelab.train.trainer import TrainConfig, load, train
+    from vaelab.training.trainer import TrainConfig, load, train
 
     budget = BUDGETS[variant]
     tc = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed, progress=not args.no_progress,

@@ -15,8 +15,8 @@ from vaelab.distributions.mixture import MixtureOfGaussians
 from vaelab.errors import ConfigError
 from vaelab.models.base import PhaseContext
 from vaelab.models.vade import vade_kl
-from vaelab.train.checkpoint import read_checkpoint
-from vaelab.train.trainer import TrainConfig, Trainer, make_optimizer_factory
+from vaelab.training.checkpoint import read_checkpoint
+from vaelab.training.trainer import TrainConfig, Trainer, make_optimizer_factory
 
 
 # ----- helpers shared with test_gmvae.py ---------------------------------------------------------
