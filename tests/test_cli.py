@@ -37,7 +37,7 @@ def test_bad_input_exit_2_one_line(args, pattern, capsys, tmp_path):
 
 
 def test_sample_and_label_errors(tmp_path, capsys):
-    run = vaelab.train("vae", {"backbone": "small", "latent_dim": 4}, TrainConfig(epochs=1, progress=False), tmp_path / "r")
+    run = vaelab.train("vae", {"backbone": "small", "latent_dim": 4}, TrainConfig(epochs=1, progress=False, train_size=500), tmp_path / "r")
     out = tmp_path / "g.png"
     assert main(["sample", str(run), "--n", "10", "--nrow", "5", "--out", str(out)]) == 0
     img = Image.open(out)

@@ -57,7 +57,7 @@ def test_vmf_under_autocast_is_at_least_fp32():
 
 
 def _train(tmp_path, name="r", **kw):
-    cfg = TrainConfig(epochs=1, progress=False, **kw)
+    cfg = TrainConfig(epochs=1, progress=False, train_size=1000, **kw)
     return vaelab.train("vae", {"backbone": "small", "latent_dim": 4}, cfg, tmp_path / name)
 
 

@@ -31,7 +31,7 @@ def assert_same_weights(a, b):
 
 
 def test_run_directory_contents(tmp_path):
-    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False), tmp_path / "r")
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False, train_size=2000), tmp_path / "r")
     for f in ("config.json", "metrics.jsonl", "checkpoint.safetensors", "checkpoint.json", "samples.png",
               "reconstructions.png", "train.log"):
         assert (run / f).is_file(), f
@@ -48,7 +48,7 @@ def test_run_directory_contents(tmp_path):
 
 
 def test_same_seed_bitwise_identical(tmp_path):
-    cfg = dict(epochs=1, progress=False, binarize="dynamic", seed=3)
+    cfg = dict(epochs=1, progress=False, binarize="dynamic", seed=3, train_size=1000)
     a = vaelab.train("vae", SMALL, TrainConfig(**cfg), tmp_path / "a")
     b = vaelab.train("vae", SMALL, TrainConfig(**cfg), tmp_path / "b")
     c = vaelab.train("vae", SMALL, TrainConfig(**{**cfg, "seed": 4}), tmp_path / "c")
@@ -58,14 +58,14 @@ def test_same_seed_bitwise_identical(tmp_path):
 
 
 def test_refuses_existing_run(tmp_path):
-    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), tmp_path / "r")
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False, train_size=200), tmp_path / "r")
     with pytest.raises(RunDirError, match="already holds a run"):
         vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), run)
 
 
 def _train_args(out, epochs=3):
     return ["train", "vae", "--backbone", "small", "--latent-dim", "4", "--epochs", str(epochs), "--seed", "1",
-            "--binarize", "dynamic", "--checkpoint-every", "0.3", "--no-progress", "--out", out]
+            "--train-size", "1500", "--binarize", "dynamic", "--checkpoint-every", "0.2", "--no-progress", "--out", out]
 
 
 def _wait_for(pred, timeout=120):
@@ -116,7 +116,7 @@ def test_lock_refuses_second_process(tmp_path):
         sleeper.kill()
         sleeper.wait()
     # the holder is gone: the lock is stale and taken over
-    vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False), run)
+    vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False, train_size=200), run)
     assert not (run / ".lock").exists()
 
 
@@ -140,18 +140,19 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(VAE, "regularizer", poisoned)
     run = tmp_path / "r"
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 45 \(phase train, epoch 2, batch 6\): loss=nan, recon=[0-9.]+, kl=nan"):
-        vaelab.train("vae", SMALL, TrainConfig(epochs=3, progress=False), run)
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 45 \(phase train, epoch 3, batch 6\): loss=nan, recon=[0-9.]+, kl=nan"):
+        vaelab.train("vae", SMALL, TrainConfig(epochs=4, progress=False, train_size=2000), run)
     state = json.loads((run / "checkpoint.json").read_text())
-    assert state["epoch"] == 1 and state["step"] == 40  # the epoch-1 checkpoint is kept
+    assert state["epoch"] == 2 and state["step"] == 40  # the epoch-2 checkpoint is kept
     assert all(torch.isfinite(t).all() for k, t in tensors(run).items() if k.startswith("model."))
     assert not (run / ".lock").exists()
 
 
 def test_resume_can_extend_epochs_identically(tmp_path):
     """1 epoch, then resumed to 2 from the epoch-boundary checkpoint == 2 epochs straight."""
-    ref = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False, binarize="dynamic"), tmp_path / "ref")
-    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False, binarize="dynamic"), tmp_path / "r")
+    cfg = dict(progress=False, binarize="dynamic", train_size=1000)
+    ref = vaelab.train("vae", SMALL, TrainConfig(epochs=2, **cfg), tmp_path / "ref")
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, **cfg), tmp_path / "r")
     vaelab.train(None, resume=True, run_dir=run, extra_epochs=2)
     assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2

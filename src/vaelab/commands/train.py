@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--train-size", type=int, default=None, metavar="N", help="use only the first N training images")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3")
     p.add_argument("--optimizer", default=None, help="adam | rmsprop (default adam)")
     p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("VARIANT is required (or --resume RUN_DIR); see `vaelab list`")
     tc = TrainConfig()
     for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("epochs", args.epochs),
-                     ("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
+                     ("batch_size", args.batch_size), ("train_size", args.train_size), ("lr", args.lr), ("optimizer", args.optimizer),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
                      ("checkpoint_every_s", args.checkpoint_every), ("fused", args.fused),
                      ("channels_last", args.channels_last), ("compile", args.compile)):

@@ -48,6 +48,7 @@ class TrainConfig:
     dataset: str = "mnist-5k"
     data_dir: str | None = None
     epochs: int = 10
+    train_size: int = 0  # use only the first N training images (0 = all); for quick runs and tests
     batch_size: int = 100
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | rmsprop (rmsprop uses alpha=0.9, eps=1e-7: the Keras/TF defaults the seed used)
@@ -64,6 +65,7 @@ class TrainConfig:
     def validate(self) -> None:
         check_choice(self.dataset, "dataset", DATASETS)
         check(isinstance(self.epochs, int) and self.epochs >= 0, "epochs", f"must be an integer >= 0, got {self.epochs!r}")
+        check(isinstance(self.train_size, int) and self.train_size >= 0, "train_size", f"must be an integer >= 0, got {self.train_size!r}")
         check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
         check(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr!r}")
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -420,6 +422,9 @@ def train(
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
         train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
+        if train_cfg.train_size:
+            train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
+                                            labels=train_set.labels[:train_cfg.train_size])
         test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
         model_cfg.setdefault("data_shape", train_set.shape)
         model_cfg.setdefault("n_classes", train_set.n_classes)
