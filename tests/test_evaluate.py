@@ -12,7 +12,7 @@ from vaelab.metrics import evaluate_run, is_available
 from vaelab.metrics.evaluate import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS
 from vaelab.models.base import NotAvailable
 from vaelab.models.vae import VAE
-from vaelab.train.trainer import TrainConfig, load, train
+from vaelab.training.trainer import TrainConfig, load, train
 
 ALL_KEYS = {"recon_accuracy", "real_accuracy", *SAMPLE_KEYS, "cond_accuracy", *LIKELIHOOD_KEYS, *CLUSTER_KEYS,
             "parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "meta"}
@@ -80,7 +80,7 @@ class BareVAE(VAE):
 
 
 def _as(cls, monkeypatch):
-    import vaelab.train.trainer as T
+    import vaelab.training.trainer as T
 
     real_load = T.load
 

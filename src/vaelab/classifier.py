@@ -243,7 +243,7 @@ def obtain(
 ) -> Classifier:
     """The reference classifier for ``train_set``'s dataset: from the cache when its recorded data hash,
     recipe and weights match, else trained now and cached (weights, then JSON; both atomic)."""
-    from .train.trainer import versions
+    from .training.trainer import versions
 
     recipe = recipe or default_recipe(train_set.name)
     stem = cache_stem(train_set.name, recipe)

@@ -88,8 +88,8 @@ def evaluate_run(
     from ..data import binarize, load_dataset, to_tensor
     from ..io import RunLock, atomic_write_json, read_json
     from ..models.base import NotAvailable
-    from ..train.checkpoint import read_checkpoint
-    from ..train.trainer import load, versions
+    from ..training.checkpoint import read_checkpoint
+    from ..training.trainer import load, versions
 
     for name, val, lo in (("n_samples", n_samples, 2), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
         if not isinstance(val, int) or val < lo:
