@@ -69,7 +69,7 @@ PAPER_TABLE2: dict[str, dict[str, Any]] = {
 
 #: ``--quick``: every registered variant on mnist-5k, small backbone, one seed, budgets that fit the
 #: whole study and its report in about 15 minutes on 2 CPU cores.
-QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 4, "seeds": (0,), "phase_epochs": 2,
+QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 10, "seeds": (0,), "phase_epochs": 5,
          "n_samples": 2000, "iwae_k": 100, "iwae_n": 200, "map_points": 1000}
 #: Defaults of the full study (the evaluation sizes are evaluate_run's).
 DEFAULTS = {"dataset": "mnist", "backbone": "paper", "epochs": 10, "seeds": (0,), "phase_epochs": None,

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--backbone", default=None, help="paper | small | mlp (default paper; --quick: small)")
     p.add_argument("--latent-dim", type=int, default=16, help="latent size of every variant (default 16)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 4)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
     p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")
     p.add_argument("--protocol", default="paper",
                    help="paper: RMSprop, lr 1e-3, batch 100 for all (the seed's Table 1); fast: each variant's "
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--binarize", default="none", help="none | static | dynamic (default none)")
     p.add_argument("--phase-epochs", type=int, default=None, metavar="N",
                    help="cap every extra-phase budget (config keys *_epochs, e.g. VaDE pretrain, VQ-VAE prior) at N "
-                        "(default: the variants' own; --quick: 2)")
+                        "(default: the variants' own; --quick: 5)")
     p.add_argument("--set", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",
                    help="a model config value for one variant (vade:pretrain_epochs=3) or for every variant that has "
                         "KEY; repeatable")
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--map-points", type=int, default=None, help="test images in the latent maps (default 2000; --quick: 1000)")
     p.add_argument("--out", default=None, help="output directory (default runs/compare-DATASET-PROTOCOL; --quick: runs/compare-quick)")
     p.add_argument("--quick", action="store_true",
-                   help="every variant on mnist-5k, small backbone, 4 epochs, extra phases 2 epochs, one seed, smaller "
+                   help="every variant on mnist-5k, small backbone, 10 epochs, extra phases at most 5 epochs, one seed, smaller "
                         "evaluation: about 15 minutes on 2 cores")
     p.add_argument("--retry-failed", action="store_true", help="train runs that failed before again (default: reuse their record)")
     p.add_argument("--no-report", action="store_true", help="write the results tables only")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..compare import ordered
 from .html import render
 
-N_RECON = 16  # test images shown with their reconstructions
+N_RECON = 10  # test images shown with their reconstructions
 N_ACTIVITY = 500  # test images over which latent activity (for the traversal's dims) is measured
 
 

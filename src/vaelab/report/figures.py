@@ -132,7 +132,7 @@ def latent_map(v, x: torch.Tensor, y: torch.Tensor, seed: int = 0, title: str = 
     z = embed(v, x, y)
     labels = np.asarray(y)
     cmap = "tab10"
-    fig = _figure(4.2, 3.8)
+    fig = _figure(3.7, 3.3)
     if getattr(v, "latent_kind", "gaussian") == "sphere" and z.shape[1] == 3:
         how = "the 3-d latent on the sphere S²"
         ax = fig.add_subplot(projection="3d")
@@ -156,7 +156,7 @@ def latent_map(v, x: torch.Tensor, y: torch.Tensor, seed: int = 0, title: str = 
 def loss_curves(runs: dict[int, list[dict[str, Any]]], title: str = "") -> bytes:
     """Train (solid) and test (dashed) loss per epoch, one colour per seed; phases one after another,
     separated by dotted lines. ``runs``: seed → metrics.jsonl records."""
-    fig = _figure(4.2, 2.8)
+    fig = _figure(3.8, 2.6)
     ax = fig.add_subplot()
     colors = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
     boundaries: dict[float, str] = {}
