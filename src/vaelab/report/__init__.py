@@ -101,8 +101,9 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
         if kind_ == "gaussian":
             try:
                 dims, var = figures.active_dims(model, x_all[:N_ACTIVITY], y_all[:N_ACTIVITY])
-                f["traversal"] = put(name, "traversal", figures.traversal(model, x_all[:1], y_all[:1], dims, var,
-                                                                          title=f"{v['label']}: test image 0, label {int(y_all[0])}"))
+                i = figures.traversal_image(x_all)
+                f["traversal"] = put(name, "traversal", figures.traversal(model, x_all[i:i + 1], y_all[i:i + 1], dims, var,
+                                                                          title=f"{v['label']}: test image {i} (label {int(y_all[i])})"))
                 f["traversal_dims"] = len(dims)
                 f["latent_dims"] = int(var.shape[0])
             except NotAvailable as e:

@@ -64,6 +64,14 @@ def recon_grid(v, x: torch.Tensor, y: torch.Tensor) -> bytes:
 
 # ----- latent traversals (Fig. 5) -------------------------------------------------------------------
 @torch.no_grad()
+def traversal_image(x: torch.Tensor, first: int = 100) -> int:
+    """Index of the image to traverse from: the one of median ink among the first ``first`` test images
+    (a generic rule that avoids both a thin "1" and a blob)."""
+    ink = x[:first].flatten(1).sum(1)
+    return int(torch.argsort(ink)[(ink.shape[0] - 1) // 2])
+
+
+@torch.no_grad()
 def active_dims(v, x: torch.Tensor, y: torch.Tensor, k: int = MAX_TRAVERSE_DIMS) -> tuple[list[int], np.ndarray]:
     """The ``k`` latent dimensions whose posterior means vary most over ``x`` (most active first), and
     every dimension's variance."""
@@ -121,7 +129,7 @@ def project_2d(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         from sklearn.decomposition import PCA
 
         z = PCA(50, random_state=seed).fit_transform(z)
-        how += " (PCA to 50 first)"
+        how += " via PCA-50"
     perplexity = float(min(30.0, max(2.0, (z.shape[0] - 1) / 3)))
     return TSNE(2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(z), how
 

@@ -157,7 +157,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
 
     a("<h2 id=\"traversals\">Latent traversals (Fig. 5)</h2>")
     a("<p class=\"muted\">Gaussian-latent variants: each row sets one latent dimension to −3 … 3 with the others at "
-      "the posterior mean of test image 0. Rows are the most active dimensions (largest variance of the "
+      "the posterior mean of one test image (of median ink among the first 100). Rows are the most active dimensions (largest variance of the "
       "posterior mean over 500 test images), at most 16.</p><div class=\"grid\">")
     for name, v in ordered(results):
         f = figs.get(name, {})
