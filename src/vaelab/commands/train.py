@@ -23,6 +23,13 @@ def add_parser(sub) -> None:
     p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
     p.add_argument("--precision", default=None, help="fp32 | bf16 (default fp32)")
     p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--no-fused", dest="fused", action="store_false", default=None,
+                   help="plain (foreach) Adam instead of the fused kernel")
+    p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format for conv nets")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the networks (needs a C compiler; falls back to eager mode)")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="leave glibc malloc's thresholds alone (same as VAELAB_MALLOC_TUNING=0)")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
                    help="also checkpoint inside epochs this often (default: epoch end and Ctrl-C only)")
     p.add_argument("--out", default=None, help="run directory (default runs/VARIANT-DATASET-sSEED)")
@@ -36,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..training.trainer import TrainConfig, train
 
+    if args.no_malloc_tuning:
+        import os
+
+        os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.resume:
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")
@@ -48,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("epochs", args.epochs),
                      ("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
-                     ("checkpoint_every_s", args.checkpoint_every)):
+                     ("checkpoint_every_s", args.checkpoint_every), ("fused", args.fused),
+                     ("channels_last", args.channels_last), ("compile", args.compile)):
         if val is not None:
             setattr(tc, key, val)
     tc.progress = not args.no_progress

@@ -58,7 +58,7 @@ class GaussianVAE(Variant):
     def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         q = self.encode(x, y)
         z = q.rsample((k,))  # (k, B, D)
-        yk = None if y is None else y.repeat(k)
+        yk = None if y is None else y.repeat(k, *([1] * (y.dim() - 1)))  # (k·B, ...)
         logits = self.decode(z.reshape(-1, z.shape[-1]), yk).view(k, *x.shape)
         return self.log_lik(logits, x) + self.prior.log_prob(z) - q.log_prob(z)
 

@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     binarize: str = "none"  # none | static | dynamic (resampled each epoch; use it for likelihood numbers)
     precision: str = "fp32"  # fp32 | bf16 (autocast for networks; losses stay fp32)
+    fused: bool = True  # fused Adam kernel (one pass over the parameters); ignored for RMSprop
+    channels_last: bool = False  # NHWC memory format for conv nets
+    compile: bool = False  # torch.compile the variant's submodules (falls back to eager if it fails)
     checkpoint_every_s: float = 0.0  # extra mid-epoch checkpoints; 0 = only at epoch end and on Ctrl-C
     eval_every: int = 1  # test-set loss every N epochs (0 = never)
     progress: bool = True
@@ -75,6 +78,8 @@ def make_optimizer_factory(cfg: TrainConfig):
     def make(params, lr: float | None = None, **kw) -> torch.optim.Optimizer:
         lr = cfg.lr if lr is None else lr
         if cfg.optimizer == "adam":
+            if cfg.fused:
+                kw.setdefault("fused", True)
             return torch.optim.Adam(params, lr=lr, **kw)
         kw.setdefault("alpha", 0.9)
         kw.setdefault("eps", 1e-7)
@@ -114,6 +119,40 @@ class Trainer:
         self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000])
         self.make = make_optimizer_factory(cfg)
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.memory_format = torch.channels_last if cfg.channels_last and self.x.dim() == 4 else None
+        if self.memory_format is not None:
+            variant.to(memory_format=self.memory_format)
+        self._compiled = False
+        if cfg.compile:
+            for m in variant.children():
+                m.compile()
+            self._compiled = True
+
+    def _uncompile(self, err: Exception) -> None:
+        """Fall back to eager mode after torch.compile failed (e.g. no C compiler for inductor)."""
+        import torch._dynamo
+
+        for m in self.variant.children():
+            m._compiled_call_impl = None
+        torch._dynamo.reset()
+        self._compiled = False
+        log.warning("torch.compile failed (%s: %s); training continues in eager mode", type(err).__name__, str(err).splitlines()[0][:200])
+
+    def _step(self, batch, st, opts, phase):
+        """One train_step under the run's precision; on a compile failure, redo it eagerly."""
+        rng = torch.get_rng_state() if self._compiled else None
+        try:
+            with autocast(self.cfg.precision):
+                return self.variant.train_step(batch, st["step"], opts, phase.name)
+        except Exception as e:  # only compile failures are retried
+            if not self._compiled or not _is_compile_error(e):
+                raise
+            self._uncompile(e)
+            torch.set_rng_state(rng)
+            for o in opts.values():
+                o.zero_grad(set_to_none=True)
+            with autocast(self.cfg.precision):
+                return self.variant.train_step(batch, st["step"], opts, phase.name)
 
     # ----------------------------------------------------------------------------------------
     def _phase_epochs(self, phase) -> int:
@@ -145,7 +184,8 @@ class Trainer:
             rng = rng_states(tensors)
             torch.set_rng_state(rng["torch"])
             g_bin.set_state(rng["binarize"])
-            g_shuffle.set_state(rng["shuffle"])
+            if "shuffle" in rng:  # early checkpoints lack it; mid-epoch ones regenerate the permutation below
+                g_shuffle.set_state(rng["shuffle"])
             epoch_start_state = rng["epoch_start"]
             log.info("resumed at phase %d epoch %d batch %d (step %d)", st["phase"], st["epoch"], st["batch"], st["step"])
         else:
@@ -222,9 +262,10 @@ class Trainer:
             x = self.x[idx]
             if cfg.binarize == "dynamic":
                 x = binarize(x, "dynamic", g_bin)
+            if self.memory_format is not None:
+                x = x.contiguous(memory_format=self.memory_format)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
-            with autocast(cfg.precision):
-                terms = v.train_step(batch, st["step"], opts, phase.name)
+            terms = self._step(batch, st, opts, phase)
             bsz = idx.shape[0]
             vals = torch.stack([t.detach().float() for t in terms.values()])
             if not bool(torch.isfinite(vals).all()):
@@ -271,9 +312,9 @@ class Trainer:
                 xb = x[i:i + batch_size]
                 if self.cfg.binarize != "none":
                     xb = binarize(xb, self.cfg.binarize, g)
-                with autocast(self.cfg.precision):
-                    _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0]),
-                                       "dataset_size": x.shape[0]}, step)
+                # evaluation stays fp32 whatever the training precision
+                _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0]),
+                                   "dataset_size": x.shape[0]}, step)
                 for k, t in terms.items():
                     acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
         v.train(was_training)
@@ -316,6 +357,12 @@ class Trainer:
             pairs = torch.stack([xb, rec.to(xb.dtype)], 1).reshape(-1, *xb.shape[1:])  # original, reconstruction
             save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
         v.train()
+
+
+def _is_compile_error(e: Exception) -> bool:
+    mod = type(e).__module__ or ""
+    return mod.startswith(("torch._dynamo", "torch._inductor")) or "BackendCompilerFailed" in type(e).__name__ \
+        or "CppCompileError" in type(e).__name__ or "InductorError" in type(e).__name__
 
 
 def _main_thread() -> bool:

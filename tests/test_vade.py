@@ -1,0 +1,244 @@
+"""VaDE: the closed-form regulariser against Monte Carlo and the paper's eq. 17, the reduction to
+the plain VAE, phase state across checkpoints, and cluster recovery on well-separated data.
+
+The synthetic-data helpers here are shared with test_gmvae.py."""
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import multivariate_normal
+
+import vaelab
+from vaelab.data import Dataset
+from vaelab.distributions.gaussian import DiagonalGaussian
+from vaelab.distributions.mixture import MixtureOfGaussians
+from vaelab.errors import ConfigError
+from vaelab.models.base import PhaseContext
+from vaelab.models.vade import vade_kl
+from vaelab.training.checkpoint import read_checkpoint
+from vaelab.training.trainer import TrainConfig, Trainer, make_optimizer_factory
+
+
+# ----- helpers shared with test_gmvae.py ---------------------------------------------------------
+def synthetic_clusters(n=1000, K=4, D=32, flip=0.05, seed=0):
+    """K random binary prototypes in {0,1}^D, each example one prototype with ``flip`` of its bits flipped."""
+    g = torch.Generator().manual_seed(seed)
+    protos = (torch.rand(K, D, generator=g) < 0.5).float()
+    y = torch.randint(0, K, (n,), generator=g)
+    x = (protos[y] - (torch.rand(n, D, generator=g) < flip).float()).abs()
+    return x, y
+
+
+def cluster_accuracy(y, pred) -> float:
+    """Best one-to-one map of clusters to labels (Hungarian, SciPy), share matched."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    n = max(y.max(), pred.max()) + 1
+    w = np.zeros((n, n))
+    np.add.at(w, (pred, y), 1)
+    r, c = linear_sum_assignment(-w)
+    return w[r, c].sum() / y.size
+
+
+def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
+    """The trainer's loop in miniature: every phase, begin_phase, its optimizers, train_step."""
+    make = make_optimizer_factory(TrainConfig(lr=lr))
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    step = 0
+    for ph in v.phases():
+        n_epochs = epochs if ph.epochs is None else ph.epochs
+        if n_epochs == 0:
+            continue
+        v.train()
+        v.begin_phase(ph.name, PhaseContext(x, y, seed, batch_size))
+        opts = v.configure_optimizers(ph.name, make)
+        for _ in range(n_epochs):
+            perm = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), batch_size):
+                idx = perm[i:i + batch_size]
+                v.train_step({"x": x[idx], "y": y[idx], "index": idx, "dataset_size": len(x)}, step, opts, ph.name)
+                step += 1
+    return v.eval()
+
+
+def self_consistency(v, n=50, seed=0) -> float:
+    """Share of per-cluster samples (binarised) that the model assigns back to their own cluster."""
+    s = v.sample_per_cluster(n, generator=torch.Generator().manual_seed(seed))
+    K = s.shape[0] // n
+    assert s.shape[1:] == tuple(v.config.data_shape) and s.min() >= 0 and s.max() <= 1
+    pred = v.predict((s > 0.5).float())
+    return float((pred == torch.arange(K).repeat_interleave(n)).float().mean())
+
+
+# ----- the closed-form regulariser -----------------------------------------------------------------
+def random_case(B=3, K=4, D=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = DiagonalGaussian(torch.randn(B, D, generator=g), 0.5 * torch.randn(B, D, generator=g) - 0.5)
+    prior = MixtureOfGaussians(torch.log_softmax(torch.randn(K, generator=g), -1), 1.5 * torch.randn(K, D, generator=g),
+                               0.4 * torch.randn(K, D, generator=g))
+    gamma = torch.softmax(2 * torch.randn(B, K, generator=g), -1)
+    return q, prior, gamma
+
+
+def test_closed_form_kl_matches_monte_carlo():
+    """Σ_c γ_c KL(q ‖ p(z|c)) + KL(γ ‖ π) = E_{z~q, c~γ}[log q(z|x) + log γ_c − log π_c − log N(z; μ_c, σ_c²)]."""
+    q, prior, gamma = random_case()
+    kl_z, kl_c = vade_kl(q, gamma, prior)
+    closed = (kl_z + kl_c).double().numpy()
+    n = 200_000
+    rng = np.random.default_rng(0)
+    pi, mu, var = prior.weights.double().numpy(), prior.loc.double().numpy(), prior.logvar.exp().double().numpy()
+    for b in range(gamma.shape[0]):
+        m, v = q.loc[b].double().numpy(), q.logvar[b].exp().double().numpy()
+        z = m + np.sqrt(v) * rng.standard_normal((n, m.size))
+        c = rng.choice(len(pi), size=n, p=gamma[b].double().numpy() / gamma[b].double().sum().item())
+        log_q = multivariate_normal(m, np.diag(v)).logpdf(z)
+        log_pzc = np.empty(n)
+        for k in range(len(pi)):
+            sel = c == k
+            log_pzc[sel] = multivariate_normal(mu[k], np.diag(var[k])).logpdf(z[sel])
+        f = log_q + np.log(gamma[b].double().numpy()[c]) - np.log(pi[c]) - log_pzc
+        se = f.std() / np.sqrt(n)
+        assert abs(f.mean() - closed[b]) < 3 * se, (b, f.mean(), closed[b], se)
+
+
+def test_regulariser_equals_the_papers_eq_17():
+    """The regrouped form equals eq. 17's terms written out (float64, independent of kl_normal_normal)."""
+    q, prior, gamma = random_case(seed=1)
+    kl_z, kl_c = vade_kl(q, gamma, prior)
+    g = gamma.double()
+    mt, lvt = q.loc.double()[:, None, :], q.logvar.double()[:, None, :]
+    mc, lvc, pi = prior.loc.double()[None], prior.logvar.double()[None], prior.weights.double()
+    eq17 = (-0.5 * (g * (lvc + lvt.exp() / lvc.exp() + (mt - mc) ** 2 / lvc.exp()).sum(-1)).sum(-1)
+            + (g * (pi.log() - g.log())).sum(-1)
+            + 0.5 * (1 + q.logvar.double()).sum(-1))
+    torch.testing.assert_close(-(kl_z + kl_c).double(), eq17, rtol=1e-5, atol=1e-5)
+
+
+def test_one_standard_normal_component_reduces_to_the_plain_vae():
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=3, n_clusters=1)
+    v.phase_id.fill_(1)
+    v.prior.set_parameters(torch.ones(1), torch.zeros(1, 3), torch.ones(1, 3))
+    w = vaelab.build("vae", backbone="mlp", data_shape=(12,), latent_dim=3)
+    w.load_state_dict({k: t for k, t in v.state_dict().items() if k in w.state_dict()})
+    x = torch.rand(5, 12)
+    batch = {"x": x, "y": torch.zeros(5, dtype=torch.long), "index": torch.arange(5), "dataset_size": 5}
+    torch.manual_seed(1)
+    tv, terms = v.loss(batch, 0)
+    torch.manual_seed(1)
+    tw, _ = w.loss(batch, 0)
+    torch.testing.assert_close(tv, tw)
+    assert abs(float(terms["kl_c"])) < 1e-6
+
+
+def test_iwae_from_log_weights_agrees_with_sampling_the_mixture_prior():
+    """log_weights use the mixture marginal log p(z); their logmeanexp estimates log p(x) like the plain
+    Monte-Carlo estimate log E_{c~π, z~p(z|c)} p(x|z) does."""
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=2, n_clusters=3).eval()
+    v.prior.set_parameters(torch.tensor([0.2, 0.3, 0.5]), torch.randn(3, 2), torch.rand(3, 2) + 0.2)
+    x = (torch.rand(4, 12, generator=torch.Generator().manual_seed(5)) > 0.5).float()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        lw = v.log_weights(x, 5000)
+        iwae = torch.logsumexp(lw, 0) - np.log(5000)
+        n = 50_000
+        z = v.prior.sample(n, generator=torch.Generator().manual_seed(2))
+        ll = v.log_lik(v.decode(z).unsqueeze(1).expand(n, 4, 12), x)
+        direct = torch.logsumexp(ll, 0) - np.log(n)
+    torch.testing.assert_close(iwae, direct, atol=0.05, rtol=0)
+
+
+# ----- phases ---------------------------------------------------------------------------------------
+def test_pretrain_is_an_autoencoder_that_leaves_the_mixture_alone():
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=3, n_clusters=2)
+    assert [p.name for p in v.phases()] == ["pretrain", "train"] and v.phases()[0].epochs == v.config.pretrain_epochs
+    x = torch.rand(64, 12)
+    ctx = PhaseContext(x, torch.zeros(64, dtype=torch.long), 0, 16)
+    v.begin_phase("pretrain", ctx)
+    before = {k: t.clone() for k, t in v.prior.state_dict().items()}
+    opts = v.configure_optimizers("pretrain", make_optimizer_factory(TrainConfig()))
+    terms = v.train_step({"x": x[:16], "y": None, "index": torch.arange(16), "dataset_size": 64}, 0, opts, "pretrain")
+    assert set(terms) == {"loss", "recon"}
+    assert all(torch.equal(before[k], t) for k, t in v.prior.state_dict().items())
+    # the GMM fit at the start of "train" loads the mixture and switches the loss
+    v.begin_phase("train", ctx)
+    assert v.phase == "train" and not torch.equal(before["loc"], v.prior.loc.detach())
+    _, terms = v.loss({"x": x[:16], "y": None, "index": torch.arange(16), "dataset_size": 64}, 1)
+    assert {"recon", "kl_z", "kl_c"} <= set(terms)
+
+
+def test_resume_inside_the_elbo_phase_is_bitwise_identical(tmp_path):
+    """The phase and warm-up position live in buffers and optimizer state, so a run restarted from its
+    mid-phase checkpoint ends where an uninterrupted one does."""
+    x, y = synthetic_clusters(n=48, K=3, D=16, seed=3)
+    images = (x * 255).to(torch.uint8).numpy().reshape(48, 1, 4, 4)
+    ds = Dataset("synthetic", "train", images, y.numpy(), n_classes=3)
+    cfg = dict(backbone="mlp", data_shape=(1, 4, 4), latent_dim=2, n_classes=3, pretrain_epochs=1, gmm_restarts=2,
+               warmup_epochs=2.0)
+    # a checkpoint after every batch, so the crash leaves one inside the ELBO phase's second epoch
+    tc = dict(epochs=3, batch_size=16, progress=False, eval_every=0, seed=0, checkpoint_every_s=1e-9)
+
+    def run(run_dir, crash_at=None):
+        run_dir.mkdir(exist_ok=True)
+        torch.manual_seed(0)
+        v = vaelab.build("vade", **cfg)
+        if crash_at is not None:
+            real = v.train_step
+
+            def step(batch, s, opts, phase):
+                if s == crash_at:
+                    raise RuntimeError("simulated crash")
+                return real(batch, s, opts, phase)
+            v.train_step = step
+        return v, Trainer(v, TrainConfig(**tc), run_dir, ds)
+
+    v_full, t_full = run(tmp_path / "full")
+    t_full.fit()
+    # 3 batches an epoch: pretrain = steps 0-2, train = steps 3-11; crash in the second ELBO epoch
+    v_a, t_a = run(tmp_path / "cut", crash_at=7)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        t_a.fit()
+    _, state = read_checkpoint(tmp_path / "cut")
+    assert state["phase"] == 1 and state["epoch"] == 1 and state["batch"] == 1 and state["phase_started"]
+    v_b, t_b = run(tmp_path / "cut")
+    t_b.fit(resume=True)
+    for k, a in v_full.state_dict().items():
+        assert torch.equal(a, v_b.state_dict()[k]), k
+    assert v_b.phase == "train" and int(v_b.elbo_images) == 3 * 48
+
+
+# ----- clustering -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recovers_well_separated_clusters(seed):
+    K = 4
+    x, y = synthetic_clusters(n=1000, K=K, seed=seed)
+    torch.manual_seed(seed)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(32,), latent_dim=4, n_clusters=K, n_classes=K,
+                     pretrain_epochs=3, warmup_epochs=1.0)
+    fit(v, x, y, epochs=5, seed=seed)
+    pred = v.predict(x)
+    assert pred.dtype == torch.int64 and pred.shape == (1000,)
+    assert cluster_accuracy(y, pred) >= 0.95
+    assert self_consistency(v) >= 0.9
+    lw = v.log_weights(x[:8], 5)
+    assert lw.shape == (5, 8) and torch.isfinite(lw).all()
+    s = v.sample(6, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (6, 32) and s.min() >= 0 and s.max() <= 1
+
+
+def test_per_cluster_samples_have_the_image_shape():
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="small", latent_dim=4, n_clusters=3).eval()
+    s = v.sample_per_cluster(2, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (6, 1, 28, 28) and s.min() >= 0 and s.max() <= 1
+    assert vaelab.build("vade", backbone="small").n_clusters == 10  # None → the dataset's classes
+
+
+@pytest.mark.parametrize("key,value", [("pretrain_epochs", -1), ("gmm_restarts", 0), ("n_clusters", 0),
+                                       ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_epochs", -2)])
+def test_bad_config_values_are_config_errors(key, value):
+    with pytest.raises(ConfigError, match=key):
+        vaelab.build("vade", **{key: value})
