@@ -77,6 +77,9 @@ QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 10, "seeds": (0,)
 DEFAULTS = {"dataset": "mnist", "backbone": "paper", "epochs": 10, "seeds": (0,), "phase_epochs": None,
             "n_samples": 10000, "iwae_k": 1000, "iwae_n": 1000, "map_points": 2000}
 EVAL_SEED = 0  # every run is evaluated with the same sample seed
+#: The TrainConfig fields that define a run's experiment: an existing run dir must agree on them to be
+#: resumed or reused (speed knobs such as fused/compile/channels_last and progress may differ).
+EXPERIMENT_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "seed", "binarize", "precision")
 
 
 @dataclass
@@ -298,8 +301,7 @@ def check_compatible(spec: RunSpec) -> None:
         return
     want_train = dataclasses.asdict(spec.train)
     have_train = conf.get("train", {})
-    ignore = {"progress", "data_dir", "checkpoint_every_s", "eval_every"}
-    checks = [(f"train.{k}", have_train.get(k), v) for k, v in want_train.items() if k not in ignore]
+    checks = [(f"train.{k}", have_train.get(k), want_train[k]) for k in EXPERIMENT_KEYS]
     checks.insert(0, ("variant", conf.get("variant"), spec.variant))
     checks += [(f"model.{k}", conf.get("model", {}).get(k), v) for k, v in spec.resolved_model.items()]
     for key, have, want in checks:
