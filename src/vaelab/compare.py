@@ -68,9 +68,10 @@ PAPER_TABLE2: dict[str, dict[str, Any]] = {
 }
 
 #: ``--quick``: every registered variant on mnist-5k, small backbone, one seed, budgets that fit the
-#: whole study and its report in under 15 minutes on 2 CPU cores (11 variants: 9 min 43 s with
-#: OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs, the classifier cached; training it
-#: adds about 30 s). Main-phase epochs cost 2–2.5 s each for most variants, ~10 s for VAE-GAN.
+#: whole study and its report in under 15 minutes on 2 CPU cores (11 variants: 8 min 33 s and 9 min
+#: 43 s in two runs with OMP_NUM_THREADS=1 on a 2-core machine shared with other jobs (load 3.5–5.5),
+#: the classifier cached; training it adds about 30 s). Main-phase epochs cost 2–2.5 s each for most
+#: variants, ~10 s for VAE-GAN; the report's figures (t-SNE of 1000 points per variant) about a minute.
 QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 10, "seeds": (0,), "phase_epochs": 5,
          "n_samples": 2000, "iwae_k": 100, "iwae_n": 200, "map_points": 1000}
 #: Defaults of the full study (the evaluation sizes are evaluate_run's).
