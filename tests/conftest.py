@@ -3,3 +3,60 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/battery.py
 os.environ.setdefault("VAELAB_CACHE", os.path.join(os.path.dirname(__file__), "..", ".pytest_cache", "vaelab"))
+
+
+# ----- shared data and reference classifiers for the metric tests (additive) --------------------------
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+_REPO = Path(__file__).resolve().parents[1]
+
+# A reduced but real MNIST classifier for the test session (the full recipe is `vaelab classifier`):
+# cached under its own name in the test cache dir, so it is trained once per fresh checkout.
+TEST_MNIST_RECIPE = dict(epochs=2, shift=0)
+# A quick mnist-5k classifier, patched in as that dataset's recipe for the session so that
+# `vaelab evaluate` / `vaelab classifier` on mnist-5k runs stay fast in tests.
+TEST_MNIST5K_RECIPE = dict(epochs=3)
+
+
+def find_full_mnist() -> Path | None:
+    """The full MNIST IDX files: $VAELAB_DATA/mnist, else shared/data/mnist beside the repo (CI puts
+    shared/ at <repo>/../shared; a worktree may sit one level deeper)."""
+    cands = []
+    if os.environ.get("VAELAB_DATA"):
+        cands.append(Path(os.environ["VAELAB_DATA"]) / "mnist")
+    cands += [_REPO.parent / "shared" / "data" / "mnist", _REPO.parent.parent / "shared" / "data" / "mnist"]
+    for d in cands:
+        if any((d / n).is_file() for n in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")):
+            return d
+    return None
+
+
+@pytest.fixture(scope="session")
+def full_mnist_dir() -> Path:
+    d = find_full_mnist()
+    if d is None:
+        pytest.skip("full MNIST not found ($VAELAB_DATA/mnist or ../shared/data/mnist)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def mnist_test_classifier(full_mnist_dir):
+    """One reduced reference classifier for MNIST, shared by the whole session (and cached)."""
+    from vaelab.classifier import Recipe, load_or_train
+
+    return load_or_train("mnist", full_mnist_dir, recipe=Recipe(**TEST_MNIST_RECIPE))
+
+
+@pytest.fixture(scope="session")
+def mnist5k_quick_classifier():
+    """The mnist-5k reference classifier with a quick recipe, patched in for the rest of the session."""
+    from vaelab import classifier
+
+    mp = pytest.MonkeyPatch()
+    mp.setitem(classifier.RECIPES, "mnist-5k", classifier.Recipe(**TEST_MNIST5K_RECIPE))
+    try:
+        yield classifier.load_or_train("mnist-5k")
+    finally:
+        mp.undo()

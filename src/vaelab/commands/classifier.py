@@ -1,0 +1,37 @@
+"""vaelab classifier --dataset mnist [--data-dir DIR] [--retrain]"""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 35
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("classifier", help="train (or show) the reference classifier of a dataset",
+                       description="The reference CNN behind the classifier metrics of `vaelab evaluate`. Trained "
+                                   "deterministically on the dataset's training split on first use and cached in the "
+                                   "user cache dir; a cached one whose data hash or recipe does not match is retrained.")
+    p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist | mnist-5k (default mnist)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--retrain", action="store_true", help="train anew even if a matching classifier is cached")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..classifier import cache_stem, classifier_dir, default_recipe, load_or_train
+    from ..data import DATASETS
+    from ..errors import ConfigError
+    from ..metrics.evaluate import stderr_log
+
+    if args.dataset not in DATASETS:
+        raise ConfigError(f"--dataset {args.dataset!r} is not valid; choose one of {', '.join(DATASETS)}")
+    clf = load_or_train(args.dataset, args.data_dir, retrain=args.retrain, log=stderr_log)
+    m = clf.meta
+    stem = cache_stem(args.dataset, default_recipe(args.dataset))
+    print(f"dataset        {m['dataset']} ({m['n_train']} training images, {m['n_test']} test images)")
+    print(f"test accuracy  {m['test_accuracy']:.4f}")
+    print(f"trained        {m['created']} in {m['train_seconds']:.0f}s ({m['torch_threads']} threads)")
+    print(f"recipe         {m['arch']}, " + ", ".join(f"{k}={v}" for k, v in m["recipe"].items()))
+    print(f"data sha256    {m['data_sha256']}")
+    print(f"weights        {classifier_dir() / (stem + '.safetensors')}")
+    return 0

@@ -1,0 +1,93 @@
+"""vaelab compare [--variants all|a,b] [--dataset] [--backbone] [--epochs N] [--seeds 0,1,2] [--protocol paper|fast] [--out DIR] [--quick]"""
+from __future__ import annotations
+
+import argparse
+
+ORDER = 40
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="train, evaluate and compare variants under one protocol; write tables and an HTML report",
+        description="The seed paper's study (Table 2, Figs 5, 16, 17, 18) as a controlled experiment: every "
+                    "(variant, seed) is trained with the same backbone, latent size, epochs, batch and optimizer, "
+                    "evaluated, and summarised in OUT/results.{json,csv,md} and OUT/report/index.html. Resumable: "
+                    "run the same command again to finish an interrupted study. Exit status 1 if a run failed "
+                    "(it is recorded and the others go on).")
+    p.add_argument("--variants", default="all", help="'all' (every registered variant) or a comma list (default all)")
+    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist; --quick: mnist-5k)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp (default paper; --quick: small)")
+    p.add_argument("--latent-dim", type=int, default=16, help="latent size of every variant (default 16)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
+    p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")
+    p.add_argument("--protocol", default="paper",
+                   help="paper: RMSprop, lr 1e-3, batch 100 for all (the seed's Table 1); fast: each variant's "
+                        "recommended settings (default paper)")
+    p.add_argument("--binarize", default="none", help="none | static | dynamic (default none)")
+    p.add_argument("--phase-epochs", type=int, default=None, metavar="N",
+                   help="cap every extra-phase budget (config keys *_epochs, e.g. VaDE pretrain, VQ-VAE prior) at N "
+                        "(default: the variants' own; --quick: 5)")
+    p.add_argument("--set", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",
+                   help="a model config value for one variant (vade:pretrain_epochs=3) or for every variant that has "
+                        "KEY; repeatable")
+    p.add_argument("--n-samples", type=int, default=None, help="samples for FID/IS/precision/recall (default 10000; --quick: 2000)")
+    p.add_argument("--iwae-k", type=int, default=None, help="importance samples of the IWAE bound (default 1000; --quick: 100)")
+    p.add_argument("--iwae-n", type=int, default=None, help="test images for the IWAE bound (default 1000; --quick: 200)")
+    p.add_argument("--map-points", type=int, default=None, help="test images in the latent maps (default 2000; --quick: 1000)")
+    p.add_argument("--out", default=None, help="output directory (default runs/compare-DATASET-PROTOCOL; --quick: runs/compare-quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="every variant on mnist-5k, small backbone, 10 epochs, extra phases at most 5 epochs, one seed, smaller "
+                        "evaluation: about 10 minutes on 2 cores")
+    p.add_argument("--retry-failed", action="store_true", help="train runs that failed before again (default: reuse their record)")
+    p.add_argument("--no-report", action="store_true", help="write the results tables only")
+    p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    p.set_defaults(run=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from pathlib import Path
+
+    from ..compare import DEFAULTS, QUICK, Settings, command_line, parse_seeds, parse_sets, parse_variants
+    from ..errors import ConfigError
+
+    base = QUICK if args.quick else DEFAULTS
+    pick = lambda val, key: base[key] if val is None else val  # noqa: E731
+    variants = parse_variants(args.variants)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else tuple(base["seeds"])
+    dataset = pick(args.dataset, "dataset")
+    protocol = args.protocol
+    if protocol not in ("paper", "fast"):
+        raise ConfigError(f"--protocol: {protocol!r} is not valid; choose one of paper, fast")
+    out = args.out or ("runs/compare-quick" if args.quick else f"runs/compare-{dataset}-{protocol}")
+    return Settings(
+        variants=variants, out=Path(out), dataset=dataset, data_dir=args.data_dir, backbone=pick(args.backbone, "backbone"),
+        latent_dim=args.latent_dim, epochs=pick(args.epochs, "epochs"), seeds=seeds, protocol=protocol,
+        binarize=args.binarize, phase_epochs=args.phase_epochs if args.phase_epochs is not None else base["phase_epochs"],
+        n_samples=pick(args.n_samples, "n_samples"), iwae_k=pick(args.iwae_k, "iwae_k"), iwae_n=pick(args.iwae_n, "iwae_n"),
+        map_points=pick(args.map_points, "map_points"), overrides=parse_sets(args.set, variants), quick=args.quick,
+        retry_failed=args.retry_failed, progress=not args.no_progress, command=command_line(),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..compare import run_study
+    from ..config import check_choice
+    from ..data import BINARIZATIONS, DATASETS
+
+    if args.dataset is not None:
+        check_choice(args.dataset, "--dataset", DATASETS)
+    check_choice(args.binarize, "--binarize", BINARIZATIONS)
+    s = settings_from_args(args)
+    res = run_study(s, report=not args.no_report)
+    failed = sum(v["n_failed"] for v in res["variants"].values())
+    total = sum(v["n_runs"] for v in res["variants"].values())
+    print(f"{total - failed}/{total} runs ok; results in {s.out}/results.md"
+          + ("" if args.no_report or "report_error" in res else f", report {s.out}/report/index.html"), file=sys.stderr)
+    print(s.out / ("results.md" if args.no_report else "report/index.html"))
+    if failed:
+        print(f"vaelab compare: {failed} run(s) failed (recorded; see {s.out}/results.md)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,129 @@
+"""`vaelab evaluate` / evaluate_run on a tiny trained run: every metric present, absent ones with a
+reason, conditional and clustering paths, and one-line errors for bad run dirs."""
+import json
+import shutil
+
+import pytest
+import torch
+
+import vaelab
+from vaelab.cli import main
+from vaelab.metrics import evaluate_run, is_available
+from vaelab.metrics.evaluate import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS
+from vaelab.models.base import NotAvailable
+from vaelab.models.vae import VAE
+from vaelab.training.trainer import TrainConfig, load, train
+
+ALL_KEYS = {"recon_accuracy", "real_accuracy", *SAMPLE_KEYS, "cond_accuracy", *LIKELIHOOD_KEYS, *CLUSTER_KEYS,
+            "parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "meta"}
+SMALL = ["--n-samples", "200", "--iwae-k", "20", "--iwae-n", "40"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("eval") / "vae-tiny"
+    train("vae", {"backbone": "small", "latent_dim": 4},
+                 TrainConfig(dataset="mnist-5k", epochs=1, batch_size=25, lr=2e-3, binarize="dynamic", progress=False, eval_every=0), run)
+    return run
+
+
+def test_cli_writes_every_metric(tiny_run, mnist5k_quick_classifier, capsys):
+    assert main(["evaluate", str(tiny_run), *SMALL, "--quiet"]) == 0
+    table = capsys.readouterr().out
+    res = json.loads((tiny_run / "eval.json").read_text())
+    assert set(res) == ALL_KEYS
+    for k in ("recon_accuracy", "real_accuracy", "precision", "recall", "sample_class_tv"):
+        assert 0 <= res[k] <= 1, k
+    assert res["real_accuracy"] > 0.9 and res["recon_accuracy"] > 0.3  # a trained model beats chance
+    assert res["fid"] > 0 and 1 <= res["inception_score"] <= 10
+    assert sum(res["sample_class_histogram"]) == 200 and len(res["sample_class_histogram"]) == 10
+    assert 0 < res["iwae_nll"] <= res["neg_elbo_iwae_subset"]  # log-mean-exp ≥ mean, on the same weights
+    assert res["neg_elbo"] > 50
+    for k in ("cond_accuracy", *CLUSTER_KEYS):
+        assert res[k]["available"] is False and "vae" in res[k]["reason"]
+    assert res["parameters"] == load(tiny_run).num_parameters()
+    assert res["seconds_per_epoch"] > 0 and res["images_per_s"] > 0
+    m = res["meta"]
+    assert (m["dataset"], m["binarization"], m["n_samples"], m["iwae_k"], m["iwae_n"], m["n_test"]) == \
+           ("mnist-5k", "dynamic", 200, 20, 40, 1000)
+    assert m["classifier_test_accuracy"] == mnist5k_quick_classifier.test_accuracy and m["checkpoint"]["done"] is True
+    assert "recon_accuracy" in table and "iwae_nll" in table and "K=20" in table
+
+
+def test_evaluate_is_deterministic(tiny_run, mnist5k_quick_classifier):
+    kw = dict(n_samples=100, iwae_k=5, iwae_n=10, seed=3, classifier=mnist5k_quick_classifier, write=False)
+    a, b = evaluate_run(tiny_run, **kw), evaluate_run(tiny_run, **kw)
+    drop = ("meta",)
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    c = evaluate_run(tiny_run, **{**kw, "seed": 4})
+    assert c["fid"] != a["fid"] and c["recon_accuracy"] == a["recon_accuracy"]  # reconstructions use the mean
+
+
+class CondClusterVAE(VAE):
+    """A test-only conditional VAE that also assigns clusters (not registered)."""
+
+    conditional = True
+    clusters = True
+
+    def predict(self, x):
+        return (self.encode(x, torch.zeros(x.shape[0], dtype=torch.long)).mean[:, :2] > 0).long() @ torch.tensor([1, 2])
+
+
+class BareVAE(VAE):
+    """A test-only variant with no sampler and no likelihood."""
+
+    def sample(self, n, y=None, generator=None):
+        raise NotAvailable("bare: no sampling")
+
+    def log_weights(self, x, k, y=None):
+        raise NotAvailable("bare: no tractable likelihood bound")
+
+
+def _as(cls, monkeypatch):
+    import vaelab.training.trainer as T
+
+    real_load = T.load
+
+    def load(run_dir):
+        v = real_load(run_dir)
+        w = cls(v.config)
+        if not cls.conditional:
+            w.load_state_dict(v.state_dict())
+        return w.eval()
+
+    monkeypatch.setattr(T, "load", load)
+
+
+def test_conditional_and_clustering_paths(tiny_run, mnist5k_quick_classifier, monkeypatch):
+    _as(CondClusterVAE, monkeypatch)
+    res = evaluate_run(tiny_run, n_samples=100, iwae_k=4, iwae_n=8, classifier=mnist5k_quick_classifier, write=False)
+    assert 0 <= res["cond_accuracy"] <= 1
+    for k in CLUSTER_KEYS:
+        assert isinstance(res[k], float), k
+    assert 0.1 <= res["cluster_accuracy"] <= 1
+    assert res["meta"]["sample_labels"].startswith("balanced")
+
+
+def test_unavailable_metrics_say_why(tiny_run, mnist5k_quick_classifier, monkeypatch):
+    _as(BareVAE, monkeypatch)
+    res = evaluate_run(tiny_run, n_samples=50, iwae_k=4, iwae_n=8, classifier=mnist5k_quick_classifier, write=False)
+    assert set(res) == ALL_KEYS
+    for k in SAMPLE_KEYS:
+        assert res[k] == {"available": False, "reason": "bare: no sampling"}, k
+    for k in LIKELIHOOD_KEYS:
+        assert res[k] == {"available": False, "reason": "bare: no tractable likelihood bound"}, k
+    assert is_available(res["recon_accuracy"]) and not is_available(res["cond_accuracy"])
+
+
+def test_bad_run_dirs_exit_2_with_one_line(tmp_path, tiny_run, capsys):
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "checkpoint.safetensors").unlink()
+    assert main(["evaluate", str(broken), *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint" in err
+    assert main(["evaluate", str(tiny_run), "--n-samples", "1"]) == 2
+    assert "--n-samples" in capsys.readouterr().err
