@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` (the main job on mnist-5k) and `make test`.
+# Two commands on a fresh machine: `make demo` (the main job: the whole comparison on mnist-5k) and `make test`.
 # Each sets up .venv with the CPU build of torch 2.13.0 first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,4 +17,4 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/vaelab train vae --dataset mnist-5k --backbone small --epochs 10 --out runs/demo-vae
+	$(VENV)/bin/vaelab compare --quick --out runs/quick
