@@ -30,6 +30,7 @@ meta: variant, run_dir, dataset, n_test, binarization, binarize_seed, n_samples,
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -88,10 +89,9 @@ def evaluate_run(
     from ..data import binarize, load_dataset, to_tensor
     from ..io import RunLock, atomic_write_json, read_json
     from ..models.base import NotAvailable
-    from ..train.checkpoint import read_checkpoint
     from ..train.trainer import load, versions
 
-    for name, val, lo in (("n_samples", n_samples, 2), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
+    for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
         if not isinstance(val, int) or val < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {val!r}")
     say = log or (lambda msg: None)
@@ -101,14 +101,15 @@ def evaluate_run(
     if not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
     t_start = time.perf_counter()
-    with RunLock(run_dir):
+    with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
         conf = read_json(run_dir / "config.json")
         try:
             dataset, mode = conf["train"]["dataset"], conf["train"].get("binarize", "none")
         except (KeyError, TypeError):
             raise RunDirError(f"{run_dir / 'config.json'}: no train.dataset entry") from None
         v = load(run_dir)
-        _, ck_state = read_checkpoint(run_dir)
+        ck_path = run_dir / "checkpoint.json"
+        ck_state = read_json(ck_path) if ck_path.is_file() else {}
         data_dir = data_dir if data_dir is not None else conf["train"].get("data_dir")
         test = load_dataset(dataset, "test", data_dir)
         if classifier is None:
@@ -165,8 +166,17 @@ def evaluate_run(
                 else:
                     say(f"IWAE bound, K={iwae_k}, on {n_iw} test images")
                     torch.manual_seed(seed + 2)
-                    iw, el = variant_log_weights(v.log_weights, x_in[:n_iw], iwae_k, None if yc is None else yc[:n_iw],
-                                                 max_items=max_items)
+                    bar = None
+                    if log is not None:
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(total=n_iw, desc="IWAE", unit="img", leave=False, disable=None, file=sys.stderr)
+                    try:
+                        iw, el = variant_log_weights(v.log_weights, x_in[:n_iw], iwae_k, None if yc is None else yc[:n_iw],
+                                                     max_items=max_items, on_batch=None if bar is None else bar.update)
+                    finally:
+                        if bar is not None:
+                            bar.close()
                     out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(-iw.mean()), float(-el.mean())
             except NotAvailable as e:
                 for k in LIKELIHOOD_KEYS:
