@@ -26,7 +26,7 @@ Cost (from metrics.jsonl; machine-dependent):
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
 meta: variant, run_dir, dataset, n_test, binarization, binarize_seed, n_samples, iwae_k, iwae_n, seed,
   classifier_test_accuracy, classifier (its record), checkpoint (training state), eval_seconds,
-  created, versions, schema.
+  stage_seconds, created, versions, schema.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def evaluate_run(
     classifier=None,
     write: bool = True,
     batch_size: int = 500,
-    max_items: int = 2048,
+    max_items: int = 512,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
@@ -101,6 +101,13 @@ def evaluate_run(
     if not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
     t_start = time.perf_counter()
+    stages: dict[str, float] = {}
+    last = [t_start]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = round(now - last[0], 2)
+        last[0] = now
     with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
         conf = read_json(run_dir / "config.json")
         try:
@@ -115,6 +122,7 @@ def evaluate_run(
         if classifier is None:
             classifier = load_or_train(dataset, data_dir, log=say)
         n_test, n_classes = len(test), int(v.config.n_classes)
+        lap("load")
         out: dict[str, Any] = {}
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
@@ -129,6 +137,7 @@ def evaluate_run(
             out["recon_accuracy"] = float((classifier.predict(rec) == test.labels).mean())
             out["real_accuracy"] = float((classifier.predict(x_in) == test.labels).mean())
             real_feats, _ = classifier.run(x_grey)
+            lap("reconstruction")
 
             # --- prior samples (balanced labels for conditional variants) -------------------------
             say(f"drawing {n_samples} samples")
@@ -154,12 +163,15 @@ def evaluate_run(
                 else:
                     out["cond_accuracy"] = absent(f"{v.name} is not a conditional variant")
 
+            lap("samples")
+
             # --- likelihood bounds ---------------------------------------------------------------
             try:
                 say(f"ELBO on {n_test} test images")
                 torch.manual_seed(seed + 1)
                 _, elbo = variant_log_weights(v.log_weights, x_in, 1, yc, max_items=max_items)
                 out["neg_elbo"] = float(-elbo.mean())
+                lap("elbo")
                 n_iw = min(iwae_n, n_test)
                 if n_iw == 0 or iwae_k == 0:
                     out["iwae_nll"] = out["neg_elbo_iwae_subset"] = absent("skipped (iwae_n or iwae_k is 0)")
@@ -178,6 +190,7 @@ def evaluate_run(
                         if bar is not None:
                             bar.close()
                     out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(-iw.mean()), float(-el.mean())
+                    lap("iwae")
             except NotAvailable as e:
                 for k in LIKELIHOOD_KEYS:
                     out[k] = absent(e)
@@ -194,6 +207,8 @@ def evaluate_run(
                 except NotAvailable as e:
                     for k in CLUSTER_KEYS:
                         out[k] = absent(e)
+
+            lap("clusters")
 
         # --- cost -----------------------------------------------------------------------------------
         out["parameters"] = int(v.num_parameters())
@@ -223,6 +238,7 @@ def evaluate_run(
             "classifier": {k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
             "checkpoint": {k: ck_state.get(k) for k in ("done", "phase", "epoch", "step")},
             "eval_seconds": round(time.perf_counter() - t_start, 2),
+            "stage_seconds": stages,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": {**versions(), "vaelab": __version__},
         }
@@ -271,9 +287,12 @@ def format_table(res: dict[str, Any]) -> str:
     for key, val, note in rows:
         if isinstance(val, dict) and val.get("available") is False:
             note = val["reason"]
-        lines.append(f"  {key:<{w}}  {_fmt(val, 2 if key in ('neg_elbo', 'iwae_nll', 'fid') else 4):>10}  {note}".rstrip())
+        digits = 2 if key in ("neg_elbo", "iwae_nll", "fid") else 1 if key.startswith(("seconds", "images", "train_sec")) else 4
+        lines.append(f"  {key:<{w}}  {_fmt(val, digits):>10}  {note}".rstrip())
     if isinstance(hist, list):
         lines.append(f"  {'sample classes':<{w}}  {' '.join(str(c) for c in hist)}")
+    if m.get("stage_seconds"):
+        lines.append(f"  evaluated in {m['eval_seconds']:.0f}s (" + ", ".join(f"{k} {t:.0f}s" for k, t in m["stage_seconds"].items()) + ")")
     return "\n".join(lines)
 
 
