@@ -165,7 +165,10 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size:
 
 
 def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], None] | None = None) -> ClassifierNet:
-    """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``; deterministic on CPU for a seed."""
+    """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``.
+
+    Bitwise deterministic on CPU for a given seed and thread count (a different thread count sums in a
+    different order: e.g. mnist-5k reaches 98.1% with 1 thread, 98.0% with 2)."""
     n = len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set))
     x = to_tensor(train_set.images[:n])
     y = torch.as_tensor(train_set.labels[:n])
