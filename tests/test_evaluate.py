@@ -6,7 +6,6 @@ import shutil
 import pytest
 import torch
 
-import vaelab
 from vaelab.cli import main
 from vaelab.metrics import evaluate_run, is_available
 from vaelab.metrics.evaluate import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS

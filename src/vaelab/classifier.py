@@ -81,10 +81,10 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-# Per dataset: MNIST reaches >= 99.2% test accuracy, Fashion-MNIST >= 91% (see the README's figures).
+# Per dataset. Measured test accuracy (2 threads): mnist 99.46%, fashion-mnist 92.16%, mnist-5k 98.0%.
 RECIPES = {
     "mnist": Recipe(epochs=6),
-    "fashion-mnist": Recipe(epochs=8),
+    "fashion-mnist": Recipe(epochs=10, shift=0),  # centred garments: translations cost accuracy here
     "mnist-5k": Recipe(epochs=25),  # 4,000 training images: more passes for a comparable number of steps
 }
 
@@ -122,7 +122,9 @@ class Classifier:
         """(features (N, 128) float64, class probabilities (N, n_classes) float64) of images in [0, 1].
 
         uint8 arrays are scaled to [0, 1] first."""
-        x = to_tensor(images) if (isinstance(images, np.ndarray) and images.dtype == np.uint8) else torch.as_tensor(images)
+        x = torch.as_tensor(images)
+        if x.dtype == torch.uint8:
+            x = to_tensor(x)
         feats, probs = [], []
         for i in range(0, x.shape[0], batch_size):
             f = self.net.features(x[i:i + batch_size].float())
@@ -163,7 +165,10 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size:
 
 
 def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], None] | None = None) -> ClassifierNet:
-    """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``; deterministic on CPU for a seed."""
+    """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``.
+
+    Bitwise deterministic on CPU for a given seed and thread count (a different thread count sums in a
+    different order: e.g. mnist-5k reaches 98.1% with 1 thread, 98.0% with 2)."""
     n = len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set))
     x = to_tensor(train_set.images[:n])
     y = torch.as_tensor(train_set.labels[:n])

@@ -26,10 +26,11 @@ Cost (from metrics.jsonl; machine-dependent):
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
 meta: variant, run_dir, dataset, n_test, binarization, binarize_seed, n_samples, iwae_k, iwae_n, seed,
   classifier_test_accuracy, classifier (its record), checkpoint (training state), eval_seconds,
-  created, versions, schema.
+  stage_seconds, created, versions, schema.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -76,7 +77,7 @@ def evaluate_run(
     classifier=None,
     write: bool = True,
     batch_size: int = 500,
-    max_items: int = 2048,
+    max_items: int = 512,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
@@ -88,10 +89,9 @@ def evaluate_run(
     from ..data import binarize, load_dataset, to_tensor
     from ..io import RunLock, atomic_write_json, read_json
     from ..models.base import NotAvailable
-    from ..training.checkpoint import read_checkpoint
     from ..training.trainer import load, versions
 
-    for name, val, lo in (("n_samples", n_samples, 2), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
+    for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
         if not isinstance(val, int) or val < lo:
             raise ConfigError(f"{name} must be an integer >= {lo}, got {val!r}")
     say = log or (lambda msg: None)
@@ -101,19 +101,28 @@ def evaluate_run(
     if not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
     t_start = time.perf_counter()
-    with RunLock(run_dir):
+    stages: dict[str, float] = {}
+    last = [t_start]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = round(now - last[0], 2)
+        last[0] = now
+    with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
         conf = read_json(run_dir / "config.json")
         try:
             dataset, mode = conf["train"]["dataset"], conf["train"].get("binarize", "none")
         except (KeyError, TypeError):
             raise RunDirError(f"{run_dir / 'config.json'}: no train.dataset entry") from None
         v = load(run_dir)
-        _, ck_state = read_checkpoint(run_dir)
+        ck_path = run_dir / "checkpoint.json"
+        ck_state = read_json(ck_path) if ck_path.is_file() else {}
         data_dir = data_dir if data_dir is not None else conf["train"].get("data_dir")
         test = load_dataset(dataset, "test", data_dir)
         if classifier is None:
             classifier = load_or_train(dataset, data_dir, log=say)
         n_test, n_classes = len(test), int(v.config.n_classes)
+        lap("load")
         out: dict[str, Any] = {}
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
@@ -128,6 +137,7 @@ def evaluate_run(
             out["recon_accuracy"] = float((classifier.predict(rec) == test.labels).mean())
             out["real_accuracy"] = float((classifier.predict(x_in) == test.labels).mean())
             real_feats, _ = classifier.run(x_grey)
+            lap("reconstruction")
 
             # --- prior samples (balanced labels for conditional variants) -------------------------
             say(f"drawing {n_samples} samples")
@@ -153,21 +163,34 @@ def evaluate_run(
                 else:
                     out["cond_accuracy"] = absent(f"{v.name} is not a conditional variant")
 
+            lap("samples")
+
             # --- likelihood bounds ---------------------------------------------------------------
             try:
                 say(f"ELBO on {n_test} test images")
                 torch.manual_seed(seed + 1)
                 _, elbo = variant_log_weights(v.log_weights, x_in, 1, yc, max_items=max_items)
                 out["neg_elbo"] = float(-elbo.mean())
+                lap("elbo")
                 n_iw = min(iwae_n, n_test)
                 if n_iw == 0 or iwae_k == 0:
                     out["iwae_nll"] = out["neg_elbo_iwae_subset"] = absent("skipped (iwae_n or iwae_k is 0)")
                 else:
                     say(f"IWAE bound, K={iwae_k}, on {n_iw} test images")
                     torch.manual_seed(seed + 2)
-                    iw, el = variant_log_weights(v.log_weights, x_in[:n_iw], iwae_k, None if yc is None else yc[:n_iw],
-                                                 max_items=max_items)
+                    bar = None
+                    if log is not None:
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(total=n_iw, desc="IWAE", unit="img", leave=False, disable=None, file=sys.stderr)
+                    try:
+                        iw, el = variant_log_weights(v.log_weights, x_in[:n_iw], iwae_k, None if yc is None else yc[:n_iw],
+                                                     max_items=max_items, on_batch=None if bar is None else bar.update)
+                    finally:
+                        if bar is not None:
+                            bar.close()
                     out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(-iw.mean()), float(-el.mean())
+                    lap("iwae")
             except NotAvailable as e:
                 for k in LIKELIHOOD_KEYS:
                     out[k] = absent(e)
@@ -184,6 +207,8 @@ def evaluate_run(
                 except NotAvailable as e:
                     for k in CLUSTER_KEYS:
                         out[k] = absent(e)
+
+            lap("clusters")
 
         # --- cost -----------------------------------------------------------------------------------
         out["parameters"] = int(v.num_parameters())
@@ -213,6 +238,7 @@ def evaluate_run(
             "classifier": {k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
             "checkpoint": {k: ck_state.get(k) for k in ("done", "phase", "epoch", "step")},
             "eval_seconds": round(time.perf_counter() - t_start, 2),
+            "stage_seconds": stages,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": {**versions(), "vaelab": __version__},
         }
@@ -261,9 +287,12 @@ def format_table(res: dict[str, Any]) -> str:
     for key, val, note in rows:
         if isinstance(val, dict) and val.get("available") is False:
             note = val["reason"]
-        lines.append(f"  {key:<{w}}  {_fmt(val, 2 if key in ('neg_elbo', 'iwae_nll', 'fid') else 4):>10}  {note}".rstrip())
+        digits = 2 if key in ("neg_elbo", "iwae_nll", "fid") else 1 if key.startswith(("seconds", "images", "train_sec")) else 4
+        lines.append(f"  {key:<{w}}  {_fmt(val, digits):>10}  {note}".rstrip())
     if isinstance(hist, list):
         lines.append(f"  {'sample classes':<{w}}  {' '.join(str(c) for c in hist)}")
+    if m.get("stage_seconds"):
+        lines.append(f"  evaluated in {m['eval_seconds']:.0f}s (" + ", ".join(f"{k} {t:.0f}s" for k, t in m["stage_seconds"].items()) + ")")
     return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ def variant_log_weights(
     x: torch.Tensor,
     k: int,
     y: torch.Tensor | None = None,
-    max_items: int = 2048,
+    max_items: int = 512,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(IWAE bound (N,), ELBO estimate (N,)) of images ``x`` (N, ...) from ``log_weights(x, k, y)``
@@ -52,8 +52,9 @@ def variant_log_weights(
     With K ≤ max_items a call takes ⌊max_items / K⌋ images and all K samples; with more samples than
     that, one image at a time in chunks of ``max_items`` samples (the samples are independent, so
     concatenating the chunks along K is exact). The caller seeds the torch RNG. Peak memory is that
-    of one decoder pass over ``max_items`` inputs (about 0.4 GB for the 13M-parameter paper backbone
-    at the default)."""
+    of one decoder pass over ``max_items`` inputs: about 0.1 GB for the 13M-parameter paper backbone
+    at the default 512 (2048: about 0.5 GB). On CPU, 256–512 is also the fastest chunk size (cache
+    effects: ~2,900 paper-backbone decodes/s on one core vs ~2,250 at 2048)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     n = x.shape[0]
