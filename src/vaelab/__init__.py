@@ -21,6 +21,10 @@ def __getattr__(name):  # lazy: keep `import vaelab` light
         from . import data
 
         return getattr(data, name)
+    if name in ("data", "metrics"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(name)
 
 
