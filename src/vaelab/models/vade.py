@@ -41,6 +41,7 @@ the warm-up position is the buffer ``elbo_images``.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,7 @@ from .base import Batch, MakeOptimizer, Phase, PhaseContext
 from .vae import GaussianVAE
 
 PHASES = ("pretrain", "train")
+log = logging.getLogger("vaelab.train")
 
 
 @dataclass
@@ -125,11 +127,18 @@ class VaDE(GaussianVAE):
         self.phase_id.fill_(PHASES.index(phase))
         if phase == "train":
             self.elbo_images.zero_()
-            self.init_mixture(ctx.images, seed=ctx.seed, batch_size=max(ctx.batch_size, 500))
+            pred = self.init_mixture(ctx.images, seed=ctx.seed, batch_size=max(ctx.batch_size, 500))
+            if ctx.labels is not None and len(ctx.labels) == len(pred):
+                from ..metrics.clustering import clustering_scores
+
+                sc = clustering_scores(pred, ctx.labels)
+                log.info("GMM on the pretrained embedding: train cluster accuracy %.4f, NMI %.4f, ARI %.4f",
+                         sc["accuracy"], sc["nmi"], sc["ari"])
 
     @torch.no_grad()
     def init_mixture(self, images: torch.Tensor, seed: int = 0, batch_size: int = 500) -> None:
-        """Fit a diagonal GMM to the encoder means of ``images`` and load it into the prior."""
+        """Fit a diagonal GMM to the encoder means of ``images`` and load it into the prior; returns the
+        GMM's cluster of each image (the initial clustering, before any ELBO update)."""
         from sklearn.mixture import GaussianMixture
 
         mu = torch.cat([self.encode(images[i:i + batch_size]).mean.float() for i in range(0, images.shape[0], batch_size)])
@@ -143,6 +152,7 @@ class VaDE(GaussianVAE):
             target = float(np.log(self.config.init_logvar_scale * np.mean(gmm.covariances_)))
             self.head.weight[D:].mul_(0.0)
             self.head.bias[D:].fill_(target)
+        return torch.from_numpy(gmm.predict(mu.double().numpy()))
 
     def configure_optimizers(self, phase: str, make: MakeOptimizer) -> dict[str, torch.optim.Optimizer]:
         if phase == "pretrain":  # the mixture takes no part in the autoencoder

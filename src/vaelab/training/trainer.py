@@ -322,6 +322,23 @@ class Trainer:
         v.train(was_training)
         return {k: s / x.shape[0] for k, s in acc.items()}
 
+    @torch.no_grad()
+    def cluster_scores(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
+        """Unsupervised clustering accuracy/NMI/ARI of the variant's ``predict`` on (x, y), logged each
+        epoch of a clustering variant's last phase so the curve shows whether the ELBO helps."""
+        from ..metrics.clustering import clustering_scores
+
+        v = self.variant
+        was_training = v.training
+        v.eval()
+        g = torch.Generator().manual_seed(self.cfg.seed + 7)
+        pred = []
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            pred.append(v.predict(xb if self.cfg.binarize == "none" else binarize(xb, self.cfg.binarize, g)))
+        v.train(was_training)
+        return {f"cluster_{k}": val for k, val in clustering_scores(torch.cat(pred), y).items()}
+
     def _end_epoch(self, phase, st) -> None:
         n = max(st["acc_n"], 1)
         rec: dict[str, Any] = {"phase": phase.name, "epoch": st["epoch"], "step": st["step"],
@@ -332,11 +349,14 @@ class Trainer:
                 rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7, step=st["step"])
             except NotAvailable:
                 pass
+            if getattr(self.variant, "clusters", False) and phase.name == self.variant.phases()[-1].name:
+                rec.setdefault("test", {}).update(self.cluster_scores(self.x_test, self.y_test))
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         terms = " ".join(f"{k}={val:.3f}" for k, val in rec["train"].items())
         log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st["epoch"], terms, rec["seconds"], rec["images_per_s"],
-                 f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
+                 (f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
+                 + (f", cluster acc {rec['test']['cluster_accuracy']:.4f}" if "cluster_accuracy" in rec.get("test", {}) else ""))
         self._write_grids()
 
     def _write_grids(self) -> None:
