@@ -237,8 +237,36 @@ def test_per_cluster_samples_have_the_image_shape():
     assert vaelab.build("vade", backbone="small").n_clusters == 10  # None → the dataset's classes
 
 
+def test_lr_schedule_is_warm_up_times_step_decay_with_a_floor():
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), warmup_epochs=1.0, lr_decay=0.5, lr_decay_epochs=2,
+                     lr_decay_min=0.2)
+    n = 100  # images per epoch
+    got = [v.lr_factor(seen, n) for seen in (25, 100, 199, 200, 399, 400, 600, 5000)]
+    assert got == pytest.approx([0.25, 1.0, 1.0, 0.5, 0.5, 0.25, 0.2, 0.2])
+    assert vaelab.build("vade", backbone="mlp", data_shape=(12,), warmup_epochs=0).lr_factor(10 ** 6, n) == 1.0
+
+
+def test_pretrain_noise_masks_inputs_only_while_training():
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=3, pretrain_noise=0.5)
+    x = torch.rand(8, 12)
+    batch = {"x": x, "y": None, "index": torch.arange(8), "dataset_size": 8}
+    v.eval()
+    clean, _ = v.loss(batch, 0)
+    assert torch.equal(clean, -v.log_lik(v.decode(v.encode(x).mean), x).mean())  # no noise in evaluation
+    v.train()
+    torch.manual_seed(1)
+    noisy, _ = v.loss(batch, 0)
+    torch.manual_seed(1)
+    keep = torch.rand_like(x) >= 0.5
+    assert torch.equal(noisy, -v.log_lik(v.decode(v.encode(x * keep).mean), x).mean())
+    assert not torch.equal(noisy, clean)
+
+
 @pytest.mark.parametrize("key,value", [("pretrain_epochs", -1), ("gmm_restarts", 0), ("n_clusters", 0),
-                                       ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_epochs", -2)])
+                                       ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_epochs", -2),
+                                       ("lr_decay", 0), ("lr_decay", 1.5), ("lr_decay_epochs", 0),
+                                       ("lr_decay_min", 2), ("pretrain_noise", 1.0)])
 def test_bad_config_values_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=key):
         vaelab.build("vade", **{key: value})

@@ -35,6 +35,11 @@ first samples do not blur the embedding with noise on its own scale; and the lr 
 over ``warmup_epochs``, because Adam's first updates move every weight by about ±lr whatever the
 gradient, which shifts a pretrained embedding by more than the clusters' spread.
 
+Two options of the authors' recipe, off by default: ``lr_decay`` (their MNIST code multiplies
+the lr by 0.9 every 10 epochs down to a floor of a tenth) and ``pretrain_noise``, masking noise
+in the pretraining (DEC's stacked autoencoder, whose weights the authors start from, is a
+denoising one); ``benchmarks/clustering.py`` states the budget that uses them.
+
 The current phase lives in the buffer ``phase_id`` (0 pretrain, 1 train), set by ``begin_phase``
 and restored with the checkpoint, so a run resumed inside either phase computes the right loss;
 the warm-up position is the buffer ``elbo_images``.
@@ -67,6 +72,10 @@ class Config(VariantConfig):
     gmm_lr_scale: float = 1.0  # lr of π, μ_c, σ_c² relative to the network's (the paper uses the same lr)
     init_logvar_scale: float = 0.1  # σ̃² starts at this × the mixture's mean variance after the GMM fit (0 = leave the head)
     warmup_epochs: float = 1.0  # linear lr warm-up over the first epochs of the ELBO phase (0 = none)
+    lr_decay: float = 1.0  # the ELBO phase's lr is multiplied by this every lr_decay_epochs epochs (1 = constant)
+    lr_decay_epochs: int = 10  # the authors' MNIST schedule: × 0.9 every 10 epochs ...
+    lr_decay_min: float = 0.1  # ... down to this fraction of the base lr (their floor 2e-4 = 0.1 × 2e-3)
+    pretrain_noise: float = 0.0  # masking noise of the pretraining: each input pixel zeroed with this probability
 
     def validate(self) -> None:
         super().validate()
@@ -82,6 +91,14 @@ class Config(VariantConfig):
               f"must be >= 0, got {self.init_logvar_scale!r}")
         check(isinstance(self.warmup_epochs, (int, float)) and self.warmup_epochs >= 0, "warmup_epochs",
               f"must be >= 0, got {self.warmup_epochs!r}")
+        check(isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1, "lr_decay",
+              f"must be in (0, 1], got {self.lr_decay!r}")
+        check(isinstance(self.lr_decay_epochs, int) and self.lr_decay_epochs >= 1, "lr_decay_epochs",
+              f"must be an integer >= 1, got {self.lr_decay_epochs!r}")
+        check(isinstance(self.lr_decay_min, (int, float)) and 0 <= self.lr_decay_min <= 1, "lr_decay_min",
+              f"must be in [0, 1], got {self.lr_decay_min!r}")
+        check(isinstance(self.pretrain_noise, (int, float)) and 0 <= self.pretrain_noise < 1, "pretrain_noise",
+              f"must be in [0, 1), got {self.pretrain_noise!r}")
 
 
 def vade_kl(q: DiagonalGaussian, gamma: torch.Tensor, prior) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,6 +181,14 @@ class VaDE(GaussianVAE):
             group["base_lr"] = group["lr"]  # kept in the optimizer's checkpointed param_groups
         return {"model": opt}
 
+    def lr_factor(self, seen: int, dataset_size: int) -> float:
+        """The ELBO phase's lr multiplier after ``seen`` examples: the linear warm-up times the step
+        decay lr_decay^⌊epoch / lr_decay_epochs⌋, floored at lr_decay_min (Jiang et al.'s code)."""
+        c = self.config
+        warm = min(1.0, seen / (c.warmup_epochs * dataset_size)) if c.warmup_epochs > 0 else 1.0
+        decay = max(c.lr_decay ** ((seen // dataset_size) // c.lr_decay_epochs), c.lr_decay_min) if c.lr_decay < 1 else 1.0
+        return warm * decay
+
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str):
         """The base update; in the ELBO phase the lr first rises linearly over ``warmup_epochs`` epochs.
 
@@ -171,8 +196,8 @@ class VaDE(GaussianVAE):
         pretrained encoder shifts the embedding by more than the fitted clusters' spread and can
         merge clusters in the first few updates; the warm-up keeps the GMM initialisation intact."""
         n = batch["x"].shape[0]
-        if phase == "train" and self.config.warmup_epochs > 0:
-            frac = min(1.0, (int(self.elbo_images) + n) / (self.config.warmup_epochs * batch["dataset_size"]))
+        if phase == "train":
+            frac = self.lr_factor(int(self.elbo_images) + n, batch["dataset_size"])
             for group in optimizers["model"].param_groups:
                 group["lr"] = group.get("base_lr", group["lr"]) * frac
         terms = super().train_step(batch, step, optimizers, phase)
@@ -184,7 +209,10 @@ class VaDE(GaussianVAE):
     def loss(self, batch: Batch, step: int):
         if self.phase == "pretrain":
             x = batch["x"]
-            recon = -self.log_lik(self.decode(self.encode(x).mean), x).mean()
+            x_in = x
+            if self.training and self.config.pretrain_noise > 0:  # denoising AE (Vincent et al. 2010), as DEC's
+                x_in = x * (torch.rand_like(x) >= self.config.pretrain_noise)
+            recon = -self.log_lik(self.decode(self.encode(x_in).mean), x).mean()
             return recon, {"loss": recon.detach(), "recon": recon.detach()}
         return super().loss(batch, step)
 
