@@ -291,6 +291,17 @@ def test_given_quadrants_changes_the_target():
     assert all(n > 0 for n in nlls) and nlls[0] > nlls[2]  # fewer missing pixels, less to predict
 
 
+def test_task_metrics_report_the_three_conditional_nlls():
+    v = build("cvae-quadrant", given_quadrants=2).eval()
+    x = binary_batch(6)["x"]
+    m = v.task_metrics(x, torch.zeros(6, dtype=torch.long), generator=torch.Generator().manual_seed(0))
+    assert set(m) == {"cond_neg_elbo", "cond_nll", "cond_nll_baseline"}
+    assert m["cond_nll_baseline"] == v.baseline_conditional_nll(x)
+    assert m["cond_neg_elbo"] == v.conditional_nll(x, S=1, generator=torch.Generator().manual_seed(0))
+    assert all(math.isfinite(val) and val > 0 for val in m.values())
+    assert "cond_nll_baseline" not in build("cvae-quadrant", baseline_epochs=0).task_metrics(x, None)
+
+
 def test_quadrant_variant_is_not_a_density_model():
     v = build("cvae-quadrant")
     with pytest.raises(NotAvailable):

@@ -78,6 +78,18 @@ class BareVAE(VAE):
         raise NotAvailable("bare: no tractable likelihood bound")
 
 
+class TaskVAE(VAE):
+    """A test-only variant with task metrics of its own."""
+
+    def task_metrics(self, x, y, generator=None):
+        return {"task_mean_pixel": float(x.mean()), "task_n": float(len(y))}
+
+
+class ClashVAE(VAE):
+    def task_metrics(self, x, y, generator=None):
+        return {"fid": 0.0}
+
+
 def _as(cls, monkeypatch):
     import vaelab.training.trainer as T
 
@@ -112,6 +124,16 @@ def test_unavailable_metrics_say_why(tiny_run, mnist5k_quick_classifier, monkeyp
     for k in LIKELIHOOD_KEYS:
         assert res[k] == {"available": False, "reason": "bare: no tractable likelihood bound"}, k
     assert is_available(res["recon_accuracy"]) and not is_available(res["cond_accuracy"])
+
+
+def test_task_metrics_are_added_and_may_not_overwrite_standard_ones(tiny_run, mnist5k_quick_classifier, monkeypatch):
+    _as(TaskVAE, monkeypatch)
+    res = evaluate_run(tiny_run, n_samples=50, iwae_k=2, iwae_n=4, classifier=mnist5k_quick_classifier, write=False)
+    assert set(res) == ALL_KEYS | {"task_mean_pixel", "task_n"}
+    assert res["task_n"] == 1000.0 and 0 < res["task_mean_pixel"] < 1  # mnist-5k's 1000 test images
+    _as(ClashVAE, monkeypatch)
+    with pytest.raises(RuntimeError, match="fid"):
+        evaluate_run(tiny_run, n_samples=50, iwae_k=2, iwae_n=4, classifier=mnist5k_quick_classifier, write=False)
 
 
 def test_bad_run_dirs_exit_2_with_one_line(tmp_path, tiny_run, capsys):

@@ -21,6 +21,8 @@ Likelihood, in nats, on the test images binarized as recorded in meta.binarizati
   neg_elbo_iwae_subset   −ELBO on those same iwae_n images (the mean log weight over the K samples)
 Clustering (variants with clusters = True), on the test set:
   cluster_accuracy, cluster_nmi, cluster_ari
+The variant's own task (``Variant.task_metrics``, only variants that define one), e.g. cvae-quadrant:
+  cond_neg_elbo, cond_nll, cond_nll_baseline   the missing quadrants' −log p(y|x) estimates (nats)
 Cost (from metrics.jsonl; machine-dependent):
   parameters, seconds_per_epoch, images_per_s (main phase: "train", else the last), train_seconds,
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
@@ -88,7 +90,7 @@ def evaluate_run(
     from ..classifier import load_or_train
     from ..data import binarize, load_dataset, to_tensor
     from ..io import RunLock, atomic_write_json, read_json
-    from ..models.base import NotAvailable
+    from ..models.base import NotAvailable, Variant
     from ..training.trainer import load, versions
 
     for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
@@ -209,6 +211,16 @@ def evaluate_run(
                         out[k] = absent(e)
 
             lap("clusters")
+
+            # --- the variant's own task (e.g. quadrant completion) --------------------------------
+            if type(v).task_metrics is not Variant.task_metrics:
+                say("task metrics")
+                task = v.task_metrics(x_in, y, generator=torch.Generator().manual_seed(seed + 3))
+                clash = sorted(set(task) & set(out))
+                if clash:
+                    raise RuntimeError(f"{v.name}.task_metrics: keys {clash} clash with the standard metrics")
+                out.update(task)
+                lap("task")
 
         # --- cost -----------------------------------------------------------------------------------
         out["parameters"] = int(v.num_parameters())

@@ -109,6 +109,11 @@ class Variant(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotAvailable(f"{self.name}: does not assign clusters")
 
+    def task_metrics(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Figures of the variant's own task on test images ``x`` (labels ``y``) that ``vaelab evaluate``
+        adds to eval.json, e.g. quadrant completion's conditional NLL; none for most variants."""
+        return {}
+
     # ----- the training plan -----------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("train")]
