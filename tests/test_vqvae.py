@@ -8,6 +8,7 @@ import battery
 import vaelab
 from battery import tiny_batch
 from vaelab.errors import ConfigError
+from vaelab.models.base import NotAvailable
 from vaelab.models.vq_vae import VQVAE
 from vaelab.nn.pixelcnn import PixelCNN, causal_mask
 from vaelab.nn.quantizer import CodeGrid, VectorQuantizer
@@ -260,6 +261,9 @@ def test_phase_buffer_survives_a_state_dict_round_trip():
 
 def test_sampling_uses_the_prior_and_log_weights_are_the_point_mass_bound():
     v = build().eval()
+    with pytest.raises(NotAvailable, match="not been trained"):  # the first phase: no prior to sample yet
+        v.sample(3)
+    v.begin_phase("prior", battery.ctx())
     s = v.sample(3, generator=torch.Generator().manual_seed(0))
     assert s.shape == (3, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
     assert torch.equal(s, v.sample(3, generator=torch.Generator().manual_seed(0)))

@@ -42,7 +42,7 @@ from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
 from ..nn.pixelcnn import PixelCNN
 from ..nn.quantizer import CodeGrid, VectorQuantizer
 from ..registry import register
-from .base import Batch, Phase, Variant
+from .base import Batch, NotAvailable, Phase, Variant
 
 PHASES = ("train", "prior")
 
@@ -136,7 +136,11 @@ class VQVAE(Variant):
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Codes from the PixelCNN prior (raster order), decoded: probabilities (n, C, H, W)."""
+        """Codes from the PixelCNN prior (raster order), decoded: probabilities (n, C, H, W). Not
+        available before the prior phase has begun: an untrained PixelCNN's codes are noise."""
+        if int(self.phase_index) < PHASES.index("prior"):
+            raise NotAvailable(f"{self.name}: the PixelCNN prior has not been trained yet (it is the run's second phase; "
+                               "prior_epochs=0 skips it)")
         idx = self.prior.sample(n, self.grid, generator=generator, device=self.phase_index.device)
         return torch.sigmoid(self.decode(self.quantizer.lookup(idx)).float())
 
