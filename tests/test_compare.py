@@ -93,12 +93,14 @@ def test_interrupted_run_resumes_and_finished_runs_are_skipped(tmp_path, mnist5k
 
 def test_failing_variant_is_recorded_and_tables_have_one_row_per_variant(tmp_path, mnist5k_quick_classifier, monkeypatch, capsys):
     from vaelab.models.beta_vae import BetaVAE
+    from vaelab.models.vae import VAE
 
     def nan_regularizer(self, q, z, batch, step):
         kl = q.kl(self.prior).mean() * float("nan")
         return kl, {"kl": kl}
 
     monkeypatch.setattr(BetaVAE, "regularizer", nan_regularizer)
+    monkeypatch.setattr(VAE, "task_metrics", lambda self, x, y, generator=None: {"task_x": 0.25})
     out = tmp_path / "study"
     args = ["compare", "--variants", "vae,beta-vae", "--seeds", "0,1", "--epochs", "1", *TINY, "--out", str(out)]
     assert main(args) == 1  # a run failed: recorded, reported, exit 1
@@ -131,8 +133,10 @@ def test_failing_variant_is_recorded_and_tables_have_one_row_per_variant(tmp_pat
     vae_row = next(line for line in md.splitlines() if line.startswith("| VAE |"))
     assert f"{100 * m['mean']:.1f} ± {100 * m['sd']:.1f}" in vae_row and "| 78.6 |" in vae_row
     assert "## Failed runs" in md and "beta-vae seed 1 (train)" in md
+    assert "## Task metrics" in md and "- VAE: `task_x` 0.25 ± 0.00" in md
     html = (out / "report" / "index.html").read_text()
     assert "Failed runs" in html and "non-finite loss" in html
+    assert '<ul id="task-metrics"><li><b>VAE</b>: <code>task_x</code> 0.25 ± 0.00</li></ul>' in html
 
     # a later invocation reuses the failure record instead of retraining; --retry-failed tries again
     spy = Spy(T.train)
@@ -150,6 +154,23 @@ def test_aggregate_mean_sd_and_absent_reasons():
     assert agg["a"]["mean"] == pytest.approx(0.6) and agg["a"]["sd"] == pytest.approx(statistics.stdev([0.5, 0.7]))
     assert agg["a"]["n"] == 2 and agg["d"] == {"mean": 3.0, "sd": None, "n": 1, "values": [3.0]}  # NaN is not a value
     assert agg["b"] == {"available": False, "reason": "why"} and "c" not in agg and "meta" not in agg
+
+
+def test_task_metrics_are_the_keys_outside_the_standard_schema():
+    from vaelab.compare import markdown, task_metrics
+
+    v = {"label": "CVAE-Q", "n_ok": 1, "n_failed": 0, "errors": [], "metrics": {
+        "recon_accuracy": {"mean": 0.9, "sd": None, "n": 1}, "seconds_per_epoch.baseline": {"mean": 2.0, "sd": None, "n": 1},
+        "fid": {"available": False, "reason": "no sampling"}, "cond_nll": {"mean": 70.123, "sd": None, "n": 1},
+        "cond_nll_baseline": {"mean": 80.5, "sd": 1.5, "n": 2}}}
+    plain = {**v, "label": "VAE", "metrics": {"recon_accuracy": {"mean": 0.9, "sd": None, "n": 1}}}
+    assert task_metrics(v) == ["cond_nll", "cond_nll_baseline"] and task_metrics(plain) == []
+    res = {"settings": {"dataset": "mnist", "backbone": "small", "latent_dim": 4, "epochs": 1, "protocol": "paper",
+                        "seeds": [0], "variants": ["vae", "q"]}, "finished": "now", "command": "x",
+           "environment": {"machine": {"summary": "m"}}, "variants": {"vae": plain, "q": v}}
+    md = markdown(res)
+    assert "## Task metrics" in md and "- CVAE-Q: `cond_nll` 70.12, `cond_nll_baseline` 80.50 ± 1.50" in md
+    assert "- VAE" not in md
 
 
 def test_plan_protocols_phase_budgets_and_overrides(tmp_path, monkeypatch):

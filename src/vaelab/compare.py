@@ -587,6 +587,15 @@ def ordered(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(n, V[n]) for n in results["settings"]["variants"] if n in V]
 
 
+def task_metrics(v: dict[str, Any]) -> list[str]:
+    """The numeric metrics of one variant's results that come from its own task (``Variant.task_metrics``,
+    e.g. quadrant completion's conditional NLLs): everything outside evaluate's standard schema."""
+    from .metrics.evaluate import STANDARD_KEYS
+
+    return sorted(k for k, m in v["metrics"].items()
+                  if k not in STANDARD_KEYS and "." not in k and isinstance(m, dict) and "mean" in m)
+
+
 def metric_keys(results: dict[str, Any]) -> list[str]:
     """Every aggregated numeric metric: the main columns first, then the rest alphabetically."""
     seen = set()
@@ -649,6 +658,11 @@ def markdown(results: dict[str, Any]) -> str:
               "|---" * (len(cols) + 1) + "|"]
     for name, v in ordered(results):
         lines.append(f"| {v['label']} | " + " | ".join(fmt_metric(v["metrics"].get(k), sc, d) for k, _, sc, d in cols) + " |")
+    task = [(v, task_metrics(v)) for _, v in ordered(results)]
+    if any(keys for _, keys in task):
+        lines += ["", "## Task metrics", ""]
+        lines += [f"- {v['label']}: " + ", ".join(f"`{k}` {fmt_metric(v['metrics'][k], 1, 2)}" for k in keys)
+                  for v, keys in task if keys]
     failed = [(n, e) for n, v in ordered(results) for e in v["errors"]]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {n} seed {e['seed']} ({e['stage']}): {e['error']}" for n, e in failed]

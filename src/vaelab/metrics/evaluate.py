@@ -54,6 +54,9 @@ SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_hi
 LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
 COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds")
+#: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
+STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
+                           *CLUSTER_KEYS, *COST_KEYS, "meta"})
 
 
 def absent(reason: str) -> dict[str, Any]:
