@@ -173,6 +173,14 @@ def test_terms_report_discriminator_health():
     torch.testing.assert_close(terms["loss"], terms["kl"] + terms["llike"])
 
 
+def test_task_metrics_carry_the_collapse_report():
+    v = build().eval()
+    x = tiny_batch()["x"]
+    m = v.task_metrics(x, None, generator=torch.Generator().manual_seed(0))
+    rep = v.collapse_report(x, generator=torch.Generator().manual_seed(0))
+    assert m == {"gan_collapsed": float(rep["collapsed"]), "gan_d_acc": rep["d_acc"], "gan_diversity": rep["diversity"]}
+
+
 def test_collapse_report_flags_mode_collapse():
     v = build()
     x = tiny_batch(32)["x"]

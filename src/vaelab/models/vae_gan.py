@@ -241,6 +241,15 @@ class VAEGAN(GaussianVAE):
                            "likelihood, so there is no ELBO/IWAE bound on log p(x)")
 
     @torch.no_grad()
+    @torch.no_grad()
+    def task_metrics(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+        """``collapse_report`` on the first 1000 test images, for ``vaelab evaluate``: ``gan_collapsed``
+        (1.0 or 0.0, so its mean over seeds in ``vaelab compare`` is the share of collapsed runs),
+        ``gan_d_acc`` and ``gan_diversity``."""
+        rep = self.collapse_report(x[:1000], generator=generator)
+        return {"gan_collapsed": float(rep["collapsed"]), "gan_d_acc": rep["d_acc"], "gan_diversity": rep["diversity"]}
+
+    @torch.no_grad()
     def collapse_report(self, x: torch.Tensor, generator: torch.Generator | None = None, max_pairs: int = 500,
                         acc_threshold: float = 0.99, diversity_threshold: float = 0.5) -> dict[str, float | bool | str]:
         """Has training collapsed? Judged on held-out images ``x`` (N, C, H, W) and N prior samples.
