@@ -195,6 +195,32 @@ def test_plan_protocols_phase_budgets_and_overrides(tmp_path, monkeypatch):
     assert parse_seeds("0,2-4") == (0, 2, 3, 4)
 
 
+def test_runs_trained_before_a_config_key_existed_stay_compatible(tmp_path):
+    """A run dir is reused only if it was trained as planned; a model key its config.json lacks (added
+    to the variant later, defaulting to the old behaviour) counts as its default."""
+    import dataclasses
+
+    from vaelab.compare import check_compatible
+    from vaelab.io import atomic_write_json
+
+    def spec_with(**over):
+        s = Settings(variants=["vade"], out=tmp_path, dataset="mnist-5k", backbone="small",
+                     overrides={"vade": over} if over else {})
+        return plan(s)[0]
+
+    sp = spec_with()
+    old_model = {k: v for k, v in sp.resolved_model.items() if k not in ("lr_decay", "pretrain_noise")}
+    sp.run_dir.mkdir(parents=True)
+    atomic_write_json(sp.run_dir / "config.json", {"variant": "vade", "model": old_model, "train": dataclasses.asdict(sp.train)})
+    check_compatible(sp)  # the missing keys are at their defaults in the plan
+    with pytest.raises(ConfigError, match="model.lr_decay=None, this study asks 0.9"):
+        check_compatible(spec_with(lr_decay=0.9))
+    atomic_write_json(sp.run_dir / "config.json", {"variant": "vade", "model": {**old_model, "latent_dim": 3},
+                                                   "train": dataclasses.asdict(sp.train)})
+    with pytest.raises(ConfigError, match="model.latent_dim=3, this study asks 16"):
+        check_compatible(sp)
+
+
 @pytest.mark.parametrize("extra, pattern", [
     (["--variants", "vae,nope"], "--variants: unknown variant 'nope'"),
     (["--variants", "vae,vae"], "listed twice"),

@@ -304,7 +304,14 @@ def check_compatible(spec: RunSpec) -> None:
     have_train = conf.get("train", {})
     checks = [(f"train.{k}", have_train.get(k), want_train[k]) for k in EXPERIMENT_KEYS]
     checks.insert(0, ("variant", conf.get("variant"), spec.variant))
-    checks += [(f"model.{k}", conf.get("model", {}).get(k), v) for k, v in spec.resolved_model.items()]
+    have_model = conf.get("model", {})
+    # a key the run's config.json lacks was added to the variant after that run was trained; new config
+    # keys default to the old behaviour, so the run is compatible when the plan keeps the default
+    from .registry import get
+
+    defaults = config_fields(get(spec.variant))
+    checks += [(f"model.{k}", have_model.get(k), v) for k, v in spec.resolved_model.items()
+               if k in have_model or _norm(v) != _norm(defaults.get(k, object()))]
     for key, have, want in checks:
         if _norm(have) != _norm(want):
             raise ConfigError(f"{spec.run_dir}: was trained with {key}={have!r}, this study asks {want!r}; "
