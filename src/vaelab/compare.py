@@ -603,6 +603,12 @@ def task_metrics(v: dict[str, Any]) -> list[str]:
                   if k not in STANDARD_KEYS and "." not in k and isinstance(m, dict) and "mean" in m)
 
 
+def task_rows(results: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(variant label, [(task metric key, formatted mean ± sd)]) for every variant that has task metrics."""
+    rows = [(v["label"], [(k, fmt_metric(v["metrics"][k], 1, 2)) for k in task_metrics(v)]) for _, v in ordered(results)]
+    return [(label, items) for label, items in rows if items]
+
+
 def metric_keys(results: dict[str, Any]) -> list[str]:
     """Every aggregated numeric metric: the main columns first, then the rest alphabetically."""
     seen = set()
@@ -665,11 +671,10 @@ def markdown(results: dict[str, Any]) -> str:
               "|---" * (len(cols) + 1) + "|"]
     for name, v in ordered(results):
         lines.append(f"| {v['label']} | " + " | ".join(fmt_metric(v["metrics"].get(k), sc, d) for k, _, sc, d in cols) + " |")
-    task = [(v, task_metrics(v)) for _, v in ordered(results)]
-    if any(keys for _, keys in task):
+    task = task_rows(results)
+    if task:
         lines += ["", "## Task metrics", ""]
-        lines += [f"- {v['label']}: " + ", ".join(f"`{k}` {fmt_metric(v['metrics'][k], 1, 2)}" for k in keys)
-                  for v, keys in task if keys]
+        lines += [f"- {label}: " + ", ".join(f"`{k}` {txt}" for k, txt in items) for label, items in task]
     failed = [(n, e) for n, v in ordered(results) for e in v["errors"]]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {n} seed {e['seed']} ({e['stage']}): {e['error']}" for n, e in failed]

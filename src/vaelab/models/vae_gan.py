@@ -240,8 +240,6 @@ class VAEGAN(GaussianVAE):
         raise NotAvailable(f"{self.name}: the decoder is trained through discriminator features, not a pixel-space "
                            "likelihood, so there is no ELBO/IWAE bound on log p(x)")
 
-    @torch.no_grad()
-    @torch.no_grad()
     def task_metrics(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
         """``collapse_report`` on the first 1000 test images, for ``vaelab evaluate``: ``gan_collapsed``
         (1.0 or 0.0, so its mean over seeds in ``vaelab compare`` is the share of collapsed runs),

@@ -5,7 +5,7 @@ import json
 from html import escape
 from typing import Any
 
-from ..compare import COLUMNS, fmt_metric, ordered, task_metrics
+from ..compare import COLUMNS, fmt_metric, ordered, task_rows
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
@@ -131,16 +131,14 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
           + "".join(_cell(v, k, sc, d) for k, _, sc, d in cols) + "</tr>")
     a("</tbody></table>")
 
-    task = [(v, task_metrics(v)) for _, v in ordered(results)]
-    if any(keys for _, keys in task):
+    task = task_rows(results)
+    if task:
         a("<h2 id=\"task\">Task metrics</h2><p class=\"muted\">Figures of a variant's own task (e.g. quadrant "
           "completion: negative conditional log-likelihood of the missing quadrants in nats, <code>cond_nll</code> "
           "importance-sampled, <code>cond_neg_elbo</code> one-sample, <code>cond_nll_baseline</code> the "
           "deterministic NN).</p><ul id=\"task-metrics\">")
-        for v, keys in task:
-            if keys:
-                a(f"<li><b>{escape(v['label'])}</b>: " + ", ".join(
-                    f"<code>{escape(k)}</code> {escape(fmt_metric(v['metrics'][k], 1, 2))}" for k in keys) + "</li>")
+        for label, items in task:
+            a(f"<li><b>{escape(label)}</b>: " + ", ".join(f"<code>{escape(k)}</code> {escape(txt)}" for k, txt in items) + "</li>")
         a("</ul>")
     failed = [(name, e) for name, v in ordered(results) for e in v["errors"]]
     if failed:
