@@ -133,6 +133,7 @@ def test_failing_variant_is_recorded_and_tables_have_one_row_per_variant(tmp_pat
     vae_row = next(line for line in md.splitlines() if line.startswith("| VAE |"))
     assert f"{100 * m['mean']:.1f} ± {100 * m['sd']:.1f}" in vae_row and "| 78.6 |" in vae_row
     assert "## Failed runs" in md and "beta-vae seed 1 (train)" in md
+    assert res["compute"]["runs"] == 2 and res["compute"]["eval_seconds_missing"] == 0 and "Compute: " in md
     assert "## Task metrics" in md and "- VAE: `task_x` 0.25 ± 0.00" in md
     html = (out / "report" / "index.html").read_text()
     assert "Failed runs" in html and "non-finite loss" in html
@@ -241,3 +242,17 @@ def test_bad_input_exit_2_one_line(extra, pattern, tmp_path, capsys):
     err = capsys.readouterr().err
     assert pattern in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()  # nothing trained or written
+
+
+def test_compute_totals_sum_training_and_evaluation_seconds():
+    from vaelab.compare import compute_line, compute_totals
+
+    runs = [{"status": "ok", "eval": {"train_seconds": 3600.0, "meta": {"eval_seconds": 1800.0}}},
+            {"status": "ok", "eval": {"train_seconds": 1800.0, "meta": {}}},  # evaluated before eval_seconds existed
+            {"status": "failed", "eval": None}]
+    c = compute_totals(runs)
+    assert c == {"runs": 2, "train_seconds": 5400.0, "eval_seconds": 1800.0, "eval_seconds_missing": 1,
+                 "total_seconds": 7200.0}
+    line = compute_line({"compute": c, "environment": {"machine": {"torch_threads": 1}}})
+    assert line.startswith("2.00 h over 2 runs: training 1.50 h + evaluation 0.50 h, wall time of 1-thread processes")
+    assert "1 run(s) without a recorded evaluation time" in line

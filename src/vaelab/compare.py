@@ -544,9 +544,29 @@ def collect(s: Settings, specs: list[RunSpec], runs: list[dict[str, Any]], start
         "seconds": round(seconds, 1),
         "environment": environment(),
         "classifier_test_accuracy": classifier_acc,
+        "compute": compute_totals(runs),
         "variants": variants,
         "runs": runs,
     }
+
+
+def compute_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The study's compute: training seconds (metrics.jsonl) and evaluation seconds (eval.json meta)
+    summed over the evaluated runs, with how many runs lack an evaluation time."""
+    ok = [r["eval"] for r in runs if r["status"] == "ok" and isinstance(r.get("eval"), dict)]
+    train = sum(float(ev["train_seconds"]) for ev in ok if _number(ev.get("train_seconds")))
+    ev_s = [float(ev.get("meta", {}).get("eval_seconds")) for ev in ok if _number(ev.get("meta", {}).get("eval_seconds"))]
+    return {"runs": len(ok), "train_seconds": round(train, 1), "eval_seconds": round(sum(ev_s), 1),
+            "eval_seconds_missing": len(ok) - len(ev_s), "total_seconds": round(train + sum(ev_s), 1)}
+
+
+def compute_line(results: dict[str, Any]) -> str:
+    """One sentence of the study's summed compute, for results.md and the report."""
+    c = results.get("compute") or compute_totals(results.get("runs", []))
+    miss = f"; {c['eval_seconds_missing']} run(s) without a recorded evaluation time" if c["eval_seconds_missing"] else ""
+    threads = results.get("environment", {}).get("machine", {}).get("torch_threads")
+    return (f"{c['total_seconds'] / 3600:.2f} h over {_plural(c['runs'], 'run')}: training {c['train_seconds'] / 3600:.2f} h "
+            f"+ evaluation {c['eval_seconds'] / 3600:.2f} h, wall time of {threads or '?'}-thread processes summed{miss}")
 
 
 def _latent_kind(name: str) -> str:
@@ -656,7 +676,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"# vaelab compare: {s['dataset']}, backbone {s['backbone']}, latent {s['latent_dim']}, {_plural(s['epochs'], 'epoch')}, "
              f"protocol {s['protocol']}, seeds {','.join(map(str, s['seeds']))}", "",
              f"Command: `{results.get('command') or '?'}`  ", f"Date: {results['finished']}  ",
-             f"Machine: {results['environment']['machine']['summary']}", "",
+             f"Machine: {results['environment']['machine']['summary']}  ",
+             f"Compute: {compute_line(results)}", "",
              "## Table 2, reproduced (mean ± sd over seeds)", "",
              "| Variant | n | Recon acc. % | Paper % | s/epoch (this machine) | Paper s/epoch (P100) |",
              "|---|---|---|---|---|---|"]

@@ -5,7 +5,7 @@ import json
 from html import escape
 from typing import Any
 
-from ..compare import COLUMNS, fmt_metric, ordered, task_rows
+from ..compare import COLUMNS, compute_line, fmt_metric, ordered, task_rows
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
@@ -200,6 +200,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
         ("started / finished", f"{results['started']} / {results['finished']} ({results['seconds']:.0f}s of work in the last invocation)"),
         ("machine", f"{m['cpu']}; {m['cores']} cores ({m['usable_cores']} usable), torch threads {m['torch_threads']}, "
                     f"OMP_NUM_THREADS={m.get('omp_num_threads')}, {m.get('memory_gib')} GiB RAM; {m['platform']}; host {m['hostname']}"),
+        ("compute, all runs", compute_line(results)),
         ("versions", ", ".join(f"{k} {val}" for k, val in env["versions"].items())),
         ("vaelab commit", env.get("git_commit") or "unknown"),
     ]
