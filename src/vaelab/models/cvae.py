@@ -18,6 +18,14 @@ small backbone, latent 16, batch 50, Adam 1e-3): the share of samples of the ask
 logistic-regression classifier (90% on real test images, 95% on the N(0, I) model's reconstructions),
 was 69% vs 38% after 640 steps and 88% vs 56% after 1,600 steps (learned vs N(0, I)).
 
+The default latent size is 8, not the library's 16: z only has to carry the style once the label
+gives the class, and a larger z leaves room for class information the prior does not organise, so
+more samples of label y are drawn where the decoder makes another digit. Full MNIST, small backbone,
+learned prior, Adam 1e-3, 10 epochs, seed 0 (`vaelab train cvae --dataset mnist --backbone small
+--epochs 10 --optimizer adam --latent-dim D`, then `vaelab evaluate`): conditional accuracy 98.2% at
+D = 8 vs 96.6% at D = 16 (FID 27.6 vs 26.9, recon accuracy 99.4% vs 99.3%); with the N(0, I) prior at
+D = 16 it was 92.0%.
+
 The encoder sees the one-hot label beside the image features and the decoder beside z (the
 GaussianVAE base passes ``cond_dim`` to the backbones when ``conditional = True``). ``sample(n, y)``
 draws class y; without y the labels are drawn uniformly (so the samples come from Σ_y p(y) p(x|y)).
@@ -42,6 +50,7 @@ PRIORS = ("learned", "standard")
 
 @dataclass
 class Config(VariantConfig):
+    latent_dim: int = 8  # the label carries the class, z the style; see the module docstring for the measurement
     prior: str = "learned"  # p(z|y): "learned" N(μ_y, σ_y²) (Sohn et al.'s prior network) | "standard" N(0, I)
 
     def validate(self) -> None:
