@@ -444,6 +444,8 @@ def run_study(s: Settings, say: Callable[[str], None] | None = None, report: boo
     from .io import RunLock, atomic_write_json
 
     say = say or _stderr
+    if report:  # imported now, not after hours of training: the report then matches the code that trained
+        from .report import write_report
     specs = plan(s)
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -474,8 +476,6 @@ def run_study(s: Settings, say: Callable[[str], None] | None = None, report: boo
         results = collect(s, specs, runs, started=started, seconds=time.perf_counter() - t0)
         write_results(results, out)
         if report:
-            from .report import write_report
-
             say(f"writing the report to {out / 'report' / 'index.html'}")
             try:
                 write_report(out, results, log=say)
