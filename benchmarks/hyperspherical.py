@@ -21,7 +21,9 @@ Measured (2026-11-25, defaults, seed 0, 1 thread each; IWAE NLL / −ELBO in nat
 this budget (the paper: MLPs trained to convergence). Measured with ``--same-ambient`` (2026-11-25, seed 0, 1 thread each, about 17 CPU minutes per size;
 IWAE NLL / −ELBO in nats): d = 2: VAE 141.8 / 145.1, S-VAE on S¹ 157.6 / 163.7; d = 5: VAE 111.2 /
 114.4, S-VAE on S⁴ 118.4 / 120.8; d = 10: VAE 93.2 / 98.0, S-VAE on S⁹ 95.6 / 99.9: with one degree of
-freedom fewer the S-VAE loses at every size.
+freedom fewer the S-VAE loses at every size. With ``--backbone mlp`` (784-512-512; 2026-11-25, seed 0,
+one process per d; IWAE NLL / −ELBO): d = 2: VAE 139.71 / 142.76, S-VAE 138.84 / 141.00; d = 5: VAE
+112.91 / 115.98, S-VAE 113.17 / 115.57; d = 10: VAE 97.12 / 101.59, S-VAE 99.09 / 102.99.
 """
 from __future__ import annotations
 
