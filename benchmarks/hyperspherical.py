@@ -18,8 +18,8 @@ trained to convergence with early stopping; here the backbone (default ``small``
 Measured (2026-11-25, defaults, seed 0, 1 thread each; IWAE NLL / −ELBO in nats): d = 2: VAE 141.8 /
 145.1, S-VAE on S² 140.0 / 142.7; d = 5: VAE 111.2 / 114.4, S-VAE on S⁵ 112.7 / 115.2; d = 10: VAE
 93.2 / 98.0, S-VAE on S¹⁰ 94.3 / 98.9. The S-VAE wins at d = 2 as in the paper, not at 5 and 10 at
-this budget (the paper: MLPs trained to convergence). Measured with ``--same-ambient`` (2026-11-25, seed 0, 1 thread each, about 17 CPU minutes per size;
-IWAE NLL / −ELBO in nats): d = 2: VAE 141.8 / 145.1, S-VAE on S¹ 157.6 / 163.7; d = 5: VAE 111.2 /
+this budget (the paper: MLPs trained to convergence). Measured with ``--same-ambient`` (2026-11-25,
+seed 0, 1 thread each, about 17 CPU minutes per size; IWAE NLL / −ELBO in nats): d = 2: VAE 141.8 / 145.1, S-VAE on S¹ 157.6 / 163.7; d = 5: VAE 111.2 /
 114.4, S-VAE on S⁴ 118.4 / 120.8; d = 10: VAE 93.2 / 98.0, S-VAE on S⁹ 95.6 / 99.9: with one degree of
 freedom fewer the S-VAE loses at every size. With ``--backbone mlp`` (784-512-512; 2026-11-25, seed 0,
 one process per d; IWAE NLL / −ELBO): d = 2: VAE 139.71 / 142.76, S-VAE 138.84 / 141.00; d = 5: VAE

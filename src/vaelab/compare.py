@@ -555,9 +555,10 @@ def compute_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summed over the evaluated runs, with how many runs lack an evaluation time."""
     ok = [r["eval"] for r in runs if r["status"] == "ok" and isinstance(r.get("eval"), dict)]
     train = sum(float(ev["train_seconds"]) for ev in ok if _number(ev.get("train_seconds")))
-    ev_s = [float(ev.get("meta", {}).get("eval_seconds")) for ev in ok if _number(ev.get("meta", {}).get("eval_seconds"))]
-    return {"runs": len(ok), "train_seconds": round(train, 1), "eval_seconds": round(sum(ev_s), 1),
-            "eval_seconds_missing": len(ok) - len(ev_s), "total_seconds": round(train + sum(ev_s), 1)}
+    recorded = [ev.get("meta", {}).get("eval_seconds") for ev in ok]
+    evaluation = sum(float(t) for t in recorded if _number(t))
+    return {"runs": len(ok), "train_seconds": round(train, 1), "eval_seconds": round(evaluation, 1),
+            "eval_seconds_missing": sum(not _number(t) for t in recorded), "total_seconds": round(train + evaluation, 1)}
 
 
 def compute_line(results: dict[str, Any]) -> str:
