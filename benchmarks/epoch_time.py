@@ -79,7 +79,7 @@ def main():
     p.add_argument("--steps", type=int, default=600, help="steps per epoch (600 = the full 60k set)")
     p.add_argument("--no-malloc-tuning", action="store_true")
     a = p.parse_args()
-    from vaelab._malloc import tune_malloc
+    from vaelab._cpu import tune_malloc
     from vaelab.data import load_dataset, to_tensor
 
     tuned = False if a.no_malloc_tuning else tune_malloc()

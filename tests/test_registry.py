@@ -50,6 +50,17 @@ def test_paper_backbone_size():
     assert paper / small >= 5
 
 
+def test_dec_backbone_is_dec_and_vades_mlp():
+    """784-500-500-2000 encoder and its mirror 2000-500-500-784 decoder (Xie et al. 2016, Jiang et al. 2017)."""
+    import torch
+
+    v = vaelab.build("vade", backbone="dec", latent_dim=10)
+    widths = lambda seq: [(m.in_features, m.out_features) for m in seq.modules() if isinstance(m, torch.nn.Linear)]  # noqa: E731
+    assert widths(v.encoder) == [(784, 500), (500, 500), (500, 2000)]
+    assert widths(v.decoder) == [(10, 2000), (2000, 500), (500, 500), (500, 784)]
+    assert v.decode(torch.randn(3, 10)).shape == (3, 1, 28, 28)
+
+
 def test_mlp_backbone_takes_flat_inputs():
     import torch
 

@@ -34,7 +34,7 @@ class VariantConfig:
     """
 
     latent_dim: int = 16
-    backbone: str = "paper"  # paper: the seed's Fig. 3 conv net (13M params); small: a light conv net; mlp
+    backbone: str = "paper"  # paper: the seed's Fig. 3 conv net (13M params); small: a light conv net; mlp; dec: DEC's 500-500-2000 MLP
     data_shape: tuple[int, ...] = (1, 28, 28)
     n_classes: int = 10
     likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--variants", default="all", help="'all' (every registered variant) or a comma list (default all)")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist; --quick: mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--backbone", default=None, help="paper | small | mlp (default paper; --quick: small)")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec (default paper; --quick: small)")
     p.add_argument("--latent-dim", type=int, default=16, help="latent size of every variant (default 16)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
     p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")
@@ -73,6 +73,7 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from .._cpu import flush_denormals
     from ..compare import run_study
     from ..config import check_choice
     from ..data import BINARIZATIONS, DATASETS
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         check_choice(args.dataset, "--dataset", DATASETS)
     check_choice(args.binarize, "--binarize", BINARIZATIONS)
     s = settings_from_args(args)
+    flush_denormals()  # before torch starts its worker threads, so that they inherit it
     res = run_study(s, report=not args.no_report)
     failed = sum(v["n_failed"] for v in res["variants"].values())
     total = sum(v["n_runs"] for v in res["variants"].values())

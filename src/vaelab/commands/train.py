@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run from its last checkpoint")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--backbone", default=None, help="paper | small | mlp (default paper)")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec (default paper)")
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
                    help="torch.compile the networks (needs a C compiler; falls back to eager mode)")
     p.add_argument("--no-malloc-tuning", action="store_true",
                    help="leave glibc malloc's thresholds alone (same as VAELAB_MALLOC_TUNING=0)")
+    p.add_argument("--no-flush-denormal", action="store_true",
+                   help="keep subnormal floats (same as VAELAB_FLUSH_DENORMAL=0); flushing them is faster")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
                    help="also checkpoint inside epochs this often (default: epoch end and Ctrl-C only)")
     p.add_argument("--out", default=None, help="run directory (default runs/VARIANT-DATASET-sSEED)")
@@ -44,10 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..training.trainer import TrainConfig, train
 
+    from .._cpu import flush_denormals
+
     if args.no_malloc_tuning:
         import os
 
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
+    if args.no_flush_denormal:
+        import os
+
+        os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
+    flush_denormals()  # before torch starts its worker threads, so that they inherit it
     if args.resume:
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")

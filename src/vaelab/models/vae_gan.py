@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import VariantConfig, check, check_choice
+from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
 from ..registry import register
 from .base import Batch, NotAvailable
@@ -86,8 +87,8 @@ class Config(VariantConfig):
         super().validate()
         check(self.gamma >= 0, "gamma", f"must be >= 0, got {self.gamma!r}")
         check_choice(self.feature_layer, "feature_layer", FEATURE_LAYERS)
-        check(not (self.backbone == "mlp" and self.feature_layer == "trunk"), "feature_layer",
-              "'trunk' is the raw input for the mlp backbone (a pixel-space loss); use feature_layer=fc")
+        check(not (is_mlp(self.backbone) and self.feature_layer == "trunk"), "feature_layer",
+              f"'trunk' is the raw input for the {self.backbone} backbone (a pixel-space loss); use feature_layer=fc")
         check_choice(self.generator_loss, "generator_loss", GENERATOR_LOSSES)
         check(0 < self.equilibrium, "equilibrium", f"must be > 0, got {self.equilibrium!r}")
         check(self.margin > 0, "margin", f"must be > 0, got {self.margin!r}")

@@ -10,6 +10,9 @@ quick runs and tests.
 
 ``mlp``: two 512-unit layers, for flat inputs (feature vectors, shape (D,)) or flattened images.
 
+``dec``: the 500-500-2000 MLP of DEC's stacked autoencoder (Xie et al. 2016), which VaDE (Jiang et
+al. 2017) and its clustering results use; the decoder mirrors it (2000-500-500).
+
 An encoder maps x (and an optional condition vector y) to a feature vector of ``out_features``;
 a variant's head turns features into distribution parameters. A decoder maps a latent vector
 (and optional condition) to logits of the data's shape.
@@ -21,8 +24,22 @@ import math
 import torch
 from torch import nn
 
-BACKBONES = ("paper", "small", "mlp")
+BACKBONES = ("paper", "small", "mlp", "dec")
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
+_MLP = {"mlp": (512, 512), "dec": (500, 500, 2000)}  # hidden widths, input side first
+
+
+def is_mlp(backbone: str) -> bool:
+    """True for the fully-connected backbones (flat features, no conv trunk)."""
+    return backbone in _MLP
+
+
+def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
+    """Linear + ReLU through ``widths`` (input width first)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
 
 
 def _conv_ok(data_shape: tuple[int, ...]) -> bool:
@@ -70,9 +87,10 @@ class Encoder(nn.Module):
         else:
             if backbone in _CONV:
                 raise ValueError(f"backbone {backbone!r} needs (C, H, W) data with H, W divisible by 4, got {self.data_shape}")
-            flat, fc = math.prod(self.data_shape), 512
+            hidden = _MLP[backbone]
             self.trunk = nn.Flatten()
-            self.fc = nn.Sequential(nn.Linear(flat + cond_dim, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU())
+            self.fc = _mlp((math.prod(self.data_shape) + cond_dim, *hidden))
+            fc = hidden[-1]
         self.out_features = fc
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,9 +116,10 @@ class Decoder(nn.Module):
         else:
             if backbone in _CONV:
                 raise ValueError(f"backbone {backbone!r} needs (C, H, W) data with H, W divisible by 4, got {self.data_shape}")
+            hidden = _MLP[backbone][::-1]
             self.grid = None
-            self.fc = nn.Sequential(nn.Linear(n_in, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())
-            self.head = nn.Linear(512, math.prod(self.data_shape))
+            self.fc = _mlp((n_in, *hidden))
+            self.head = nn.Linear(hidden[-1], math.prod(self.data_shape))
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.cond_dim:

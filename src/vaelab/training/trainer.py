@@ -161,9 +161,9 @@ class Trainer:
         return self.cfg.epochs if phase.epochs is None else phase.epochs
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        from .._malloc import tune_malloc
+        from .._cpu import tune_process
 
-        tune_malloc()
+        tune_process()
         cfg, v = self.cfg, self.variant
         phases = v.phases()
         g_shuffle = torch.Generator().manual_seed(cfg.seed)
