@@ -16,8 +16,9 @@ Configurations (speed):
   bf16-vaelab-cl-compile --precision bf16 --channels-last --compile
 Each vaelab configuration trains ``--warm-epochs`` epochs of ``--steps`` steps first and times the
 next one: subnormal Adam moments (see ``vaelab._cpu``) only appear after about 800 steps, and a
-shorter warm-up would miss what they cost. The vaelab configurations also print the share of the time spent in the (fp32) optimizer steps,
-which no precision setting shortens: with share o of the fp32 step, bf16 can at most reach 1/o×.
+shorter warm-up would miss what they cost. The vaelab configurations also print the share of the
+time spent in the (fp32) optimizer steps, which no precision setting shortens: with share o of the
+fp32 step, bf16 can at most reach 1/o×.
 Prints figures; asserts nothing.
 """
 from __future__ import annotations

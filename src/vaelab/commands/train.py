@@ -42,19 +42,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from .._cpu import flush_denormals
     from ..config import parse_overrides
     from ..errors import ConfigError
     from ..training.trainer import TrainConfig, train
 
-    from .._cpu import flush_denormals
-
     if args.no_malloc_tuning:
-        import os
-
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.no_flush_denormal:
-        import os
-
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
     flush_denormals()  # before torch starts its worker threads, so that they inherit it
     if args.resume:
