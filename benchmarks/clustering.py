@@ -48,7 +48,7 @@ import torch
 BUDGETS: dict[str, dict] = {
     "vade": {"model": {"backbone": "small", "latent_dim": 10, "pretrain_epochs": 20, "gmm_restarts": 10,
                        "warmup_epochs": 1.0, "lr_decay": 0.9, "lr_decay_epochs": 10, "lr_decay_min": 0.1,
-                       "pretrain_noise": 0.2},
+                       "pretrain_noise": 0.2, "pretrain_shift": 0.1, "pretrain_rotation": 10.0},
              "train": {"epochs": 50, "lr": 2e-3, "batch_size": 100}},
     "gmvae": {"model": {"backbone": "mlp", "latent_dim": 16, "w_dim": 16, "prior_hidden": 256, "info_lambda": 0.5},
               "train": {"epochs": 100, "lr": 1e-3, "batch_size": 100}},

@@ -263,10 +263,32 @@ def test_pretrain_noise_masks_inputs_only_while_training():
     assert not torch.equal(noisy, clean)
 
 
+def test_pretrain_augmentation_moves_input_and_target_alike_only_while_training():
+    from vaelab.data.augment import random_affine
+
+    torch.manual_seed(0)
+    v = vaelab.build("vade", backbone="small", latent_dim=3, pretrain_shift=0.1, pretrain_rotation=10.0)
+    x = torch.rand(4, 1, 28, 28)
+    batch = {"x": x, "y": None, "index": torch.arange(4), "dataset_size": 4}
+    v.eval()
+    clean, _ = v.loss(batch, 0)
+    assert torch.equal(clean, -v.log_lik(v.decode(v.encode(x).mean), x).mean())
+    v.train()
+    torch.manual_seed(1)
+    moved, _ = v.loss(batch, 0)
+    torch.manual_seed(1)
+    xa = random_affine(x, 0.1, 10.0)
+    assert torch.equal(moved, -v.log_lik(v.decode(v.encode(xa).mean), xa).mean())
+    assert not torch.equal(moved, clean)
+    with pytest.raises(ConfigError, match="pretrain_shift.*image data"):
+        vaelab.build("vade", backbone="mlp", data_shape=(12,), pretrain_shift=0.1)
+
+
 @pytest.mark.parametrize("key,value", [("pretrain_epochs", -1), ("gmm_restarts", 0), ("n_clusters", 0),
                                        ("gmm_lr_scale", 0), ("init_logvar_scale", -1), ("warmup_epochs", -2),
                                        ("lr_decay", 0), ("lr_decay", 1.5), ("lr_decay_epochs", 0),
-                                       ("lr_decay_min", 2), ("pretrain_noise", 1.0)])
+                                       ("lr_decay_min", 2), ("pretrain_noise", 1.0), ("pretrain_shift", 0.6),
+                                       ("pretrain_rotation", -1)])
 def test_bad_config_values_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=key):
         vaelab.build("vade", **{key: value})
