@@ -84,6 +84,14 @@ def run_one(variant: str, seed: int, args) -> dict:
     run_dir = Path(args.out) / f"{variant}-{args.dataset}-s{seed}"
     state, spent = run_dir / "checkpoint.json", run_dir / "bench-time.json"
     t0, w0 = cpu_seconds(), time.perf_counter()
+    if (run_dir / "config.json").exists():  # never resume or re-read a run trained with another budget
+        saved = json.loads((run_dir / "config.json").read_text())
+        differ = {k: (saved["model"].get(k), want) for k, want in model.items() if saved["model"].get(k) != want}
+        differ.update({k: (saved["train"].get(k), getattr(tc, k)) for k in ("epochs", "lr", "batch_size")
+                       if saved["train"].get(k) != getattr(tc, k)})
+        if differ:
+            detail = ", ".join(f"{k}: run {a!r}, budget {b!r}" for k, (a, b) in differ.items())
+            sys.exit(f"{run_dir}: trained with another budget ({detail}); move it away or choose another --out")
     if state.exists() and json.loads(state.read_text()).get("done"):
         print(f"  {run_dir}: already trained, evaluating", flush=True)
     else:
