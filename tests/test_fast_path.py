@@ -93,19 +93,21 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, caplog):
 
 
 @pytest.mark.parametrize("env, flushed", [("1", True), ("0", False)])
-def test_flush_denormals_zeroes_subnormals_unless_switched_off(env, flushed):
-    """In a fresh process (the setting is per thread and process-wide): after ``flush_denormals`` a
-    subnormal float reads as zero, with worker threads started afterwards included; with
-    VAELAB_FLUSH_DENORMAL=0 it is left alone."""
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_flush_denormals_zeroes_subnormals_unless_switched_off(env, flushed, pool_first):
+    """In a fresh process: after ``flush_denormals`` a subnormal float reads as zero in a 2-thread
+    operation, whether torch's worker threads start after the call or were already running
+    (``pool_first``); with VAELAB_FLUSH_DENORMAL=0 it is left alone."""
     import os
     import subprocess
     import sys
 
-    code = ("import torch; from vaelab._cpu import flush_denormals; torch.set_num_threads(2); print(flush_denormals()); "
-            "x = torch.full((1_000_000,), 1e-39); print(int(((x * 1.0) != 0).sum()))")
+    code = ("import torch; from vaelab._cpu import flush_denormals; torch.set_num_threads(2); "
+            + ("torch.randn(4_000_000).mul_(2.0); " if pool_first else "")
+            + "print(flush_denormals()); x = torch.full((4_000_000,), 1e-39); print(int(((x * 0.7 + x) != 0).sum()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "VAELAB_FLUSH_DENORMAL": env}).stdout.split()
-    assert out == (["True", "0"] if flushed else ["False", "1000000"])
+    assert out == (["True", "0"] if flushed else ["False", "4000000"])
 
 
 def test_training_flushes_subnormal_adam_moments(tmp_path):

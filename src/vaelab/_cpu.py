@@ -12,9 +12,9 @@ of a weight whose gradient stays exactly zero (a dead ReLU unit, a border pixel 
 decays by 0.9 per step into the subnormal range within about 800 steps, and x86 handles subnormals
 in microcode: a VaDE run on the ``dec`` backbone had 1.6M subnormal Adam moments after two epochs and
 its epoch time went from 12.8 s to 34 s. Flushing them changes values below 1.2e-38 only. Off with
-``VAELAB_FLUSH_DENORMAL=0`` (or ``--no-flush-denormal``). It sets the calling thread's FP control
-register; torch's worker threads inherit it only if they are started afterwards, so the CLI calls
-it before any parallel torch operation.
+``VAELAB_FLUSH_DENORMAL=0`` (or ``--no-flush-denormal``). With torch 2.13 the setting reaches
+torch's worker threads whether they start before or after the call (tests/test_fast_path.py checks
+both); the CLI still calls it before any parallel torch operation.
 """
 from __future__ import annotations
 
