@@ -95,19 +95,35 @@ def test_compile_failure_falls_back_to_eager(tmp_path, monkeypatch, caplog):
 @pytest.mark.parametrize("env, flushed", [("1", True), ("0", False)])
 @pytest.mark.parametrize("pool_first", [False, True])
 def test_flush_denormals_zeroes_subnormals_unless_switched_off(env, flushed, pool_first):
-    """In a fresh process: after ``flush_denormals`` a subnormal float reads as zero in a 2-thread
-    operation, whether torch's worker threads start after the call or were already running
-    (``pool_first``); with VAELAB_FLUSH_DENORMAL=0 it is left alone."""
+    """In a fresh process with 2 threads: after ``flush_denormals`` the first moment of an Adam state
+    whose gradients are zero after the first step decays to exactly 0 in all of its 2M entries, whether
+    torch's worker threads start after the call or were already running (``pool_first``: without
+    the call on every OpenMP thread the worker's half stays subnormal); with VAELAB_FLUSH_DENORMAL=0
+    every entry stays subnormal."""
     import os
     import subprocess
     import sys
 
     code = ("import torch; from vaelab._cpu import flush_denormals; torch.set_num_threads(2); "
             + ("torch.randn(4_000_000).mul_(2.0); " if pool_first else "")
-            + "print(flush_denormals()); x = torch.full((4_000_000,), 1e-39); print(int(((x * 0.7 + x) != 0).sum()))")
+            + "print(flush_denormals()); w = torch.nn.Parameter(torch.ones(2_000_000)); "
+            "opt = torch.optim.Adam([w], lr=1e-3, fused=True)\n"
+            "for step in range(900):\n"
+            "    w.grad = torch.full_like(w, 1.0 if step == 0 else 0.0); opt.step()\n"
+            "print(int((opt.state[w]['exp_avg'] != 0).sum()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "VAELAB_FLUSH_DENORMAL": env}).stdout.split()
-    assert out == (["True", "0"] if flushed else ["False", "4000000"])
+    assert out == (["True", "0"] if flushed else ["False", "2000000"])
+
+
+def test_on_every_openmp_thread_reaches_each_thread_once():
+    import threading
+
+    from vaelab._cpu import on_every_openmp_thread
+
+    ids = []
+    assert on_every_openmp_thread(lambda: ids.append(threading.get_ident()), 2) == 2
+    assert len(set(ids)) == 2 and threading.get_ident() in ids
 
 
 def test_training_flushes_subnormal_adam_moments(tmp_path):

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         check_choice(args.dataset, "--dataset", DATASETS)
     check_choice(args.binarize, "--binarize", BINARIZATIONS)
     s = settings_from_args(args)
-    flush_denormals()  # before any torch work (the trainer sets it again; see vaelab._cpu)
+    flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
     res = run_study(s, report=not args.no_report)
     failed = sum(v["n_failed"] for v in res["variants"].values())
     total = sum(v["n_runs"] for v in res["variants"].values())

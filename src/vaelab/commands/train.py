@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.no_flush_denormal:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
-    flush_denormals()  # before any torch work (the trainer sets it again; see vaelab._cpu)
+    flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
     if args.resume:
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")

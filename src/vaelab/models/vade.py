@@ -40,7 +40,9 @@ the lr by 0.9 every 10 epochs down to a floor of a tenth) and ``pretrain_noise``
 in the pretraining (DEC's stacked autoencoder, whose weights the authors start from, is a
 denoising one). A third, off by default, is not theirs: ``pretrain_shift`` / ``pretrain_rotation``
 train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA), an embedding the GMM
-clusters better. ``benchmarks/clustering.py`` states the budget that uses them.
+clusters better: on full MNIST (small backbone, 20 epochs) the GMM's accuracy rose from about 80% to
+90.4 / 89.3 / 80.9% over three seeds, and after 50 ELBO epochs VaDE reached 92.7 ± 3.9%.
+``benchmarks/clustering.py`` states the budget that uses them.
 
 The current phase lives in the buffer ``phase_id`` (0 pretrain, 1 train), set by ``begin_phase``
 and restored with the checkpoint, so a run resumed inside either phase computes the right loss;
