@@ -46,8 +46,9 @@ import torch
 # Guo et al. 2018's DEC-DA) raised the GMM's accuracy on the embedding from about 80% to 90.4 / 89.3 /
 # 80.9% (seeds 0 / 1 / 2). Measured on full MNIST with them (2026-12-01, one thread per seed, three
 # jobs on 2 cores): VaDE train ACC 95.0 / 94.9 / 88.3%, 92.7 ± 3.9% (test 92.9 ± 3.8%, NMI 0.874 ±
-# 0.027, ARI 0.859 ± 0.057), 45.5 CPU minutes per seed. At ELBO epoch 10 seed 2's clusters mixed 4 with 9 and 3 with 5; the
-# same moves applied in the ELBO phase too did not help it (test ACC 85.1 -> 84.7% in two epochs).
+# 0.027, ARI 0.859 ± 0.057), 45.5 CPU minutes per seed. At ELBO epoch 10 seed 2's clusters mixed 4
+# with 9 and 3 with 5; the same moves applied in the ELBO phase too did not help it (test ACC 85.1 ->
+# 84.7% in two epochs).
 # Measured on full MNIST (2026-12-01, this file's budgets, one thread per seed, two or three jobs on
 # 2 cores): GMVAE train ACC 81.2 / 93.7 / 85.7% for seeds 0 / 1 / 2, 86.9 ± 6.4% (test 86.9 ± 6.3%,
 # NMI 0.854 ± 0.026, ARI 0.809 ± 0.058), 13.3 CPU minutes per seed.
@@ -75,7 +76,9 @@ def predict_all(v, images, batch_size: int = 1000) -> torch.Tensor:
 
 
 def run_one(variant: str, seed: int, args) -> dict:
+    from vaelab.compare import RunSpec, check_compatible
     from vaelab.data import load_dataset
+    from vaelab.errors import ConfigError
     from vaelab.metrics import clustering_scores
     from vaelab.training.trainer import TrainConfig, load, train
 
@@ -90,14 +93,10 @@ def run_one(variant: str, seed: int, args) -> dict:
     run_dir = Path(args.out) / f"{variant}-{args.dataset}-s{seed}"
     state, spent = run_dir / "checkpoint.json", run_dir / "bench-time.json"
     t0, w0 = cpu_seconds(), time.perf_counter()
-    if (run_dir / "config.json").exists():  # never resume or re-read a run trained with another budget
-        saved = json.loads((run_dir / "config.json").read_text())
-        differ = {k: (saved["model"].get(k), want) for k, want in model.items() if saved["model"].get(k) != want}
-        differ.update({k: (saved["train"].get(k), getattr(tc, k)) for k in ("epochs", "lr", "batch_size")
-                       if saved["train"].get(k) != getattr(tc, k)})
-        if differ:
-            detail = ", ".join(f"{k}: run {a!r}, budget {b!r}" for k, (a, b) in differ.items())
-            sys.exit(f"{run_dir}: trained with another budget ({detail}); move it away or choose another --out")
+    try:  # never resume or re-read a run trained with another budget (the study's own check)
+        check_compatible(RunSpec(variant, seed, run_dir, model, model, tc, [], {}))
+    except ConfigError as e:
+        sys.exit(str(e))
     if state.exists() and json.loads(state.read_text()).get("done"):
         print(f"  {run_dir}: already trained, evaluating", flush=True)
     else:

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # an OpenMP parallel region's body
 _applied = False
 
 
@@ -48,8 +50,21 @@ def tune_malloc() -> bool:
     return ok
 
 
+@functools.lru_cache(maxsize=1)
+def _gomp_parallel():
+    """``GOMP_parallel`` of the OpenMP runtime torch runs its kernels on (the one mapped into this
+    process), typed for a ``void (*)(void *)`` body, or None."""
+    lib = _openmp_runtime()
+    if lib is None:
+        return None
+    fn = lib.GOMP_parallel
+    fn.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    fn.restype = None
+    return fn
+
+
 def _openmp_runtime() -> ctypes.CDLL | None:
-    """The OpenMP runtime torch runs its kernels on (the one mapped into this process), or None."""
+    """The OpenMP runtime mapped into this process that exports ``GOMP_parallel``, or None."""
     try:
         with open("/proc/self/maps") as f:
             paths = [line.split()[-1] for line in f if "/" in line]
@@ -75,19 +90,15 @@ def _openmp_runtime() -> ctypes.CDLL | None:
 def on_every_openmp_thread(fn, n_threads: int) -> int:
     """Run ``fn()`` once on each of ``n_threads`` threads of the OpenMP team (the caller's included);
     returns how many ran it (0 when no OpenMP runtime is found)."""
-    lib = _openmp_runtime()
-    if lib is None:
+    parallel = _gomp_parallel()
+    if parallel is None:
         return 0
     ran = []
-    callback_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
     def body(_):
         fn()
         ran.append(1)
-    callback = callback_type(body)
-    lib.GOMP_parallel.argtypes = [callback_type, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-    lib.GOMP_parallel.restype = None
-    lib.GOMP_parallel(callback, None, max(int(n_threads), 1), 0)
+    parallel(_BODY(body), None, max(int(n_threads), 1), 0)
     return len(ran)
 
 

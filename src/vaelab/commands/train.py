@@ -44,7 +44,6 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .._cpu import flush_denormals
     from ..config import parse_overrides
     from ..errors import ConfigError
     from ..training.trainer import TrainConfig, train
@@ -53,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.no_flush_denormal:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
-    flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
     if args.resume:
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")

@@ -21,17 +21,14 @@ def affine(x: torch.Tensor, angle_deg: torch.Tensor, shift_x: torch.Tensor, shif
     down); each argument has shape (B,). Bilinear interpolation, zeros outside the image."""
     if x.dim() != 4:
         raise ConfigError(f"image augmentation needs image batches (B, C, H, W), got shape {tuple(x.shape)}")
-    B, _, H, W = x.shape
+    _, _, H, W = x.shape
     a = angle_deg.to(torch.float32) * (math.pi / 180.0)
     cos, sin = torch.cos(a), torch.sin(a)
     # affine_grid maps output coordinates (normalised to [-1, 1]) to input coordinates.
-    theta = torch.zeros(B, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * H / W
-    theta[:, 1, 0], theta[:, 1, 1] = sin * W / H, cos
-    theta[:, 0, 2] = -2.0 * shift_x.to(torch.float32) / W
-    theta[:, 1, 2] = -2.0 * shift_y.to(torch.float32) / H
+    inv_rot = torch.stack([torch.stack([cos, -sin * H / W], -1), torch.stack([sin * W / H, cos], -1)], -2)  # R⁻¹
+    shift = torch.stack([2.0 * shift_x.to(torch.float32) / W, 2.0 * shift_y.to(torch.float32) / H], -1)  # t
     # A rotation followed by a shift: input = R⁻¹ (output − t), so the translation goes through R⁻¹ as well.
-    theta[:, :, 2] = torch.einsum("bij,bj->bi", theta[:, :, :2], theta[:, :, 2].clone())
+    theta = torch.cat([inv_rot, -(inv_rot @ shift.unsqueeze(-1))], -1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -41,8 +38,6 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotation: float) -> tor
     max_shift) × its width (height) pixels along x (y), drawn from torch's global generator."""
     if max_shift == 0 and max_rotation == 0:
         return x
-    if x.dim() != 4:
-        raise ConfigError(f"image augmentation needs image batches (B, C, H, W), got shape {tuple(x.shape)}")
-    B, _, H, W = x.shape
+    B, H, W = x.shape[0], x.shape[-2], x.shape[-1]  # ``affine`` refuses anything but (B, C, H, W)
     u = torch.rand(3, B) * 2.0 - 1.0
     return affine(x, u[0] * max_rotation, u[1] * max_shift * W, u[2] * max_shift * H)
