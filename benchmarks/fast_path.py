@@ -4,6 +4,7 @@ process slows both), plus the quality check fp32 vs bf16 after 10 epochs with th
 
     python benchmarks/fast_path.py speed --data-dir ../shared/data/mnist [--steps 200] [--warm-epochs 5] [--repeats 2]
     python benchmarks/fast_path.py quality --data-dir ../shared/data/mnist [--epochs 10]
+    python benchmarks/fast_path.py ceiling --data-dir ../shared/data/mnist [--steps 300] [--warm 900]
 
 Configurations (speed):
   fp32-naive        hand-written loop, fresh process, glibc malloc untouched, foreach Adam
@@ -19,6 +20,11 @@ next one: subnormal Adam moments (see ``vaelab._cpu``) only appear after about 8
 shorter warm-up would miss what they cost. The vaelab configurations also print the share of the
 time spent in the (fp32) optimizer steps, which no precision setting shortens: with share o of the
 fp32 step, bf16 can at most reach 1/o×.
+``ceiling`` bounds what any trainer can reach on this machine: for fp32, bf16 and bf16 + channels-last
+(each in a fresh process, vaelab's process tuning on, fused Adam) it times the bare step of the same
+network split into forward+backward and optimizer (median ms over ``--steps`` steps after ``--warm``
+untimed ones), plus the FC layer's matmul in both precisions. The bare steps' ratio is the most the
+bf16 path can gain over fp32 with no data handling, metrics or bookkeeping at all.
 Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -112,6 +118,73 @@ def speed(a) -> None:
         print(f"  {c:22s} {m:7.2f}{rel}")
 
 
+CEILING = {"fp32": {}, "bf16": {"precision": "bf16"}, "bf16-cl": {"precision": "bf16", "channels_last": True}}
+
+
+def ceiling_worker(config: str, steps: int, warm: int, data_dir: str | None) -> dict:
+    import torch
+
+    from vaelab._cpu import tune_process
+    from vaelab.data import load_dataset, to_tensor
+    from vaelab.training.trainer import autocast, build_variant
+
+    tune_process()
+    opts = CEILING[config]
+    prec = opts.get("precision", "fp32")
+    x = to_tensor(load_dataset("mnist", "train", data_dir).images)
+    v = build_variant("vae", {"backbone": "paper"}, 0).train()
+    if opts.get("channels_last"):
+        v.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(v.parameters(), 1e-3, fused=True)
+    g = torch.Generator().manual_seed(0)
+    fb, op = [], []
+    for i in range(warm + steps):
+        j = torch.randint(0, x.shape[0], (100,), generator=g)
+        batch = {"x": torch.bernoulli(x[j], generator=g)}
+        t0 = time.perf_counter()
+        with autocast(prec):
+            total, _ = v.loss(batch, i)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        t1 = time.perf_counter()
+        opt.step()
+        t2 = time.perf_counter()
+        if i >= warm:
+            fb.append((t1 - t0) * 1e3)
+            op.append((t2 - t1) * 1e3)
+    # the FC layer's matmul (batch 100, 6272 -> 1024), forward only, in this process's precision
+    a = torch.randn(100, 6272)
+    w = torch.randn(1024, 6272)
+    if prec == "bf16":
+        a, w = a.bfloat16(), w.bfloat16()
+    for _ in range(20):
+        a @ w.T
+    t0 = time.perf_counter()
+    for _ in range(200):
+        a @ w.T
+    gflops = 2 * 100 * 6272 * 1024 * 200 / (time.perf_counter() - t0) / 1e9
+    return {"config": config, "fwd_bwd_ms": statistics.median(fb), "opt_ms": statistics.median(op),
+            "step_ms": statistics.median([a + b for a, b in zip(fb, op)]), "fc_gflops": gflops, "threads": torch.get_num_threads()}
+
+
+def ceiling(a) -> None:
+    res = {}
+    for r in range(a.repeats):
+        for c in CEILING:
+            cmd = [sys.executable, __file__, "ceiling-worker", c, "--steps", str(a.steps), "--warm", str(a.warm)] + (["--data-dir", a.data_dir] if a.data_dir else [])
+            out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+            print(f"repeat {r + 1} {c:8s} step {out['step_ms']:6.1f} ms = forward+backward {out['fwd_bwd_ms']:6.1f} + optimizer "
+                  f"{out['opt_ms']:5.1f}; FC matmul {out['fc_gflops']:5.0f} GFLOP/s", flush=True)
+            if c not in res or out["step_ms"] < res[c]["step_ms"]:
+                res[c] = out
+    f32 = res["fp32"]
+    print("\nbest of repeats; ratios over fp32 (the most a bf16 trainer can gain here):")
+    for c in ("bf16", "bf16-cl"):
+        b = res[c]
+        print(f"  {c:8s} whole step {f32['step_ms'] / b['step_ms']:.2f}x | forward+backward {f32['fwd_bwd_ms'] / b['fwd_bwd_ms']:.2f}x"
+              f" | FC matmul {b['fc_gflops'] / f32['fc_gflops']:.2f}x")
+
+
 def quality(a) -> None:
     import vaelab
     from vaelab.training.trainer import TrainConfig
@@ -152,6 +225,16 @@ def main():
     q.add_argument("--data-dir", default=None)
     q.add_argument("--epochs", type=int, default=10)
     q.add_argument("--out", default="runs/fast_path")
+    c = sub.add_parser("ceiling")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--steps", type=int, default=300, help="timed steps per configuration")
+    c.add_argument("--warm", type=int, default=900, help="untimed steps first (subnormal moments appear after ~800)")
+    c.add_argument("--repeats", type=int, default=1)
+    cw = sub.add_parser("ceiling-worker")
+    cw.add_argument("config", choices=list(CEILING))
+    cw.add_argument("--steps", type=int, default=300)
+    cw.add_argument("--warm", type=int, default=900)
+    cw.add_argument("--data-dir", default=None)
     w = sub.add_parser("worker")
     w.add_argument("config", choices=list(CONFIGS))
     w.add_argument("--steps", type=int, default=600)
@@ -160,6 +243,10 @@ def main():
     a = p.parse_args()
     if a.cmd == "worker":
         print(json.dumps(worker(a.config, a.steps, a.data_dir, a.warm_epochs)))
+    elif a.cmd == "ceiling-worker":
+        print(json.dumps(ceiling_worker(a.config, a.steps, a.warm, a.data_dir)))
+    elif a.cmd == "ceiling":
+        ceiling(a)
     elif a.cmd == "speed":
         speed(a)
     else:

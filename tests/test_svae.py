@@ -77,7 +77,31 @@ def test_learns_on_a_tiny_batch():
     assert losses[-1] < losses[0] - 20, losses
 
 
-@pytest.mark.parametrize("bad", [{"latent_dim": 1}, {"kappa_min": -1.0}])
+@pytest.mark.parametrize("link", ["exp", "softplus"])
+def test_kappa_link_maps_the_head_output(link):
+    """κ = exp(h) + kappa_min (log-scale head, default) or softplus(h) + kappa_min (reference code)."""
+    v = build(kappa_link=link, kappa_min=1.0)
+    x = tiny_batch()["x"]
+    raw = v.head(v.encoder(x, None))[:, -1].double()
+    want = (raw.exp() if link == "exp" else torch.nn.functional.softplus(raw)) + 1.0
+    assert torch.allclose(v.encode(x).scale.double(), want, rtol=1e-5)
+
+
+def test_exp_link_is_capped_at_kappa_max_and_stays_finite():
+    v = build(kappa_max=1e4)
+    with torch.no_grad():
+        v.head.bias[-1] = 1e3  # exp(1e3) overflows without the cap
+    x = tiny_batch()["x"]
+    q = v.encode(x)
+    assert torch.allclose(q.scale, torch.full((8,), 1e4), rtol=1e-5)
+    total, terms = v.loss({"x": (x > 0.3).float()}, 0)
+    assert torch.isfinite(total) and torch.isfinite(terms["kl"])
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in v.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("bad", [{"latent_dim": 1}, {"kappa_min": -1.0}, {"kappa_link": "relu"},
+                                 {"kappa_max": 0.5}, {"kappa_max": float("inf")}])
 def test_config_errors(bad):
     with pytest.raises(ConfigError):
         vaelab.build("s-vae", **{"backbone": "small", **bad})
