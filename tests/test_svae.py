@@ -38,7 +38,7 @@ def test_loss_is_recon_plus_closed_form_kl():
     q = v.encode(b["x"])
     kl = q.kl(HypersphericalUniform(5)).mean()
     assert torch.allclose(terms["kl"], kl, rtol=1e-6)
-    assert torch.allclose(total, terms["recon"] + terms["kl"], rtol=1e-6)
+    assert torch.allclose(total, terms["recon"] + terms["kl"] / 600, rtol=1e-6), "step 0 of the 600-step KL warm-up"
     assert torch.allclose(terms["kappa"], q.scale.mean())
     total.backward()
     assert v.head.weight.grad[-1].abs().sum() > 0, "the κ row of the head gets a gradient"
@@ -77,6 +77,18 @@ def test_learns_on_a_tiny_batch():
     assert losses[-1] < losses[0] - 20, losses
 
 
+@pytest.mark.parametrize("warmup,step,train,weight", [(600, 0, True, 1 / 600), (600, 299, True, 0.5), (600, 599, True, 1.0),
+                                                       (600, 5000, True, 1.0), (600, 0, False, 1.0), (0, 0, True, 1.0)])
+def test_kl_warmup_weights_the_kl_in_training_only(warmup, step, train, weight):
+    v = build(kl_warmup_steps=warmup).train(train)
+    b = tiny_batch()
+    torch.manual_seed(1)
+    total, terms = v.loss(b, step)
+    assert v.kl_weight(step) == pytest.approx(weight)
+    assert torch.allclose(total, terms["recon"] + weight * terms["kl"], rtol=1e-6)
+    assert terms["kl"] > 0, "the reported KL is the full one"
+
+
 @pytest.mark.parametrize("link", ["exp", "softplus"])
 def test_kappa_link_maps_the_head_output(link):
     """κ = exp(h) + kappa_min (log-scale head, default) or softplus(h) + kappa_min (reference code)."""
@@ -101,7 +113,8 @@ def test_exp_link_is_capped_at_kappa_max_and_stays_finite():
 
 
 @pytest.mark.parametrize("bad", [{"latent_dim": 1}, {"kappa_min": -1.0}, {"kappa_link": "relu"},
-                                 {"kappa_max": 0.5}, {"kappa_max": float("inf")}])
+                                 {"kappa_max": 0.5}, {"kappa_max": float("inf")},
+                                 {"kl_warmup_steps": -1}, {"kl_warmup_steps": 1.5}])
 def test_config_errors(bad):
     with pytest.raises(ConfigError):
         vaelab.build("s-vae", **{"backbone": "small", **bad})
