@@ -222,6 +222,29 @@ def test_runs_trained_before_a_config_key_existed_stay_compatible(tmp_path):
         check_compatible(sp)
 
 
+def test_a_changed_default_does_not_change_a_stored_run(tmp_path):
+    """An S-VAE run from before kappa_link/kl_warmup_steps existed was trained with softplus and no
+    warm-up: it loads that way, and a study planning the new defaults does not reuse it."""
+    import dataclasses
+
+    from vaelab.compare import check_compatible
+    from vaelab.io import atomic_write_json
+    from vaelab.training.checkpoint import save_checkpoint
+
+    sp = plan(Settings(variants=["s-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", latent_dim=3))[0]
+    old_model = {k: v for k, v in sp.resolved_model.items() if k not in ("kappa_link", "kl_warmup_steps")}
+    sp.run_dir.mkdir(parents=True)
+    atomic_write_json(sp.run_dir / "config.json", {"variant": "s-vae", "model": old_model, "train": dataclasses.asdict(sp.train)})
+    with pytest.raises(ConfigError, match="model.kappa_link='softplus', this study asks 'exp'"):
+        check_compatible(sp)
+    check_compatible(plan(Settings(variants=["s-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", latent_dim=3,
+                                   overrides={"s-vae": {"kappa_link": "softplus", "kl_warmup_steps": 0}}))[0])
+    v = T.build_variant("s-vae", {**old_model, "kappa_link": "softplus", "kl_warmup_steps": 0}, 0)
+    save_checkpoint(sp.run_dir, v, {}, {}, {"done": True})
+    loaded = T.load(sp.run_dir)
+    assert loaded.config.kappa_link == "softplus" and loaded.config.kl_warmup_steps == 0
+
+
 @pytest.mark.parametrize("extra, pattern", [
     (["--variants", "vae,nope"], "--variants: unknown variant 'nope'"),
     (["--variants", "vae,vae"], "listed twice"),

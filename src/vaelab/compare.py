@@ -304,7 +304,9 @@ def check_compatible(spec: RunSpec) -> None:
     have_train = conf.get("train", {})
     checks = [(f"train.{k}", have_train.get(k), want_train[k]) for k in EXPERIMENT_KEYS]
     checks.insert(0, ("variant", conf.get("variant"), spec.variant))
-    have_model = conf.get("model", {})
+    from .registry import stored_model_config
+
+    have_model = stored_model_config(spec.variant, conf.get("model", {})) if conf.get("variant") == spec.variant else {}
     # a key the run's config.json lacks was added to the variant after that run was trained; new config
     # keys default to the old behaviour, so the run is compatible when the plan keeps the default
     from .registry import get

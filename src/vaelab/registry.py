@@ -76,6 +76,12 @@ def make_config(name: str, **cfg: Any):
     return conf
 
 
+def stored_model_config(name: str, model: dict[str, Any]) -> dict[str, Any]:
+    """A stored run's model config with the keys it predates filled in as that run was trained
+    (``Variant.stored_defaults``), so that a later change of default does not change an old run."""
+    return {**{k: v for k, v in get(name).stored_defaults.items() if k not in model}, **model}
+
+
 def build(name: str, **cfg: Any) -> "Variant":
     """Build variant ``name`` with config values ``cfg`` (see ``vaelab list`` for keys)."""
     cls = get(name)

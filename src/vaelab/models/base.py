@@ -62,6 +62,9 @@ class Variant(nn.Module):
     latent_kind: ClassVar[str] = "gaussian"
     #: A reason string if the variant cannot train in bf16 autocast; None if it can.
     needs_fp32: ClassVar[str | None] = None
+    #: Config keys added later with a default that changes behaviour, mapped to the value a stored
+    #: run's config.json that lacks the key was trained with (read by ``stored_model_config``).
+    stored_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: VariantConfig):
         super().__init__()

@@ -65,6 +65,7 @@ class SVAE(GaussianVAE):
 
     Config = Config
     latent_kind = "sphere"
+    stored_defaults = {"kappa_link": "softplus", "kl_warmup_steps": 0}  # runs from before 2026-12-01
 
     def __init__(self, config: Config):
         super().__init__(config)

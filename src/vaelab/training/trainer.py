@@ -31,7 +31,7 @@ from ..data import BINARIZATIONS, DATASETS, Dataset, binarize, load_dataset, to_
 from ..errors import ConfigError, RunDirError, TrainingDiverged
 from ..images import save_grid
 from ..io import RunLock, atomic_write_json, read_json
-from ..registry import get, make_config
+from ..registry import get, make_config, stored_model_config
 from ..models.base import NotAvailable, PhaseContext, Variant
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 
@@ -427,7 +427,8 @@ def train(
         if not (run_dir / "config.json").is_file():
             raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
         conf = read_json(run_dir / "config.json")
-        variant, model_cfg = conf["variant"], conf["model"]
+        variant = conf["variant"]
+        model_cfg = stored_model_config(variant, conf["model"])
         train_cfg = from_dict(TrainConfig, conf["train"])
         if extra_epochs is not None:
             train_cfg.epochs = extra_epochs
@@ -474,7 +475,7 @@ def load(run_dir: str | Path) -> Variant:
     if not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
     conf = read_json(run_dir / "config.json")
-    model_cfg = dict(conf["model"])
+    model_cfg = stored_model_config(conf["variant"], conf["model"])
     model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
     v = get(conf["variant"])(from_dict(get(conf["variant"]).Config, model_cfg))
     tensors, _ = read_checkpoint(run_dir)
