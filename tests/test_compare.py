@@ -223,8 +223,8 @@ def test_runs_trained_before_a_config_key_existed_stay_compatible(tmp_path):
 
 
 def test_a_changed_default_does_not_change_a_stored_run(tmp_path):
-    """An S-VAE run from before kappa_link/kl_warmup_steps existed was trained with softplus and no
-    warm-up: it loads that way, and a study planning the new defaults does not reuse it."""
+    """An S-VAE run from before kappa_link/kl_warmup_steps existed was trained with the softplus head
+    and no warm-up: it loads that way, and a study planning the new defaults does not reuse it."""
     import dataclasses
 
     from vaelab.compare import check_compatible
@@ -232,7 +232,7 @@ def test_a_changed_default_does_not_change_a_stored_run(tmp_path):
     from vaelab.training.checkpoint import save_checkpoint
 
     sp = plan(Settings(variants=["s-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", latent_dim=3))[0]
-    old_model = {k: v for k, v in sp.resolved_model.items() if k not in ("kappa_link", "kl_warmup_steps")}
+    old_model = {k: v for k, v in sp.resolved_model.items() if k not in ("kappa_link", "kl_warmup_steps")}  # both added later
     sp.run_dir.mkdir(parents=True)
     atomic_write_json(sp.run_dir / "config.json", {"variant": "s-vae", "model": old_model, "train": dataclasses.asdict(sp.train)})
     with pytest.raises(ConfigError, match="model.kappa_link='softplus', this study asks 'exp'"):
