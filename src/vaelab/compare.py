@@ -304,13 +304,12 @@ def check_compatible(spec: RunSpec) -> None:
     have_train = conf.get("train", {})
     checks = [(f"train.{k}", have_train.get(k), want_train[k]) for k in EXPERIMENT_KEYS]
     checks.insert(0, ("variant", conf.get("variant"), spec.variant))
-    from .registry import stored_model_config
+    from .registry import get, stored_model_config
 
+    # a key the run's config.json lacks was added to the variant after that run was trained: it reads as
+    # the value the run was trained with (the variant's stored_defaults, else the key's default, which
+    # then is the old behaviour), so the run is compatible when the plan asks for that value
     have_model = stored_model_config(spec.variant, conf.get("model", {})) if conf.get("variant") == spec.variant else {}
-    # a key the run's config.json lacks was added to the variant after that run was trained; new config
-    # keys default to the old behaviour, so the run is compatible when the plan keeps the default
-    from .registry import get
-
     defaults = config_fields(get(spec.variant))
     checks += [(f"model.{k}", have_model.get(k), v) for k, v in spec.resolved_model.items()
                if k in have_model or _norm(v) != _norm(defaults.get(k, object()))]
