@@ -26,6 +26,8 @@ variant's defaults since 2026-12-01 (``kappa_link``, ``kl_warmup_steps``):
 | mlp (784-512-512), exp, no warm-up | 139.71 / 142.76 | **138.94** / 142.51 | **112.91** / 115.98 | 113.06 / 115.27 | **97.12** / 101.59 | 98.55 / 102.55 |
 
 The Gaussian VAE with the same warm-up (a one-off script, d = 10, small): 93.23 / 98.24, no gain.
+Seed 1 (``--seeds 1``, defaults, small): d = 5 VAE 111.25 / 114.45, S-VAE **110.08** / 112.84; d = 10 VAE
+93.41 / 98.19, S-VAE **92.93** / 97.83.
 With the reference code's softplus head and no warm-up (``--kappa-link softplus --kl-warmup-steps 0``, the
 behaviour until 2026-12-01; figures from 2026-11-25):
 small: d = 2 140.0 / 142.7, d = 5 112.7 / 115.2, d = 10 94.3 / 98.9; mlp: d = 2 138.84 / 141.00,
