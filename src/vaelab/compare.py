@@ -309,7 +309,7 @@ def check_compatible(spec: RunSpec) -> None:
     # a key the run's config.json lacks was added to the variant after that run was trained: it reads as
     # the value the run was trained with (the variant's stored_defaults, else the key's default, which
     # then is the old behaviour), so the run is compatible when the plan asks for that value
-    have_model = stored_model_config(spec.variant, conf.get("model", {})) if conf.get("variant") == spec.variant else {}
+    have_model = stored_model_config(spec.variant, conf.get("model", {}))  # another variant fails the first check
     defaults = config_fields(get(spec.variant))
     checks += [(f"model.{k}", have_model.get(k), v) for k, v in spec.resolved_model.items()
                if k in have_model or _norm(v) != _norm(defaults.get(k, object()))]
