@@ -67,3 +67,34 @@ def test_mlp_backbone_takes_flat_inputs():
     v = vaelab.build("vae", backbone="mlp", data_shape=(20,), latent_dim=3)
     total, terms = v.loss({"x": torch.rand(4, 20)}, 0)
     assert torch.isfinite(total) and v.sample(3).shape == (3, 20)
+
+
+def _int_fields(config_cls):
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config_cls)
+    return [f.name for f in dataclasses.fields(config_cls) if hints[f.name] in (int, typing.Optional[int], int | None)]
+
+
+@pytest.mark.parametrize("name", vaelab.variants())
+def test_integer_keys_refuse_a_bool(name):
+    """JSON ``true`` is a Python int; every integer key of every variant must refuse it, by name
+    (an integer choice such as cvae-quadrant's ``given_quadrants`` says the valid choices)."""
+    from vaelab.registry import get
+
+    keys = _int_fields(get(name).Config)
+    assert "latent_dim" in keys and "n_classes" in keys
+    for key in keys:
+        with pytest.raises(ConfigError, match=rf"^{key}: (must be (null or )?an integer >= \d+, got True|True is not valid; choose one of .*)$"):
+            vaelab.build(name, **{key: True})
+
+
+def test_train_config_integer_keys_refuse_a_bool():
+    from vaelab.training.trainer import TrainConfig
+
+    keys = _int_fields(TrainConfig)
+    assert {"epochs", "batch_size", "seed"} <= set(keys)
+    for key in keys:
+        with pytest.raises(ConfigError, match=rf"^{key}: must be (null or )?an integer >= \d+, got True$"):
+            TrainConfig(**{key: True}).validate()

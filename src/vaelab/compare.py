@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import parse_value
-from .errors import ConfigError, RunDirError
+from .config import check_int, parse_value
+from .errors import ConfigError
 
 SCHEMA = 1
 PROTOCOLS = ("paper", "fast")
@@ -256,10 +256,8 @@ def plan(s: Settings) -> list[RunSpec]:
         raise ConfigError(f"--protocol: {s.protocol!r} is not valid; choose one of {', '.join(PROTOCOLS)}")
     for name, val, lo in (("--epochs", s.epochs, 1), ("--latent-dim", s.latent_dim, 1), ("--n-samples", s.n_samples, 10),
                           ("--iwae-k", s.iwae_k, 0), ("--iwae-n", s.iwae_n, 0), ("--map-points", s.map_points, 10)):
-        if not isinstance(val, int) or isinstance(val, bool) or val < lo:
-            raise ConfigError(f"{name}: must be an integer >= {lo}, got {val!r}")
-    if s.phase_epochs is not None and (not isinstance(s.phase_epochs, int) or s.phase_epochs < 0):
-        raise ConfigError(f"--phase-epochs: must be an integer >= 0, got {s.phase_epochs!r}")
+        check_int(val, name, lo)
+    check_int(s.phase_epochs, "--phase-epochs", 0, optional=True)
     test = load_dataset(s.dataset, "test", s.data_dir)  # fails early (exit 2) on missing data
     specs: list[RunSpec] = []
     for name in s.variants:

@@ -21,9 +21,19 @@ def finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
+def check_int(value: Any, key: str, lo: int, *, optional: bool = False) -> None:
+    """Raise a ConfigError for ``key`` unless ``value`` is an integer >= ``lo`` (a bool is not one;
+    ``None`` passes when ``optional``)."""
+    if optional and value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
+    check(ok, key, f"must be {'null or ' if optional else ''}an integer >= {lo}, got {value!r}")
+
+
 def check_choice(value: Any, key: str, choices: typing.Iterable[Any]) -> None:
     choices = tuple(choices)
-    check(value in choices, key, f"{value!r} is not valid; choose one of {', '.join(map(str, choices))}")
+    # type-strict, so that ``True`` is not taken for the choice ``1``
+    check(any(value == c and type(value) is type(c) for c in choices), key, f"{value!r} is not valid; choose one of {', '.join(map(str, choices))}")
 
 
 @dataclass
@@ -42,11 +52,11 @@ class VariantConfig:
     def validate(self) -> None:
         from .nn.backbones import BACKBONES
 
-        check(isinstance(self.latent_dim, int) and self.latent_dim >= 1, "latent_dim", f"must be an integer >= 1, got {self.latent_dim!r}")
+        check_int(self.latent_dim, "latent_dim", 1)
         check_choice(self.backbone, "backbone", BACKBONES)
         check(len(self.data_shape) in (1, 3) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
               f"must be (C, H, W) or (D,), got {self.data_shape!r}")
-        check(isinstance(self.n_classes, int) and self.n_classes >= 1, "n_classes", "must be an integer >= 1")
+        check_int(self.n_classes, "n_classes", 1)
         check_choice(self.likelihood, "likelihood", ("bernoulli",))
 
     def to_dict(self) -> dict[str, Any]:

@@ -42,7 +42,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError, RunDirError
+from ..config import check_int
+from ..errors import RunDirError
 from .clustering import clustering_scores
 from .cost import cost_scores, read_metrics
 from .generative import class_histogram, fid, inception_score, precision_recall, total_variation
@@ -97,8 +98,7 @@ def evaluate_run(
     from ..training.trainer import load, versions
 
     for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
-        if not isinstance(val, int) or val < lo:
-            raise ConfigError(f"{name} must be an integer >= {lo}, got {val!r}")
+        check_int(val, name, lo)
     say = log or (lambda msg: None)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import VariantConfig, check, check_choice, finite_number
+from ..config import VariantConfig, check, check_choice, check_int, finite_number
 from ..registry import register
 from .vae import GaussianVAE
 
@@ -41,8 +41,7 @@ class BetaVAEConfig(VariantConfig):
         check(finite_number(self.beta) and self.beta >= 0, "beta", f"must be a number >= 0, got {self.beta!r}")
         check(finite_number(self.gamma) and self.gamma >= 0, "gamma", f"must be a number >= 0, got {self.gamma!r}")
         check(finite_number(self.capacity_max) and self.capacity_max >= 0, "capacity_max", f"must be a number >= 0 (nats), got {self.capacity_max!r}")
-        check(isinstance(self.capacity_steps, int) and not isinstance(self.capacity_steps, bool) and self.capacity_steps >= 1,
-              "capacity_steps", f"must be an integer >= 1, got {self.capacity_steps!r}")
+        check_int(self.capacity_steps, "capacity_steps", 1)
 
 
 @register("beta-vae")

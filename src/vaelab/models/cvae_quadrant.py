@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check, check_choice
+from ..config import VariantConfig, check, check_choice, check_int
 from ..distributions import DiagonalGaussian
 from ..nn import make_decoder, make_encoder
 from ..registry import register
@@ -53,8 +53,7 @@ class Config(VariantConfig):
         check_choice(self.given_quadrants, "given_quadrants", GIVEN_CHOICES)
         check(len(self.data_shape) == 3 and self.data_shape[1] >= 2 and self.data_shape[2] >= 2, "data_shape",
               f"quadrant completion needs images (C, H, W), got {self.data_shape!r}")
-        check(isinstance(self.baseline_epochs, int) and self.baseline_epochs >= 0, "baseline_epochs",
-              f"must be an integer >= 0, got {self.baseline_epochs!r}")
+        check_int(self.baseline_epochs, "baseline_epochs", 0)
         check(isinstance(self.generation_sees_x, bool), "generation_sees_x", "must be true or false")
 
 

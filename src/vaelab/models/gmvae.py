@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check
+from ..config import VariantConfig, check, check_int
 from ..distributions.gaussian import DiagonalGaussian, StandardNormal
 from ..distributions.mixture import MixtureOfGaussians
 from ..losses.divergences import kl_normal_std
@@ -48,11 +48,9 @@ class Config(VariantConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(isinstance(self.w_dim, int) and self.w_dim >= 1, "w_dim", f"must be an integer >= 1, got {self.w_dim!r}")
-        check(self.n_clusters is None or (isinstance(self.n_clusters, int) and self.n_clusters >= 1), "n_clusters",
-              f"must be null or an integer >= 1, got {self.n_clusters!r}")
-        check(isinstance(self.prior_hidden, int) and self.prior_hidden >= 1, "prior_hidden",
-              f"must be an integer >= 1, got {self.prior_hidden!r}")
+        check_int(self.w_dim, "w_dim", 1)
+        check_int(self.n_clusters, "n_clusters", 1, optional=True)
+        check_int(self.prior_hidden, "prior_hidden", 1)
         check(isinstance(self.info_lambda, (int, float)) and self.info_lambda >= 0, "info_lambda",
               f"must be >= 0, got {self.info_lambda!r}")
 

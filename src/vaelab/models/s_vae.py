@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import VariantConfig, check, finite_number
+from ..config import VariantConfig, check, check_int, finite_number
 from ..distributions.vmf import HypersphericalUniform, VonMisesFisher
 from ..registry import register
 from .vae import GaussianVAE
@@ -58,8 +58,7 @@ class Config(VariantConfig):
         check(self.kappa_link in LINKS, "kappa_link", f"must be one of {', '.join(LINKS)}, got {self.kappa_link!r}")
         check(finite_number(self.kappa_max) and self.kappa_max > self.kappa_min, "kappa_max",
               f"must be a number > kappa_min ({self.kappa_min}), got {self.kappa_max!r}")
-        check(isinstance(self.kl_warmup_steps, int) and not isinstance(self.kl_warmup_steps, bool) and self.kl_warmup_steps >= 0,
-              "kl_warmup_steps", f"must be an integer >= 0, got {self.kl_warmup_steps!r}")
+        check_int(self.kl_warmup_steps, "kl_warmup_steps", 0)
 
 
 @register("s-vae")

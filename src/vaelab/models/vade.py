@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import VariantConfig, check
+from ..config import VariantConfig, check, check_int
 from ..data.augment import random_affine
 from ..distributions.gaussian import DiagonalGaussian
 from ..distributions.mixture import GaussianMixturePrior
@@ -86,12 +86,9 @@ class Config(VariantConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(self.n_clusters is None or (isinstance(self.n_clusters, int) and self.n_clusters >= 1), "n_clusters",
-              f"must be null or an integer >= 1, got {self.n_clusters!r}")
-        check(isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 0, "pretrain_epochs",
-              f"must be an integer >= 0, got {self.pretrain_epochs!r}")
-        check(isinstance(self.gmm_restarts, int) and self.gmm_restarts >= 1, "gmm_restarts",
-              f"must be an integer >= 1, got {self.gmm_restarts!r}")
+        check_int(self.n_clusters, "n_clusters", 1, optional=True)
+        check_int(self.pretrain_epochs, "pretrain_epochs", 0)
+        check_int(self.gmm_restarts, "gmm_restarts", 1)
         check(isinstance(self.gmm_lr_scale, (int, float)) and self.gmm_lr_scale > 0, "gmm_lr_scale",
               f"must be > 0, got {self.gmm_lr_scale!r}")
         check(isinstance(self.init_logvar_scale, (int, float)) and self.init_logvar_scale >= 0, "init_logvar_scale",
@@ -100,8 +97,7 @@ class Config(VariantConfig):
               f"must be >= 0, got {self.warmup_epochs!r}")
         check(isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1, "lr_decay",
               f"must be in (0, 1], got {self.lr_decay!r}")
-        check(isinstance(self.lr_decay_epochs, int) and self.lr_decay_epochs >= 1, "lr_decay_epochs",
-              f"must be an integer >= 1, got {self.lr_decay_epochs!r}")
+        check_int(self.lr_decay_epochs, "lr_decay_epochs", 1)
         check(isinstance(self.lr_decay_min, (int, float)) and 0 <= self.lr_decay_min <= 1, "lr_decay_min",
               f"must be in [0, 1], got {self.lr_decay_min!r}")
         check(isinstance(self.pretrain_noise, (int, float)) and 0 <= self.pretrain_noise < 1, "pretrain_noise",

@@ -155,7 +155,7 @@ class VAEGAN(GaussianVAE):
         x_p = torch.sigmoid(self.decode(z_p, y))
         d_logits, feats = self.discriminator(torch.cat([x.to(x_rec.dtype), x_rec, x_p]))  # (3B,), (3B, F)
         d_logits = d_logits.float()
-        real, rec, prior = d_logits[:b], d_logits[b:2 * b], d_logits[2 * b:]
+        real = d_logits[:b]  # then the reconstructions d_logits[b:2B] and the prior samples d_logits[2B:]
         fake = d_logits[b:]  # (2B,) both kinds of fake
 
         kl = q.kl(self.prior).mean()

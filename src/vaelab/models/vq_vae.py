@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check
+from ..config import VariantConfig, check, check_int
 from ..losses.likelihood import LIKELIHOODS
 from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
 from ..nn.pixelcnn import PixelCNN
@@ -64,15 +64,15 @@ class Config(VariantConfig):
         check(self.backbone in _CONV, "backbone", f"vq-vae needs a convolutional backbone ({', '.join(_CONV)}), got {self.backbone!r}")
         check(len(self.data_shape) == 3 and self.data_shape[1] % 4 == 0 and self.data_shape[2] % 4 == 0, "data_shape",
               f"vq-vae needs (C, H, W) images with H, W divisible by 4, got {self.data_shape!r}")
-        check(isinstance(self.num_codes, int) and self.num_codes >= 2, "num_codes", f"must be an integer >= 2, got {self.num_codes!r}")
+        check_int(self.num_codes, "num_codes", 2)
         check(isinstance(self.beta, (int, float)) and self.beta >= 0, "beta", f"must be >= 0, got {self.beta!r}")
         check(isinstance(self.ema, bool), "ema", f"must be true or false, got {self.ema!r}")
         check(isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay!r}")
         check(isinstance(self.ema_eps, (int, float)) and self.ema_eps > 0, "ema_eps", f"must be > 0, got {self.ema_eps!r}")
-        check(isinstance(self.restart_after, int) and self.restart_after >= 0, "restart_after", f"must be an integer >= 0, got {self.restart_after!r}")
-        check(isinstance(self.prior_epochs, int) and self.prior_epochs >= 0, "prior_epochs", f"must be an integer >= 0, got {self.prior_epochs!r}")
-        check(isinstance(self.prior_channels, int) and self.prior_channels >= 1, "prior_channels", f"must be an integer >= 1, got {self.prior_channels!r}")
-        check(isinstance(self.prior_layers, int) and self.prior_layers >= 1, "prior_layers", f"must be an integer >= 1, got {self.prior_layers!r}")
+        check_int(self.restart_after, "restart_after", 0)
+        check_int(self.prior_epochs, "prior_epochs", 0)
+        check_int(self.prior_channels, "prior_channels", 1)
+        check_int(self.prior_layers, "prior_layers", 1)
 
 
 @register("vq-vae")

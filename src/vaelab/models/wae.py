@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import VariantConfig, check, check_choice, finite_number
+from ..config import VariantConfig, check, check_choice, check_int, finite_number
 from ..losses.divergences import mmd
 from ..registry import register
 from .base import NotAvailable
@@ -87,9 +87,8 @@ class WAEConfig(VariantConfig):
         check_choice(self.encoder, "encoder", ("deterministic", "gaussian"))
         check_choice(self.kernel, "kernel", ("imq", "rbf"))
         check(isinstance(self.mmd_unbiased, bool), "mmd_unbiased", f"must be true or false, got {self.mmd_unbiased!r}")
-        for key in ("disc_hidden", "disc_layers"):
-            v = getattr(self, key)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, key, f"must be an integer >= 1, got {v!r}")
+        check_int(self.disc_hidden, "disc_hidden", 1)
+        check_int(self.disc_layers, "disc_layers", 1)
         check(finite_number(self.disc_lr) and self.disc_lr > 0, "disc_lr", f"must be a positive number, got {self.disc_lr!r}")
 
 

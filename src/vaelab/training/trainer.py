@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..config import check, check_choice, from_dict
+from ..config import check, check_choice, check_int, from_dict
 from ..data import BINARIZATIONS, DATASETS, Dataset, binarize, load_dataset, to_tensor
 from ..errors import ConfigError, RunDirError, TrainingDiverged
 from ..images import save_grid
@@ -64,16 +64,16 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_choice(self.dataset, "dataset", DATASETS)
-        check(isinstance(self.epochs, int) and self.epochs >= 0, "epochs", f"must be an integer >= 0, got {self.epochs!r}")
-        check(isinstance(self.train_size, int) and self.train_size >= 0, "train_size", f"must be an integer >= 0, got {self.train_size!r}")
-        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        check_int(self.epochs, "epochs", 0)
+        check_int(self.train_size, "train_size", 0)
+        check_int(self.batch_size, "batch_size", 1)
         check(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr!r}")
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        check(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        check_int(self.seed, "seed", 0)
         check_choice(self.binarize, "binarize", BINARIZATIONS)
         check_choice(self.precision, "precision", PRECISIONS)
         check(self.checkpoint_every_s >= 0, "checkpoint_every_s", "must be >= 0")
-        check(isinstance(self.eval_every, int) and self.eval_every >= 0, "eval_every", "must be an integer >= 0")
+        check_int(self.eval_every, "eval_every", 0)
 
 
 def make_optimizer_factory(cfg: TrainConfig):
