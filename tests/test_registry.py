@@ -98,3 +98,31 @@ def test_train_config_integer_keys_refuse_a_bool():
     for key in keys:
         with pytest.raises(ConfigError, match=rf"^{key}: must be (null or )?an integer >= \d+, got True$"):
             TrainConfig(**{key: True}).validate()
+
+
+def _float_fields(config_cls):
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config_cls)
+    return [f.name for f in dataclasses.fields(config_cls) if hints[f.name] in (float, typing.Optional[float], float | None)]
+
+
+@pytest.mark.parametrize("bad", [True, float("inf"), float("nan"), "x"])
+def test_number_keys_refuse_non_numbers(bad):
+    """Every float key of every variant and of the training config refuses a bool, a non-finite
+    number and a string with a ConfigError naming the key (not a TypeError from a comparison)."""
+    from vaelab.registry import get
+    from vaelab.training.trainer import TrainConfig
+
+    checked = 0
+    for name in vaelab.variants():
+        for key in _float_fields(get(name).Config):
+            with pytest.raises(ConfigError, match=rf"^{key}: "):
+                vaelab.build(name, **{key: bad})
+            checked += 1
+    for key in _float_fields(TrainConfig):
+        with pytest.raises(ConfigError, match=rf"^{key}: "):
+            TrainConfig(**{key: bad}).validate()
+        checked += 1
+    assert checked > 20

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import platform
 import shlex
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import check_int, parse_value
+from .config import check_int, finite_number, parse_value
 from .errors import ConfigError
 
 SCHEMA = 1
@@ -486,10 +485,6 @@ def run_study(s: Settings, say: Callable[[str], None] | None = None, report: boo
 
 
 # ----- aggregation ------------------------------------------------------------------------------------
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def aggregate(evals: list[dict[str, Any]]) -> dict[str, Any]:
     """Per metric over runs: {"mean", "sd" (sample sd; None for n < 2), "n", "values"}; a metric that
     no run has as a number becomes {"available": false, "reason": the first run's reason}."""
@@ -500,7 +495,7 @@ def aggregate(evals: list[dict[str, Any]]) -> dict[str, Any]:
                 keys.append(k)
     out: dict[str, Any] = {}
     for k in keys:
-        vals = [float(ev[k]) for ev in evals if _number(ev.get(k))]
+        vals = [float(ev[k]) for ev in evals if finite_number(ev.get(k))]
         if vals:
             out[k] = {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else None,
                       "n": len(vals), "values": vals}
@@ -553,11 +548,11 @@ def compute_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The study's compute: training seconds (metrics.jsonl) and evaluation seconds (eval.json meta)
     summed over the evaluated runs, with how many runs lack an evaluation time."""
     ok = [r["eval"] for r in runs if r["status"] == "ok" and isinstance(r.get("eval"), dict)]
-    train = sum(float(ev["train_seconds"]) for ev in ok if _number(ev.get("train_seconds")))
+    train = sum(float(ev["train_seconds"]) for ev in ok if finite_number(ev.get("train_seconds")))
     recorded = [ev.get("meta", {}).get("eval_seconds") for ev in ok]
-    evaluation = sum(float(t) for t in recorded if _number(t))
+    evaluation = sum(float(t) for t in recorded if finite_number(t))
     return {"runs": len(ok), "train_seconds": round(train, 1), "eval_seconds": round(evaluation, 1),
-            "eval_seconds_missing": sum(not _number(t) for t in recorded), "total_seconds": round(train + evaluation, 1)}
+            "eval_seconds_missing": sum(not finite_number(t) for t in recorded), "total_seconds": round(train + evaluation, 1)}
 
 
 def compute_line(results: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check, check_int
+from ..config import VariantConfig, check, check_int, finite_number
 from ..distributions.gaussian import DiagonalGaussian, StandardNormal
 from ..distributions.mixture import MixtureOfGaussians
 from ..losses.divergences import kl_normal_std
@@ -51,7 +51,7 @@ class Config(VariantConfig):
         check_int(self.w_dim, "w_dim", 1)
         check_int(self.n_clusters, "n_clusters", 1, optional=True)
         check_int(self.prior_hidden, "prior_hidden", 1)
-        check(isinstance(self.info_lambda, (int, float)) and self.info_lambda >= 0, "info_lambda",
+        check(finite_number(self.info_lambda) and self.info_lambda >= 0, "info_lambda",
               f"must be >= 0, got {self.info_lambda!r}")
 
 

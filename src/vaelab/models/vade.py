@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import VariantConfig, check, check_int
+from ..config import VariantConfig, check, check_int, finite_number
 from ..data.augment import random_affine
 from ..distributions.gaussian import DiagonalGaussian
 from ..distributions.mixture import GaussianMixturePrior
@@ -89,22 +89,22 @@ class Config(VariantConfig):
         check_int(self.n_clusters, "n_clusters", 1, optional=True)
         check_int(self.pretrain_epochs, "pretrain_epochs", 0)
         check_int(self.gmm_restarts, "gmm_restarts", 1)
-        check(isinstance(self.gmm_lr_scale, (int, float)) and self.gmm_lr_scale > 0, "gmm_lr_scale",
+        check(finite_number(self.gmm_lr_scale) and self.gmm_lr_scale > 0, "gmm_lr_scale",
               f"must be > 0, got {self.gmm_lr_scale!r}")
-        check(isinstance(self.init_logvar_scale, (int, float)) and self.init_logvar_scale >= 0, "init_logvar_scale",
+        check(finite_number(self.init_logvar_scale) and self.init_logvar_scale >= 0, "init_logvar_scale",
               f"must be >= 0, got {self.init_logvar_scale!r}")
-        check(isinstance(self.warmup_epochs, (int, float)) and self.warmup_epochs >= 0, "warmup_epochs",
+        check(finite_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs",
               f"must be >= 0, got {self.warmup_epochs!r}")
-        check(isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1, "lr_decay",
+        check(finite_number(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay",
               f"must be in (0, 1], got {self.lr_decay!r}")
         check_int(self.lr_decay_epochs, "lr_decay_epochs", 1)
-        check(isinstance(self.lr_decay_min, (int, float)) and 0 <= self.lr_decay_min <= 1, "lr_decay_min",
+        check(finite_number(self.lr_decay_min) and 0 <= self.lr_decay_min <= 1, "lr_decay_min",
               f"must be in [0, 1], got {self.lr_decay_min!r}")
-        check(isinstance(self.pretrain_noise, (int, float)) and 0 <= self.pretrain_noise < 1, "pretrain_noise",
+        check(finite_number(self.pretrain_noise) and 0 <= self.pretrain_noise < 1, "pretrain_noise",
               f"must be in [0, 1), got {self.pretrain_noise!r}")
-        check(isinstance(self.pretrain_shift, (int, float)) and 0 <= self.pretrain_shift <= 0.5, "pretrain_shift",
+        check(finite_number(self.pretrain_shift) and 0 <= self.pretrain_shift <= 0.5, "pretrain_shift",
               f"must be in [0, 0.5], got {self.pretrain_shift!r}")
-        check(isinstance(self.pretrain_rotation, (int, float)) and 0 <= self.pretrain_rotation <= 180,
+        check(finite_number(self.pretrain_rotation) and 0 <= self.pretrain_rotation <= 180,
               "pretrain_rotation", f"must be in [0, 180] degrees, got {self.pretrain_rotation!r}")
         check(len(self.data_shape) == 3 or (self.pretrain_shift == 0 and self.pretrain_rotation == 0),
               "pretrain_shift", f"augmentation needs image data (C, H, W), got data_shape {tuple(self.data_shape)}")

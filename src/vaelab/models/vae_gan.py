@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import VariantConfig, check, check_choice
+from ..config import VariantConfig, check, check_choice, finite_number
 from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
 from ..registry import register
@@ -85,15 +85,15 @@ class Config(VariantConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(self.gamma >= 0, "gamma", f"must be >= 0, got {self.gamma!r}")
+        check(finite_number(self.gamma) and self.gamma >= 0, "gamma", f"must be >= 0, got {self.gamma!r}")
         check_choice(self.feature_layer, "feature_layer", FEATURE_LAYERS)
         check(not (is_mlp(self.backbone) and self.feature_layer == "trunk"), "feature_layer",
               f"'trunk' is the raw input for the {self.backbone} backbone (a pixel-space loss); use feature_layer=fc")
         check_choice(self.generator_loss, "generator_loss", GENERATOR_LOSSES)
-        check(0 < self.equilibrium, "equilibrium", f"must be > 0, got {self.equilibrium!r}")
-        check(self.margin > 0, "margin", f"must be > 0, got {self.margin!r}")
-        check(0 <= self.label_smoothing < 0.5, "label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing!r}")
-        check(self.pixel_weight >= 0, "pixel_weight", f"must be >= 0, got {self.pixel_weight!r}")
+        check(finite_number(self.equilibrium) and 0 < self.equilibrium, "equilibrium", f"must be > 0, got {self.equilibrium!r}")
+        check(finite_number(self.margin) and self.margin > 0, "margin", f"must be > 0, got {self.margin!r}")
+        check(finite_number(self.label_smoothing) and 0 <= self.label_smoothing < 0.5, "label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing!r}")
+        check(finite_number(self.pixel_weight) and self.pixel_weight >= 0, "pixel_weight", f"must be >= 0, got {self.pixel_weight!r}")
 
 
 def balance_updates(real_cost: float, fake_cost: float, equilibrium: float, margin: float) -> tuple[bool, bool]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check, check_int
+from ..config import VariantConfig, check, check_int, finite_number
 from ..losses.likelihood import LIKELIHOODS
 from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
 from ..nn.pixelcnn import PixelCNN
@@ -65,10 +65,10 @@ class Config(VariantConfig):
         check(len(self.data_shape) == 3 and self.data_shape[1] % 4 == 0 and self.data_shape[2] % 4 == 0, "data_shape",
               f"vq-vae needs (C, H, W) images with H, W divisible by 4, got {self.data_shape!r}")
         check_int(self.num_codes, "num_codes", 2)
-        check(isinstance(self.beta, (int, float)) and self.beta >= 0, "beta", f"must be >= 0, got {self.beta!r}")
+        check(finite_number(self.beta) and self.beta >= 0, "beta", f"must be >= 0, got {self.beta!r}")
         check(isinstance(self.ema, bool), "ema", f"must be true or false, got {self.ema!r}")
-        check(isinstance(self.ema_decay, (int, float)) and 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay!r}")
-        check(isinstance(self.ema_eps, (int, float)) and self.ema_eps > 0, "ema_eps", f"must be > 0, got {self.ema_eps!r}")
+        check(finite_number(self.ema_decay) and 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay!r}")
+        check(finite_number(self.ema_eps) and self.ema_eps > 0, "ema_eps", f"must be > 0, got {self.ema_eps!r}")
         check_int(self.restart_after, "restart_after", 0)
         check_int(self.prior_epochs, "prior_epochs", 0)
         check_int(self.prior_channels, "prior_channels", 1)

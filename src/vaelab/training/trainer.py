@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..config import check, check_choice, check_int, from_dict
+from ..config import check, check_choice, check_int, finite_number, from_dict
 from ..data import BINARIZATIONS, DATASETS, Dataset, binarize, load_dataset, to_tensor
 from ..errors import ConfigError, RunDirError, TrainingDiverged
 from ..images import save_grid
@@ -67,12 +67,13 @@ class TrainConfig:
         check_int(self.epochs, "epochs", 0)
         check_int(self.train_size, "train_size", 0)
         check_int(self.batch_size, "batch_size", 1)
-        check(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr), "lr", f"must be a positive number, got {self.lr!r}")
+        check(finite_number(self.lr) and self.lr > 0, "lr", f"must be a positive number, got {self.lr!r}")
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         check_int(self.seed, "seed", 0)
         check_choice(self.binarize, "binarize", BINARIZATIONS)
         check_choice(self.precision, "precision", PRECISIONS)
-        check(self.checkpoint_every_s >= 0, "checkpoint_every_s", "must be >= 0")
+        check(finite_number(self.checkpoint_every_s) and self.checkpoint_every_s >= 0, "checkpoint_every_s",
+              f"must be a number >= 0, got {self.checkpoint_every_s!r}")
         check_int(self.eval_every, "eval_every", 0)
 
 
