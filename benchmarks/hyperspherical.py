@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--same-ambient", action="store_true", help="S-VAE on S^(d-1) in R^d instead of S^d")
     p.add_argument("--kappa-link", choices=["exp", "softplus"], default=None, help="the S-VAE's κ head (default: the variant's)")
     p.add_argument("--kl-warmup-steps", type=int, default=None, help="the S-VAE's KL warm-up (default: the variant's)")
+    p.add_argument("--g-cor", action="store_true", help="the S-VAE with the score-function gradient term g_cor")
     p.add_argument("--out", default="runs/hyperspherical")
     a = p.parse_args(argv)
     dims = [int(d) for d in a.dims.split(",")]
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
             svae["kappa_link"] = a.kappa_link
         if a.kl_warmup_steps is not None:
             svae["kl_warmup_steps"] = a.kl_warmup_steps
+        if a.g_cor:
+            svae["g_cor"] = True
         s = Settings(variants=["vae", "s-vae"], out=Path(a.out) / f"d{d}", dataset="mnist", data_dir=a.data_dir,
                      backbone=a.backbone, latent_dim=d, epochs=a.epochs, seeds=seeds, protocol="fast",
                      binarize="dynamic", n_samples=1000, iwae_k=a.iwae_k, iwae_n=a.iwae_n, map_points=1000,

@@ -112,9 +112,48 @@ def test_exp_link_is_capped_at_kappa_max_and_stays_finite():
     assert all(torch.isfinite(p.grad).all() for p in v.parameters() if p.grad is not None)
 
 
+def test_score_correction_value_zero_gradient_with_leave_one_out_baseline():
+    from vaelab.losses.gradients import score_correction
+    theta = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64, requires_grad=True)
+    log_p = theta ** 2  # ∇ log p_i = 2 θ_i
+    f = torch.tensor([1.0, 4.0, -2.0])
+    out = score_correction(f, log_p)
+    assert float(out.detach()) == 0.0
+    out.backward()
+    b = torch.tensor([(4 - 2) / 2, (1 - 2) / 2, (1 + 4) / 2])  # leave-one-out means
+    assert torch.allclose(theta.grad, ((f - b) * 2 * theta.detach()).double() / 3)
+
+
+def test_g_cor_adds_the_score_term_to_the_kappa_gradient_only():
+    """Same draws, same loss value; the κ gradient differs by −(f − b) ∇κ log π(ε | κ) / B, and the
+    decoder's gradient is the same."""
+    b = {"x": (tiny_batch()["x"] > 0.3).float()}
+    runs = {}
+    for g_cor in (False, True):
+        v = build(g_cor=g_cor, kl_warmup_steps=0)
+        q = v.encode(b["x"])
+        kappa = q.scale.detach().requires_grad_(True)
+        v.encode = lambda x, y=None, _q=q, _k=kappa: VonMisesFisher(_q.loc.detach(), _k)
+        torch.manual_seed(5)
+        total, _ = v.loss(b, 0)
+        total.backward()
+        runs[g_cor] = (float(total.detach()), kappa.grad.clone(), next(v.decoder.parameters()).grad.clone(), v)
+    (l0, g0, d0, _), (l1, g1, d1, v) = runs[False], runs[True]
+    assert l0 == l1 and torch.equal(d0, d1)
+    torch.manual_seed(5)
+    q = v.encode(b["x"])
+    k = q.scale.detach().requires_grad_(True)
+    z, log_pi = VonMisesFisher(q.loc.detach(), k).rsample_with_eps_log_prob()
+    f = v.log_lik(v.decode(z), b["x"]).detach()
+    score, = torch.autograd.grad(log_pi.sum(), k)
+    base = (f.sum() - f) / (len(f) - 1)
+    assert torch.allclose(g1 - g0, -(f - base) * score / len(f), rtol=1e-4, atol=1e-7)
+    assert (g1 - g0).abs().max() > 0
+
+
 @pytest.mark.parametrize("bad", [{"latent_dim": 1}, {"kappa_min": -1.0}, {"kappa_link": "relu"},
                                  {"kappa_max": 0.5}, {"kappa_max": float("inf")},
-                                 {"kl_warmup_steps": -1}, {"kl_warmup_steps": 1.5}])
+                                 {"kl_warmup_steps": -1}, {"kl_warmup_steps": 1.5}, {"g_cor": "yes"}, {"g_cor": 1}])
 def test_config_errors(bad):
     with pytest.raises(ConfigError):
         vaelab.build("s-vae", **{"backbone": "small", **bad})

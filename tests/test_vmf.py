@@ -229,6 +229,59 @@ def test_sample_gradient_matches_finite_differences(m, kappa):
     assert abs(float(gr[i, j]) - float(fd_r)) < 1e-4 * max(1.0, abs(float(fd_r)))
 
 
+def _mean_w2_derivative(m, kappa):
+    """d/dκ E[ω²] for ω = μᵀz, from the density of ω on a fine grid (central difference)."""
+    w = torch.linspace(-1, 1, 400001, dtype=D)[1:-1]
+
+    def mean_w2(k):
+        log_g = k * w + (m - 3) / 2 * torch.log1p(-w * w)
+        p = torch.exp(log_g - log_g.max())
+        return float((p * w * w).sum() / p.sum())
+    h = 1e-4 * kappa
+    return (mean_w2(kappa + h) - mean_w2(kappa - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("m,kappa", [(3, 0.5), (6, 1.0), (11, 50.0)])
+def test_g_cor_makes_the_kappa_gradient_unbiased(m, kappa):
+    """E[∇κ f(z)] alone (g_rep) is biased for a rejection sampler; adding f(z) ∇κ log π(ε | κ) (g_cor)
+    gives the true dE f/dκ, and the score itself has mean 0 (so a baseline keeps it unbiased)."""
+    n = 100_000
+    q = vmf(m, kappa, n=1)
+    k = torch.full((n,), kappa, dtype=D, requires_grad=True)
+    q = VonMisesFisher(q.loc.expand(n, m), k)
+    z, log_pi = q.rsample_with_eps_log_prob(generator=torch.Generator().manual_seed(1))
+    f = ((z * q.loc).sum(-1)) ** 2
+    g_rep, = torch.autograd.grad(f.sum(), k, retain_graph=True)
+    score, = torch.autograd.grad(log_pi.sum(), k)
+    full = g_rep + f.detach() * score
+    true = _mean_w2_derivative(m, kappa)
+
+    def se(t):
+        return float(t.std()) / math.sqrt(n)
+    assert abs(float(full.mean()) - true) < 4 * se(full), (float(full.mean()), true)
+    assert abs(float(score.mean())) < 4 * se(score)
+    assert abs(float(g_rep.mean()) - true) > 10 * se(g_rep), "g_rep alone is biased here (else the test proves nothing)"
+
+
+def test_rsample_with_eps_log_prob_returns_the_same_draws():
+    q = vmf(5, 3.0, n=6)
+    z, log_pi = q.rsample_with_eps_log_prob((4,), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(z, q.rsample((4,), generator=torch.Generator().manual_seed(7)))
+    assert log_pi.shape == (4, 6) and torch.isfinite(log_pi).all()
+    q32 = vmf(5, 3.0, n=6, dtype=torch.float32)
+    assert q32.rsample_with_eps_log_prob()[1].dtype == torch.float32
+
+
+@pytest.mark.parametrize("m,kappa", [(3, 0.5), (11, 5.49), (11, 5.51), (11, 500.0), (256, 50.0), (256, 2e4)])
+def test_eps_density_integrates_to_one(m, kappa):
+    """π(ε | κ) = g(h(ε, κ) | κ) |∂h/∂ε| is the density of the accepted proposal on (0, 1), on both sides
+    of the κ = m/2 switch between the small- and large-κ forms."""
+    q = vmf(m, kappa)
+    n = 1_000_000
+    eps = ((torch.arange(n, dtype=D) + 0.5) / n).unsqueeze(-1)
+    assert float(torch.exp(q.log_eps_density(eps)).mean()) == pytest.approx(1.0, abs=1e-9)
+
+
 @pytest.mark.parametrize("m", [2, 3, 5, 64, 128, 256])
 def test_no_nan_or_inf_up_to_256_dims(m):
     k = torch.logspace(-3, 5, 9).requires_grad_(True)  # float32, as in training

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..distributions import DiagonalGaussian, StandardNormal
+from ..losses.gradients import score_correction
 from ..losses.likelihood import LIKELIHOODS
 from ..nn import make_decoder, make_encoder
 from ..registry import register
@@ -41,13 +42,21 @@ class GaussianVAE(Variant):
         kl = q.kl(self.prior).mean()
         return kl, {"kl": kl}
 
+    def draw(self, q) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z ~ q(z|x) (B, D) for the training loss, and the log density (B,) whose score corrects the
+        pathwise gradient (None where that gradient is already unbiased, as for the Gaussian)."""
+        return q.rsample(), None
+
     def loss(self, batch: Batch, step: int):
         x, y = batch["x"], batch.get("y")
         q = self.encode(x, y)
-        z = q.rsample()  # (B, D)
-        recon = -self.log_lik(self.decode(z, y), x).mean()
+        z, log_p = self.draw(q)
+        log_px = self.log_lik(self.decode(z, y), x)  # (B,)
+        recon = -log_px.mean()
         reg, terms = self.regularizer(q, z, batch, step)
         total = recon + reg
+        if log_p is not None:  # value 0; adds the score-function part of ∇ E_q log p(x|z)
+            total = total - score_correction(log_px, log_p)
         return total, {"loss": total.detach(), "recon": recon.detach(), **{k: v.detach() for k, v in terms.items()}}
 
     @torch.no_grad()
