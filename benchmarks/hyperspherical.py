@@ -15,35 +15,34 @@ seed) and the −ELBO beside the paper's values. The paper's networks are MLPs (
 trained to convergence with early stopping; here the backbone (default ``small``) and the budget
 (default 10 epochs) are the study's, so compare the ordering, not the absolute values.
 
-Measured (2026-12-01, seed 0, one single-thread process per d; test IWAE NLL / −ELBO in nats, lower
-is better). "exp" is the S-VAE's log-scale κ head, "warm-up" its 600-update KL warm-up; both are the
-variant's defaults since 2026-12-01 (``kappa_link``, ``kl_warmup_steps``):
+Measured (2026-12-02, seeds 0, 1, 2, defaults: log-scale κ head and 600-update KL warm-up; small
+backbone, 10 epochs; a 2-core AMD EPYC, single-thread processes, one per d or per seed; test IWAE NLL / −ELBO in
+nats, mean ± sd over the seeds, lower is better):
 
-| 10 epochs | d = 2: VAE | S-VAE | d = 5: VAE | S-VAE | d = 10: VAE | S-VAE |
-|---|---|---|---|---|---|---|
-| small, exp + warm-up (defaults) | 141.78 / 145.05 | **139.46** / 143.26 | **111.19** / 114.41 | 111.96 / 114.52 | **93.18** / 98.03 | 93.43 / 98.04 |
-| small, exp, no warm-up | | 139.79 / 142.60 | | 112.32 / 114.42 | | 94.14 / 98.54 |
-| mlp (784-512-512), exp, no warm-up | 139.71 / 142.76 | **138.94** / 142.51 | **112.91** / 115.98 | 113.06 / 115.27 | **97.12** / 101.59 | 98.55 / 102.55 |
+| 10 epochs, small | d = 2 | d = 5 | d = 10 |
+|---|---|---|---|
+| VAE | 141.91 ± 0.29 / 145.54 ± 0.56 | 111.16 ± 0.17 / 114.39 ± 0.06 | **93.34 ± 0.28** / 98.14 ± 0.07 |
+| S-VAE | **139.01 ± 0.74** / **142.16 ± 0.64** | **110.75 ± 1.24** / **113.48 ± 1.01** | 93.37 ± 0.05 / **97.96 ± 0.15** |
+| per seed, S-VAE − VAE (IWAE) | −3.71 / −3.27 / −1.75 | +1.08 / −1.63 / −0.69 | +0.31 / −0.16 / −0.06 |
+| paper (MLPs to convergence): N-VAE / S-VAE | 135.73 / 132.50 | 110.21 / 108.43 | 93.84 / 93.16 |
 
-The Gaussian VAE with the same warm-up (a one-off script, d = 10, small): 93.23 / 98.24, no gain.
-Seed 1 (``--seeds 1``, defaults, small): d = 5 VAE 111.25 / 114.45, S-VAE **110.08** / 112.84; d = 10 VAE
-93.41 / 98.19, S-VAE **92.93** / 97.83.
-With the reference code's softplus head and no warm-up (``--kappa-link softplus --kl-warmup-steps 0``, the
-behaviour until 2026-12-01; figures from 2026-11-25):
-small: d = 2 140.0 / 142.7, d = 5 112.7 / 115.2, d = 10 94.3 / 98.9; mlp: d = 2 138.84 / 141.00,
-d = 5 113.17 / 115.57, d = 10 99.09 / 102.99 for the S-VAE (the VAE rows are unchanged). At this
-budget the S-VAE wins at d = 2 as in the paper and, with both defaults, loses by 0.77 nats at d = 5
-and 0.25 at d = 10 on the IWAE bound (ties on the ELBO). The warm-up addresses its slow start (see
-the variant's docstring): test −ELBO after one epoch at d = 10, 118.2 without, 111.7 with, 111.1 for
-the VAE.
-With ``--same-ambient`` (softplus head, 2026-11-25; IWAE NLL / −ELBO): d = 2: VAE 141.8 / 145.1,
-S-VAE on S¹ 157.6 / 163.7; d = 5: VAE 111.2 / 114.4, S-VAE on S⁴ 118.4 / 120.8; d = 10: VAE 93.2 /
-98.0, S-VAE on S⁹ 95.6 / 99.9: with one degree of freedom fewer the S-VAE loses at every size. With
-``--backbone mlp --epochs 50 --dims 5,10`` (softplus head, no warm-up, 2026-12-01, seed 0): d = 5: VAE 108.20 /
-111.76, S-VAE 107.51 / 110.41; d = 10: VAE 92.26 / 97.37, S-VAE 92.95 / 97.29; over seeds 0, 1, 2 at
-d = 10: VAE 92.45 ± 0.18 / 97.51 ± 0.14, S-VAE 92.70 ± 0.22 / 97.01 ± 0.26. At 50 epochs the S-VAE
-wins at d = 5 as in the paper; at d = 10 it wins on the ELBO but not on the IWAE bound (the paper's
-margin there is 0.7 nats; ours is −0.25, within about one sd).
+So at this budget the S-VAE wins at d = 2 on every seed (2.9 nats), at d = 5 on the mean (0.4 nats,
+two seeds of three; its own sd is 1.2) and ties at d = 10 (0.03 nats behind on the IWAE bound, 0.18
+ahead on the ELBO, better ELBO on every seed). The same seeds on the earlier Intel Xeon machine gave
+other numbers (other kernels; e.g. d = 10, seed 0: VAE 93.18, S-VAE 93.43), with the same picture.
+``--g-cor`` (the rejection sampler's score-function gradient term; seed 0, 2026-12-02): S-VAE 139.72 /
+143.45, 112.09 / 114.40, 93.39 / 98.10 at d = 2 / 5 / 10 against 138.41 / 141.91, 112.13 / 114.62,
+93.36 / 98.05 without: no gain (trained κ is in the hundreds, where the pathwise gradient's bias is
+≲ 2%), so it stays off by default.
+Earlier figures (seed 0, Intel Xeon; 2026-11-25 … 12-01): the reference code's softplus head without
+warm-up (``--kappa-link softplus --kl-warmup-steps 0``) gave S-VAE 140.0 / 142.7, 112.7 / 115.2,
+94.3 / 98.9 (small) and 138.84 / 141.00, 113.17 / 115.57, 99.09 / 102.99 (mlp, 784-512-512; VAE
+139.71 / 142.76, 112.91 / 115.98, 97.12 / 101.59); the exp head alone 139.79 / 142.60, 112.32 /
+114.42, 94.14 / 98.54. The warm-up does not help the Gaussian VAE (d = 10: 93.18 / 98.03 → 93.23 /
+98.24). With ``--same-ambient`` (S^{d−1} in R^d, softplus) the S-VAE loses at every size (d = 2:
+157.6 against 141.8). With ``--backbone mlp --epochs 50 --dims 5,10`` (softplus, no warm-up): d = 5
+VAE 108.20 / 111.76, S-VAE 107.51 / 110.41 (seed 0); d = 10 over seeds 0–2 VAE 92.45 ± 0.18 / 97.51
+± 0.14, S-VAE 92.70 ± 0.22 / 97.01 ± 0.26: a longer budget does not turn d = 10 either.
 """
 from __future__ import annotations
 

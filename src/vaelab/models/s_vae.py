@@ -30,7 +30,9 @@ the Gaussian VAE (d = 10: 93.18 / 98.03 → 93.23 / 98.24), so it is the S-VAE's
 κ-gradient of E_q log p(x|z) (Davidson et al. 2018, eq. 8; Naesseth et al. 2017), with the batch's
 leave-one-out mean of log p(x|z) as baseline, so that the gradient in κ is unbiased; the pathwise
 part alone is biased where κ is small (see :mod:`vaelab.distributions.vmf`). The loss value, the
-draws and the decoder's gradient are unchanged.
+draws and the decoder's gradient are unchanged. Measured (small backbone, 10 epochs, full MNIST, seed
+0), test IWAE NLL at d = 2 / 5 / 10 without → with: 138.41 → 139.72, 112.13 → 112.09, 93.36 → 93.39,
+no gain: a trained posterior's κ is in the hundreds, where the pathwise gradient's bias is ≲ 2%.
 """
 from __future__ import annotations
 
