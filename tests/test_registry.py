@@ -61,6 +61,16 @@ def test_dec_backbone_is_dec_and_vades_mlp():
     assert v.decode(torch.randn(3, 10)).shape == (3, 1, 28, 28)
 
 
+def test_svae_backbone_is_the_s_vae_authors_mlp():
+    """784-256-128 encoder (+ the variant's head) and 128-256-784 decoder (Davidson et al. 2018's code)."""
+    import torch
+
+    v = vaelab.build("s-vae", backbone="svae", latent_dim=11)
+    widths = lambda seq: [(m.in_features, m.out_features) for m in seq.modules() if isinstance(m, torch.nn.Linear)]  # noqa: E731
+    assert widths(v.encoder) == [(784, 256), (256, 128)] and v.head.in_features == 128
+    assert widths(v.decoder) == [(11, 128), (128, 256), (256, 784)]
+
+
 def test_mlp_backbone_takes_flat_inputs():
     import torch
 

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--variants", default="all", help="'all' (every registered variant) or a comma list (default all)")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist; --quick: mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec (default paper; --quick: small)")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper; --quick: small)")
     p.add_argument("--latent-dim", type=int, default=16, help="latent size of every variant (default 16)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
     p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")

@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run from its last checkpoint")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec (default paper)")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper)")
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")

@@ -13,6 +13,9 @@ quick runs and tests.
 ``dec``: the 500-500-2000 MLP of DEC's stacked autoencoder (Xie et al. 2016), which VaDE (Jiang et
 al. 2017) and its clustering results use; the decoder mirrors it (2000-500-500).
 
+``svae``: the 256-128 MLP of the S-VAE authors' MNIST code (Davidson et al. 2018), decoder 128-256;
+for their Table 1 in its own setting.
+
 An encoder maps x (and an optional condition vector y) to a feature vector of ``out_features``;
 a variant's head turns features into distribution parameters. A decoder maps a latent vector
 (and optional condition) to logits of the data's shape.
@@ -24,9 +27,9 @@ import math
 import torch
 from torch import nn
 
-BACKBONES = ("paper", "small", "mlp", "dec")
+BACKBONES = ("paper", "small", "mlp", "dec", "svae")
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
-_MLP = {"mlp": (512, 512), "dec": (500, 500, 2000)}  # hidden widths, input side first
+_MLP = {"mlp": (512, 512), "dec": (500, 500, 2000), "svae": (256, 128)}  # hidden widths, input side first
 
 
 def is_mlp(backbone: str) -> bool:
