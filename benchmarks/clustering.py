@@ -2,7 +2,7 @@
 
 Run by hand; it prints figures and asserts nothing:
 
-    OMP_NUM_THREADS=4 PYTHONPATH=src python benchmarks/clustering.py --data-dir /work/shared/data/mnist
+    OMP_NUM_THREADS=4 PYTHONPATH=src python benchmarks/clustering.py --data-dir $VAELAB_DATA/mnist
 
 Each variant trains with the budget in ``BUDGETS`` (one ``vaelab`` run per seed, under ``--out``;
 a finished run is re-evaluated, an interrupted one resumed), then assigns a cluster to every image
@@ -76,11 +76,12 @@ def predict_all(v, images, batch_size: int = 1000) -> torch.Tensor:
 
 
 def run_one(variant: str, seed: int, args) -> dict:
-    from vaelab.compare import RunSpec, check_compatible
+    from vaelab.study import RunSpec, check_compatible
     from vaelab.data import load_dataset
     from vaelab.errors import ConfigError
     from vaelab.metrics import clustering_scores
-    from vaelab.training.trainer import TrainConfig, load, train
+    from vaelab.rundir import load, train
+    from vaelab.training.config import TrainConfig
 
     budget = BUDGETS[variant]
     tc = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, seed=seed, progress=not args.no_progress,

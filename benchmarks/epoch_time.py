@@ -5,7 +5,7 @@ over the 60,000 MNIST training images. Both loops run in this one process under 
 allocator settings (vaelab's malloc tuning is applied first unless --no-malloc-tuning).
 Prints figures; asserts nothing. Run by hand on an otherwise idle machine:
 
-    python benchmarks/epoch_time.py --data-dir ../shared/data/mnist --rounds 2
+    python benchmarks/epoch_time.py --data-dir $VAELAB_DATA/mnist --rounds 2
 """
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def vaelab_epoch(ds, steps: int, seed: int) -> tuple[float, float]:
     from pathlib import Path
 
     import vaelab
-    from vaelab.training.trainer import TrainConfig, Trainer, build_variant
+    from vaelab.rundir import build_variant
+    from vaelab.training.config import TrainConfig
+    from vaelab.training.trainer import Trainer
 
     sub = dataclasses.replace(ds, images=ds.images[: steps * 100], labels=ds.labels[: steps * 100])
     cfg = TrainConfig(dataset="mnist", epochs=1, batch_size=100, optimizer="adam", seed=seed, eval_every=0, progress=False)

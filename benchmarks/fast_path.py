@@ -2,9 +2,9 @@
 MNIST in several configurations, each in its own fresh process (alternating precisions inside one
 process slows both), plus the quality check fp32 vs bf16 after 10 epochs with the same seed.
 
-    python benchmarks/fast_path.py speed --data-dir ../shared/data/mnist [--steps 200] [--warm-epochs 5] [--repeats 2]
-    python benchmarks/fast_path.py quality --data-dir ../shared/data/mnist [--epochs 10]
-    python benchmarks/fast_path.py ceiling --data-dir ../shared/data/mnist [--steps 300] [--warm 900]
+    python benchmarks/fast_path.py speed --data-dir $VAELAB_DATA/mnist [--steps 200] [--warm-epochs 5] [--repeats 2]
+    python benchmarks/fast_path.py quality --data-dir $VAELAB_DATA/mnist [--epochs 10]
+    python benchmarks/fast_path.py ceiling --data-dir $VAELAB_DATA/mnist [--steps 300] [--warm 900]
 
 Configurations (speed):
   fp32-naive        hand-written loop, fresh process, glibc malloc untouched, foreach Adam
@@ -65,7 +65,9 @@ def worker(config: str, steps: int, data_dir: str | None, warm_epochs: int = 5) 
 
         sec = hand_epoch(to_tensor(ds.images), steps, 0, warm=warm_epochs * steps)
         return {"config": config, "s_per_epoch": sec * 600 / steps, "threads": torch.get_num_threads()}
-    from vaelab.training.trainer import TrainConfig, Trainer, build_variant
+    from vaelab.rundir import build_variant
+    from vaelab.training.config import TrainConfig
+    from vaelab.training.trainer import Trainer
 
     # time the optimizer steps (fp32 state and update in every configuration): the part of a step
     # that bf16 autocast cannot speed up
@@ -126,7 +128,8 @@ def ceiling_worker(config: str, steps: int, warm: int, data_dir: str | None) -> 
 
     from vaelab._cpu import tune_process
     from vaelab.data import load_dataset, to_tensor
-    from vaelab.training.trainer import autocast, build_variant
+    from vaelab.rundir import build_variant
+    from vaelab.training.config import autocast
 
     tune_process()
     opts = CEILING[config]
@@ -187,7 +190,7 @@ def ceiling(a) -> None:
 
 def quality(a) -> None:
     import vaelab
-    from vaelab.training.trainer import TrainConfig
+    from vaelab.training.config import TrainConfig
 
     out = Path(a.out)
     for prec in ("fp32", "bf16"):
@@ -203,7 +206,7 @@ def quality(a) -> None:
         line = f"{prec}: test -ELBO {last['test']['loss']:.2f} nats, median s/epoch " \
                f"{statistics.median(json.loads(l)['seconds'] for l in (run / 'metrics.jsonl').read_text().splitlines()):.1f}"
         try:
-            from vaelab.metrics import evaluate_run
+            from vaelab.rundir import evaluate_run
 
             ev = evaluate_run(run, n_samples=2000, iwae_k=0, iwae_n=0, data_dir=a.data_dir)
             line += f", recon accuracy {ev['recon_accuracy']:.4f}"

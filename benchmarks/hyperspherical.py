@@ -2,7 +2,7 @@
 
 Run by hand; it prints figures and asserts nothing:
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/hyperspherical.py --data-dir ../shared/data/mnist
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/hyperspherical.py --data-dir $VAELAB_DATA/mnist
 
 The latent size d is the number of latent degrees of freedom, as in the paper and the authors'
 code (their examples build the S-VAE with ``z_dim + 1``): the Gaussian VAE gets R^d, the S-VAE the
@@ -64,7 +64,8 @@ PAPER_LL = {2: {"vae": -135.73, "s-vae": -132.50}, 5: {"vae": -110.21, "s-vae": 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vaelab.compare import Settings, run_study
+    from vaelab.report import finish_study
+    from vaelab.study import Settings, run_study
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                      backbone=a.backbone, latent_dim=d, epochs=a.epochs, seeds=seeds, protocol="fast",
                      binarize="dynamic", n_samples=1000, iwae_k=a.iwae_k, iwae_n=a.iwae_n, map_points=1000,
                      progress=False, overrides={"s-vae": svae} if svae else {})
-        res = run_study(s, report=True)
+        res = run_study(s, finish=finish_study)
         minutes = res["compute"]["total_seconds"] / 60  # recorded training + evaluation, also for reused runs
         for name in ("vae", "s-vae"):
             m = res["variants"][name]["metrics"]

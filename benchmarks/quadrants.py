@@ -2,7 +2,7 @@
 
 Run by hand; it prints figures and asserts nothing:
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/quadrants.py --data-dir ../shared/data/mnist
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/quadrants.py --data-dir $VAELAB_DATA/mnist
 
 For 1, 2 and 3 given quadrants it runs one ``vaelab compare`` study of ``cvae-quadrant`` under
 ``--out``/given{k} (resumable) with the variant's defaults (Pyro's tutorial: 784-512-512 MLPs, a 200-d
@@ -26,7 +26,7 @@ PYRO_CVAE = {1: 71.8, 2: 51.0, 3: 24.2}  # Pyro examples/cvae README, "CVAE (Mon
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vaelab.compare import Settings, run_study
+    from vaelab.study import Settings, run_study
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                      backbone="mlp", latent_dim=200, epochs=a.epochs, seeds=tuple(int(x) for x in a.seeds.split(",")),
                      protocol="fast", n_samples=100, iwae_k=0, iwae_n=0, map_points=1000, progress=False,
                      overrides={"cvae-quadrant": {"given_quadrants": k, "baseline_epochs": a.baseline_epochs}})
-        m = run_study(s, report=False)["variants"]["cvae-quadrant"]["metrics"]
+        m = run_study(s)["variants"]["cvae-quadrant"]["metrics"]
         val = {key: m.get(key, {}).get("mean", float("nan")) for key in ("cond_nll_baseline", "cond_neg_elbo", "cond_nll")}
         rows.append((k, val, (time.process_time() - t0) / 60))
     print(f"\n{a.dataset} test set, {a.baseline_epochs} + {a.epochs} epochs, seeds {a.seeds} "

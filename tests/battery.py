@@ -14,7 +14,8 @@ from vaelab.config import from_dict
 from vaelab.models.base import PhaseContext
 from vaelab.registry import get
 from vaelab.training.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
-from vaelab.training.trainer import TrainConfig, make_optimizer_factory
+from vaelab.optim import make_optimizer_factory
+from vaelab.training.config import TrainConfig
 
 B = 8
 

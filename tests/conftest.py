@@ -45,7 +45,7 @@ def full_mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_test_classifier(full_mnist_dir):
     """One reduced reference classifier for MNIST, shared by the whole session (and cached)."""
-    from vaelab.classifier import Recipe, load_or_train
+    from vaelab.reference_classifier import Recipe, load_or_train
 
     return load_or_train("mnist", full_mnist_dir, recipe=Recipe(**TEST_MNIST_RECIPE))
 
@@ -53,7 +53,7 @@ def mnist_test_classifier(full_mnist_dir):
 @pytest.fixture(scope="session")
 def mnist5k_quick_classifier():
     """The mnist-5k reference classifier with a quick recipe, patched in for the rest of the session."""
-    from vaelab import classifier
+    from vaelab import reference_classifier as classifier
 
     mp = pytest.MonkeyPatch()
     mp.setitem(classifier.RECIPES, "mnist-5k", classifier.Recipe(**TEST_MNIST5K_RECIPE))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab import classifier as C
+from vaelab import reference_classifier as C
 from vaelab import metrics
 from vaelab.cli import main
 from vaelab.data import Dataset, load_dataset

@@ -4,7 +4,7 @@ from PIL import Image
 import vaelab
 from helpers import cli
 from vaelab.cli import main
-from vaelab.training.trainer import TrainConfig
+from vaelab.training.config import TrainConfig
 
 
 def test_list(capsys):
@@ -28,7 +28,7 @@ def test_help_everywhere(cmd, capsys):
     (["train", "vae", "--latent-dim", "0"], "latent_dim: must be an integer >= 1"),
     (["train", "vae", "--dataset", "cifar10"], "dataset: 'cifar10' is not valid"),
     (["train"], "VARIANT is required"),
-    (["sample", "/nonexistent/run"], "not a vaelab run directory"),
+    (["sample", "/nonexistent/run"], "/nonexistent/run: no such run directory"),
 ])
 def test_bad_input_exit_2_one_line(args, pattern, capsys, tmp_path):
     assert main(args + ["--out", str(tmp_path / "r")] if args[0] == "train" and len(args) > 1 else args) == 2

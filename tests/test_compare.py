@@ -10,10 +10,11 @@ import statistics
 
 import pytest
 
-import vaelab.metrics
+import vaelab.rundir as R
 import vaelab.training.trainer as T
 from vaelab.cli import main
-from vaelab.compare import Settings, aggregate, parse_seeds, plan
+from vaelab.commands.compare import parse_seeds
+from vaelab.study import Settings, aggregate, plan
 from vaelab.errors import ConfigError
 
 TINY = ["--dataset", "mnist-5k", "--backbone", "small", "--latent-dim", "4", "--n-samples", "20", "--iwae-k", "2",
@@ -40,7 +41,7 @@ def test_interrupted_run_resumes_and_finished_runs_are_skipped(tmp_path, mnist5k
     orig_end = T.Trainer._end_epoch
 
     def end_epoch(self, phase, st):
-        if st["epoch"] == 2:
+        if st.epoch == 2:
             raise KeyboardInterrupt
         orig_end(self, phase, st)
 
@@ -53,8 +54,8 @@ def test_interrupted_run_resumes_and_finished_runs_are_skipped(tmp_path, mnist5k
     capsys.readouterr()
 
     # 2. the same command resumes that run from its checkpoint and finishes the study
-    spy = Spy(T.train)
-    monkeypatch.setattr(T, "train", spy)
+    spy = Spy(R.train)
+    monkeypatch.setattr(R, "train", spy)
     assert main(args) == 0
     assert len(spy.calls) == 1 and spy.calls[0][1].get("resume") is True
     err = capsys.readouterr().err
@@ -66,11 +67,13 @@ def test_interrupted_run_resumes_and_finished_runs_are_skipped(tmp_path, mnist5k
     stamp = (run / "checkpoint.safetensors").stat().st_mtime_ns, (run / "eval.json").stat().st_mtime_ns
 
     # 3. again: nothing is retrained or re-evaluated
+    real_evaluate = R.evaluate_run
+
     def boom(*a, **k):
         raise AssertionError("must not run")
 
-    monkeypatch.setattr(T, "train", boom)
-    monkeypatch.setattr(vaelab.metrics, "evaluate_run", boom)
+    monkeypatch.setattr(R, "train", boom)
+    monkeypatch.setattr(R, "evaluate_run", boom)
     assert main(args) == 0
     assert "finished before; skipped" in capsys.readouterr().err
     assert ((run / "checkpoint.safetensors").stat().st_mtime_ns, (run / "eval.json").stat().st_mtime_ns) == stamp
@@ -78,8 +81,8 @@ def test_interrupted_run_resumes_and_finished_runs_are_skipped(tmp_path, mnist5k
     assert res["variants"]["vae"]["n_ok"] == 1 and res["runs"][0]["state_before"] == "done"
 
     # 4. other evaluation sizes: re-evaluated, still not retrained
-    ev = Spy(vaelab.metrics.evaluate.evaluate_run)
-    monkeypatch.setattr(vaelab.metrics, "evaluate_run", ev)
+    ev = Spy(real_evaluate)
+    monkeypatch.setattr(R, "evaluate_run", ev)
     assert main([*args, "--n-samples", "30"]) == 0
     assert len(ev.calls) == 1 and ev.calls[0][1]["n_samples"] == 30
     assert json.loads((run / "eval.json").read_text())["meta"]["n_samples"] == 30
@@ -140,8 +143,8 @@ def test_failing_variant_is_recorded_and_tables_have_one_row_per_variant(tmp_pat
     assert '<ul id="task-metrics"><li><b>VAE</b>: <code>task_x</code> 0.25 ± 0.00</li></ul>' in html
 
     # a later invocation reuses the failure record instead of retraining; --retry-failed tries again
-    spy = Spy(T.train)
-    monkeypatch.setattr(T, "train", spy)
+    spy = Spy(R.train)
+    monkeypatch.setattr(R, "train", spy)
     assert main([*args, "--no-report"]) == 1
     assert spy.calls == [] and "failed before" in capsys.readouterr().err
     assert main([*args, "--no-report", "--retry-failed"]) == 1
@@ -158,7 +161,7 @@ def test_aggregate_mean_sd_and_absent_reasons():
 
 
 def test_task_metrics_are_the_keys_outside_the_standard_schema():
-    from vaelab.compare import markdown, task_metrics
+    from vaelab.study import markdown, task_metrics
 
     v = {"label": "CVAE-Q", "n_ok": 1, "n_failed": 0, "errors": [], "metrics": {
         "recon_accuracy": {"mean": 0.9, "sd": None, "n": 1}, "seconds_per_epoch.baseline": {"mean": 2.0, "sd": None, "n": 1},
@@ -187,12 +190,8 @@ def test_plan_protocols_phase_budgets_and_overrides(tmp_path, monkeypatch):
     assert specs[0].resolved_model["latent_dim"] == 2 and vq.resolved_model["latent_dim"] == 16
     assert {(sp.train.optimizer, sp.train.lr, sp.train.batch_size, sp.train.epochs) for sp in specs} == {("rmsprop", 1e-3, 100, 3)}
 
-    monkeypatch.setattr(VAE, "FAST_TRAIN", {"lr": 5e-4}, raising=False)
     fast = plan(Settings(variants=["vae", "vq-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", protocol="fast"))
-    assert [(sp.train.optimizer, sp.train.lr) for sp in fast] == [("adam", 5e-4), ("adam", 1e-3)]
-    monkeypatch.setattr(VAE, "FAST_TRAIN", {"epochs": 99}, raising=False)
-    with pytest.raises(ConfigError, match="FAST_TRAIN"):
-        plan(Settings(variants=["vae"], out=tmp_path, dataset="mnist-5k", protocol="fast"))
+    assert [(sp.train.optimizer, sp.train.lr, sp.train.batch_size) for sp in fast] == [("adam", 1e-3, 100)] * 2
     assert parse_seeds("0,2-4") == (0, 2, 3, 4)
 
 
@@ -201,7 +200,7 @@ def test_runs_trained_before_a_config_key_existed_stay_compatible(tmp_path):
     to the variant later, defaulting to the old behaviour) counts as its default."""
     import dataclasses
 
-    from vaelab.compare import check_compatible
+    from vaelab.study import check_compatible
     from vaelab.io import atomic_write_json
 
     def spec_with(**over):
@@ -227,7 +226,7 @@ def test_a_changed_default_does_not_change_a_stored_run(tmp_path):
     and no warm-up: it loads that way, and a study planning the new defaults does not reuse it."""
     import dataclasses
 
-    from vaelab.compare import check_compatible
+    from vaelab.study import check_compatible
     from vaelab.io import atomic_write_json
     from vaelab.training.checkpoint import save_checkpoint
 
@@ -239,9 +238,9 @@ def test_a_changed_default_does_not_change_a_stored_run(tmp_path):
         check_compatible(sp)
     check_compatible(plan(Settings(variants=["s-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", latent_dim=3,
                                    overrides={"s-vae": {"kappa_link": "softplus", "kl_warmup_steps": 0}}))[0])
-    v = T.build_variant("s-vae", {**old_model, "kappa_link": "softplus", "kl_warmup_steps": 0}, 0)
+    v = R.build_variant("s-vae", {**old_model, "kappa_link": "softplus", "kl_warmup_steps": 0}, 0)
     save_checkpoint(sp.run_dir, v, {}, {}, {"done": True})
-    loaded = T.load(sp.run_dir)
+    loaded = R.load(sp.run_dir)
     assert loaded.config.kappa_link == "softplus" and loaded.config.kl_warmup_steps == 0
 
 
@@ -268,7 +267,7 @@ def test_bad_input_exit_2_one_line(extra, pattern, tmp_path, capsys):
 
 
 def test_compute_totals_sum_training_and_evaluation_seconds():
-    from vaelab.compare import compute_line, compute_totals
+    from vaelab.study import compute_line, compute_totals
 
     runs = [{"status": "ok", "eval": {"train_seconds": 3600.0, "meta": {"eval_seconds": 1800.0}}},
             {"status": "ok", "eval": {"train_seconds": 1800.0, "meta": {}}},  # evaluated before eval_seconds existed

@@ -78,7 +78,7 @@ def test_learned_prior_samples_from_p_z_given_y():
     randomise_label_prior(v)
     y = torch.tensor([0, 3, 3, 9])
     s = v.sample(4, y=y, generator=torch.Generator().manual_seed(1))
-    mu, logvar = v.label_prior(F.one_hot(y, 10).float()).chunk(2, -1)
+    mu, logvar = v.label_prior.linear(F.one_hot(y, 10).float()).chunk(2, -1)
     z = mu + (0.5 * logvar).exp() * torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(s, torch.sigmoid(v.decode(z, y)))
 
@@ -90,7 +90,7 @@ def test_kl_to_learned_prior_matches_monte_carlo():
     with torch.no_grad():
         q = v.encode(b["x"], b["y"])
         kl, _ = v.regularizer(q, None, b, 0)
-        mu, logvar = v.label_prior(F.one_hot(b["y"], 10).float()).double().chunk(2, -1)
+        mu, logvar = v.label_prior.linear(F.one_hot(b["y"], 10).float()).double().chunk(2, -1)
         qd = torch.distributions.Normal(q.loc.double(), q.scale.double())
         pd = torch.distributions.Normal(mu, (0.5 * logvar).exp())
         z = qd.sample((20000,))
@@ -189,8 +189,8 @@ def test_conditional_log_weights_match_float64_reference():
         x_in, missing = split(x, 2)
         guess = torch.sigmoid(v.baseline_out(v.baseline(x_in))).view_as(x)
         h = torch.where(missing.bool(), guess, x_in)
-        pm, plv = v.prior_head(v.prior_net(h)).double().chunk(2, -1)
-        qm, qlv = v.recognition_head(v.recognition(x)).double().chunk(2, -1)
+        pm, plv = v.prior_head.linear(v.prior_net(h)).double().chunk(2, -1)
+        qm, qlv = v.recognition_head.linear(v.recognition(x)).double().chunk(2, -1)
         eps = torch.randn(3, 4, 4, generator=torch.Generator().manual_seed(1)).double()
         z = qm + (0.5 * qlv).exp() * eps
         logits = v.generation(z.float().reshape(12, 4), x_in.flatten(1).repeat(3, 1)).double().view(3, 4, 1, 28, 28)

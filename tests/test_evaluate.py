@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from vaelab.cli import main
-from vaelab.metrics import evaluate_run, is_available
-from vaelab.metrics.evaluate import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS
+from vaelab.rundir import evaluate_run
+from vaelab.scoring import is_available
+from vaelab.scoring import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS
 from vaelab.models.base import NotAvailable
 from vaelab.models.vae import VAE
-from vaelab.training.trainer import TrainConfig, load, train
+from vaelab.rundir import load, train
+from vaelab.training.config import TrainConfig
 
 ALL_KEYS = {"recon_accuracy", "real_accuracy", *SAMPLE_KEYS, "cond_accuracy", *LIKELIHOOD_KEYS, *CLUSTER_KEYS,
             "parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "meta"}
@@ -91,9 +93,9 @@ class ClashVAE(VAE):
 
 
 def _as(cls, monkeypatch):
-    import vaelab.training.trainer as T
+    import vaelab.rundir as R
 
-    real_load = T.load
+    real_load = R.load
 
     def load(run_dir):
         v = real_load(run_dir)
@@ -102,7 +104,7 @@ def _as(cls, monkeypatch):
             w.load_state_dict(v.state_dict())
         return w.eval()
 
-    monkeypatch.setattr(T, "load", load)
+    monkeypatch.setattr(R, "load", load)
 
 
 def test_conditional_and_clustering_paths(tiny_run, mnist5k_quick_classifier, monkeypatch):

@@ -9,7 +9,7 @@ import vaelab
 from battery import build, one_step_each_phase, tiny_batch
 from vaelab.losses.divergences import kl_normal_std, mmd
 from vaelab.losses.likelihood import bernoulli_log_prob
-from vaelab.training.trainer import TrainConfig
+from vaelab.training.config import TrainConfig
 
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 

@@ -10,7 +10,8 @@ from scipy.spatial.distance import cdist
 from scipy.stats import multivariate_normal
 
 from vaelab import metrics
-from vaelab.metrics.cost import cost_scores, read_metrics
+from vaelab.metrics.cost import cost_scores
+from vaelab.rundir import read_metrics
 
 
 def correlated(n, d, seed, shift=0.0, scale=1.0):

@@ -101,7 +101,7 @@ def test_integer_keys_refuse_a_bool(name):
 
 
 def test_train_config_integer_keys_refuse_a_bool():
-    from vaelab.training.trainer import TrainConfig
+    from vaelab.training.config import TrainConfig
 
     keys = _int_fields(TrainConfig)
     assert {"epochs", "batch_size", "seed"} <= set(keys)
@@ -123,7 +123,7 @@ def test_number_keys_refuse_non_numbers(bad):
     """Every float key of every variant and of the training config refuses a bool, a non-finite
     number and a string with a ConfigError naming the key (not a TypeError from a comparison)."""
     from vaelab.registry import get
-    from vaelab.training.trainer import TrainConfig
+    from vaelab.training.config import TrainConfig
 
     checked = 0
     for name in vaelab.variants():

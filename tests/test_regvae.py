@@ -10,7 +10,8 @@ from vaelab.errors import ConfigError
 from vaelab.losses.divergences import mmd
 from vaelab.models.base import NotAvailable
 from vaelab.registry import get
-from vaelab.training.trainer import TrainConfig, make_optimizer_factory
+from vaelab.optim import make_optimizer_factory
+from vaelab.training.config import TrainConfig
 
 TINY = {"backbone": "small", "latent_dim": 4}
 

@@ -13,7 +13,7 @@ import vaelab
 from helpers import cli, popen_cli
 from vaelab.errors import RunDirError, TrainingDiverged
 from vaelab.io import RunLock
-from vaelab.training.trainer import TrainConfig
+from vaelab.training.config import TrainConfig
 
 SMALL = {"backbone": "small", "latent_dim": 4}
 
@@ -45,6 +45,41 @@ def test_run_directory_contents(tmp_path):
     assert not (run / ".lock").exists()
     m = vaelab.load(run)
     assert isinstance(m, vaelab.models.vae.VAE) and not m.training
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda c: c["model"].update(latent_dim=0), "latent_dim: must be an integer >= 1, got 0"),
+    (lambda c: c["model"].update(backbone="nope"), "backbone: 'nope' is not valid"),
+    (lambda c: c["model"].update(colour="red"), "unknown config key colour"),
+    (lambda c: c.update(variant="no-such-variant"), "unknown variant 'no-such-variant'"),
+    (lambda c: c.pop("model"), "missing or malformed entry"),
+])
+def test_load_refuses_an_invalid_stored_config_in_one_line(tmp_path, edit, what):
+    """load() validates config.json as build() validates a new config: a hand-edited or corrupt file
+    fails with one line naming the file, for load, resume and the CLI (exit 2)."""
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=1, progress=False, train_size=200, eval_every=0), tmp_path / "r")
+    conf = json.loads((run / "config.json").read_text())
+    edit(conf)
+    (run / "config.json").write_text(json.dumps(conf))
+    for call in (lambda: vaelab.load(run), lambda: vaelab.train(None, resume=True, run_dir=run, extra_epochs=2)):
+        with pytest.raises(RunDirError) as e:
+            call()
+        msg = str(e.value)
+        assert msg.startswith(f"{run / 'config.json'}: ") and what in msg and "\n" not in msg
+    r = cli("sample", str(run), "--out", str(tmp_path / "s.png"))
+    assert r.returncode == 2 and what in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_trainer_reports_structured_events(tmp_path):
+    """Progress goes to on_event as dicts (nothing has to parse log text): a phase event, then one epoch
+    event per epoch carrying the epoch's metrics.jsonl record."""
+    events = []
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False, train_size=300), tmp_path / "r",
+                       on_event=events.append)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["phase", "epoch", "epoch"]
+    assert events[0] == {"event": "phase", "phase": "train", "epochs": 2}
+    assert [{k: v for k, v in e.items() if k != "event"} for e in events[1:]] == lines
 
 
 def test_same_seed_bitwise_identical(tmp_path):

@@ -16,7 +16,9 @@ from vaelab.errors import ConfigError
 from vaelab.models.base import PhaseContext
 from vaelab.models.vade import vade_kl
 from vaelab.training.checkpoint import read_checkpoint
-from vaelab.training.trainer import TrainConfig, Trainer, make_optimizer_factory
+from vaelab.optim import apply_lr_scale, make_optimizer_factory
+from vaelab.training.config import TrainConfig
+from vaelab.training.trainer import Trainer
 
 
 # ----- helpers shared with test_gmvae.py ---------------------------------------------------------
@@ -40,7 +42,7 @@ def cluster_accuracy(y, pred) -> float:
 
 
 def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
-    """The trainer's loop in miniature: every phase, begin_phase, its optimizers, train_step."""
+    """The trainer's loop in miniature: every phase, begin_phase, its optimizers, lr_schedule, train_step."""
     make = make_optimizer_factory(TrainConfig(lr=lr))
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -52,10 +54,14 @@ def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
         v.train()
         v.begin_phase(ph.name, PhaseContext(x, y, seed, batch_size))
         opts = v.configure_optimizers(ph.name, make)
+        schedule, seen = v.lr_schedule(ph.name), 0
         for _ in range(n_epochs):
             perm = torch.randperm(len(x), generator=g)
             for i in range(0, len(x), batch_size):
                 idx = perm[i:i + batch_size]
+                seen += len(idx)
+                if schedule is not None:
+                    apply_lr_scale(opts.values(), schedule(seen, len(x)))
                 v.train_step({"x": x[idx], "y": y[idx], "index": idx, "dataset_size": len(x)}, step, opts, ph.name)
                 step += 1
     return v.eval()
@@ -207,7 +213,42 @@ def test_resume_inside_the_elbo_phase_is_bitwise_identical(tmp_path):
     t_b.fit(resume=True)
     for k, a in v_full.state_dict().items():
         assert torch.equal(a, v_b.state_dict()[k]), k
-    assert v_b.phase == "train" and int(v_b.elbo_images) == 3 * 48
+    assert v_b.phase == "train"
+
+
+def test_lr_schedule_hook_reproduces_the_old_per_step_rates(tmp_path):
+    """The ELBO phase's lr, now set by the trainer from ``lr_schedule``, equals step by step what VaDE's
+    own train_step used to set: base lr × lr_factor(examples seen so far including the batch), with
+    the seen count summed batch by batch (a last partial batch included) and the mixture's group at
+    gmm_lr_scale × lr. The pretraining phase keeps a constant lr."""
+    x, y = synthetic_clusters(n=50, K=3, D=16, seed=1)
+    ds = Dataset("synthetic", "train", x.reshape(-1, 1, 4, 4).numpy(), y.numpy(), n_classes=3)
+    cfg = dict(backbone="mlp", data_shape=(1, 4, 4), latent_dim=2, n_classes=3, pretrain_epochs=1, gmm_restarts=1,
+               warmup_epochs=1.5, lr_decay=0.5, lr_decay_epochs=1, lr_decay_min=0.2, gmm_lr_scale=2.0)
+    torch.manual_seed(0)
+    v = vaelab.build("vade", **cfg)
+    seen_lrs = []
+    real = v.train_step
+
+    def step(batch, s, opts, phase):
+        seen_lrs.append((phase, [g["lr"] for g in opts["model"].param_groups]))
+        return real(batch, s, opts, phase)
+    v.train_step = step
+    lr = 1e-3
+    Trainer(v, TrainConfig(epochs=4, batch_size=16, lr=lr, progress=False, eval_every=0), tmp_path, ds).fit()
+    # the old code: elbo_images += n after each step; lr = base × factor(elbo_images + n, N)
+    c, N, old, seen = v.config, 50, [], 0
+    for _ in range(4):
+        for n in (16, 16, 16, 2):
+            warm = min(1.0, (seen + n) / (c.warmup_epochs * N))
+            decay = max(c.lr_decay ** (((seen + n) // N) // c.lr_decay_epochs), c.lr_decay_min)
+            old.append([lr * warm * decay, 2.0 * lr * warm * decay])
+            seen += n
+    pre = [lrs for ph, lrs in seen_lrs if ph == "pretrain"]
+    elbo = [lrs for ph, lrs in seen_lrs if ph == "train"]
+    assert pre == [[lr]] * 4
+    assert len(elbo) == 16 and elbo == old
+    assert len({round(a[0], 12) for a in elbo}) >= 6  # the schedule does move the lr
 
 
 # ----- clustering -----------------------------------------------------------------------------------

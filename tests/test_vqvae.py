@@ -12,7 +12,8 @@ from vaelab.models.base import NotAvailable
 from vaelab.models.vq_vae import VQVAE
 from vaelab.nn.pixelcnn import PixelCNN, causal_mask
 from vaelab.nn.quantizer import CodeGrid, VectorQuantizer
-from vaelab.training.trainer import TrainConfig, make_optimizer_factory
+from vaelab.optim import make_optimizer_factory
+from vaelab.training.config import TrainConfig
 
 
 def build(**kw):

@@ -5,18 +5,23 @@
 >>> m = vaelab.build("vae", latent_dim=16, backbone="small")
 >>> run = vaelab.train("vae", {"backbone": "small"}, vaelab.TrainConfig(dataset="mnist-5k", epochs=2), "runs/demo")
 >>> model = vaelab.load(run)
+>>> vaelab.evaluate_run(run)     # every metric; writes RUN/eval.json
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .errors import ConfigError, DataError, RunDirError, TrainingDiverged, VaelabError  # noqa: E402
 from .registry import build, register, variants  # noqa: E402
 
 
 def __getattr__(name):  # lazy: keep `import vaelab` light
-    if name in ("train", "load", "TrainConfig", "run_config"):
-        from .training import trainer
+    if name in ("train", "load", "run_config", "evaluate_run"):
+        from . import rundir
 
-        return getattr(trainer, name)
+        return getattr(rundir, name)
+    if name == "TrainConfig":
+        from .training.config import TrainConfig
+
+        return TrainConfig
     if name in ("load_dataset",):
         from . import data
 
@@ -28,5 +33,5 @@ def __getattr__(name):  # lazy: keep `import vaelab` light
     raise AttributeError(name)
 
 
-__all__ = ["build", "register", "variants", "train", "load", "TrainConfig", "load_dataset", "run_config",
+__all__ = ["build", "register", "variants", "train", "load", "evaluate_run", "TrainConfig", "load_dataset", "run_config",
            "VaelabError", "ConfigError", "DataError", "RunDirError", "TrainingDiverged"]

@@ -3,22 +3,23 @@
 ``tune_malloc``: keep glibc's malloc from handing large blocks back to the OS after every training step.
 
 On these CPUs a training loop that frees and re-maps its ~30 MB activation buffers every step runs
-about 1.35× slower than one whose allocator keeps them. Setting the mmap threshold (32 MiB) and the
-trim threshold (1 GiB) through ``mallopt`` does what ``MALLOC_MMAP_THRESHOLD_`` and
-``MALLOC_TRIM_THRESHOLD_`` do, in-process. Off with ``VAELAB_MALLOC_TUNING=0`` (or ``--no-malloc-tuning``).
+markedly slower than one whose allocator keeps them (benchmarks/README.md, "CPU process settings").
+Setting the mmap threshold (32 MiB) and the trim threshold (1 GiB) through ``mallopt`` does what
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` do, in-process. Off with
+``VAELAB_MALLOC_TUNING=0`` (or ``--no-malloc-tuning``).
 
 ``flush_denormals``: treat subnormal floats (|x| < 1.2e-38 in fp32) as zero. Adam's first moment
 of a weight whose gradient stays exactly zero (a dead ReLU unit, a border pixel that is always 0)
 decays by 0.9 per step into the subnormal range within about 800 steps, and x86 handles subnormals
-in microcode: a VaDE run on the ``dec`` backbone had 1.6M subnormal Adam moments after two epochs and
-its epoch time went from 12.8 s to 34 s. Flushing them changes values below 1.2e-38 only. Off with
-``VAELAB_FLUSH_DENORMAL=0`` (or ``--no-flush-denormal``). The setting lives in each thread's FP
-control register: threads started later inherit it, but torch's OpenMP workers already running
+in microcode: a VaDE run on the ``dec`` backbone with millions of subnormal Adam moments took more
+than twice as long per epoch (figures: benchmarks/README.md, "CPU process settings"). Flushing them
+changes values below 1.2e-38 only. Off with ``VAELAB_FLUSH_DENORMAL=0`` (or ``--no-flush-denormal``).
+The setting lives in each thread's FP control register: threads started later inherit it, but torch's OpenMP workers already running
 (any parallel torch operation starts them) do not, and with 2 threads they compute half of every
 kernel. So the call also runs ``torch.set_flush_denormal`` once on every thread of the OpenMP team,
 through the runtime's ``GOMP_parallel`` entry point (libgomp, and Intel's and LLVM's runtimes, which
-export it). Without that, a trainer started after other torch work kept 1.7M subnormal Adam moments
-and its optimizer step went from 9 to 39 ms after 800 steps.
+export it). Without that, a trainer started after other torch work kept its subnormal Adam moments
+and its optimizer step slowed down severalfold after about 800 steps (same section).
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from .errors import TrainingDiverged, VaelabError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, commands
+    from . import commands
+    from ._version import __version__
 
     p = argparse.ArgumentParser(prog="vaelab", description="Train, evaluate and compare VAE variants on one footing.")
     p.add_argument("--version", action="version", version=f"vaelab {__version__}")

@@ -30,6 +30,21 @@ def check_int(value: Any, key: str, lo: int, *, optional: bool = False) -> None:
     check(ok, key, f"must be {'null or ' if optional else ''}an integer >= {lo}, got {value!r}")
 
 
+def check_range(value: Any, key: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False, unit: str = "") -> None:
+    """Raise a ConfigError for ``key`` unless ``value`` is a finite real number (not a bool) within
+    [lo, hi]; ``lo_open``/``hi_open`` exclude an end, ``None`` leaves a side unbounded."""
+    ok = finite_number(value) and (lo is None or (value > lo if lo_open else value >= lo)) \
+        and (hi is None or (value < hi if hi_open else value <= hi))
+    if lo is not None and hi is not None:
+        where = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        where = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        where = f"{'<' if hi_open else '<='} {hi:g}"
+    check(ok, key, f"must be a number {where}{unit}, got {value!r}")
+
+
 def check_choice(value: Any, key: str, choices: typing.Iterable[Any]) -> None:
     choices = tuple(choices)
     # type-strict, so that ``True`` is not taken for the choice ``1``

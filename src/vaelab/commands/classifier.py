@@ -18,10 +18,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import cache_stem, classifier_dir, default_recipe, load_or_train
+    from ..reference_classifier import cache_stem, classifier_dir, default_recipe, load_or_train
     from ..data import DATASETS
     from ..errors import ConfigError
-    from ..metrics.evaluate import stderr_log
+    from . import stderr_log
 
     if args.dataset not in DATASETS:
         raise ConfigError(f"--dataset {args.dataset!r} is not valid; choose one of {', '.join(DATASETS)}")

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import parse_value
+from ..errors import ConfigError
 
 ORDER = 40
 
@@ -22,8 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
     p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")
     p.add_argument("--protocol", default="paper",
-                   help="paper: RMSprop, lr 1e-3, batch 100 for all (the seed's Table 1); fast: each variant's "
-                        "recommended settings (default paper)")
+                   help="paper: RMSprop, lr 1e-3, batch 100 for all (the seed's Table 1); fast: Adam, lr 1e-3, "
+                        "batch 100 for all (default paper)")
     p.add_argument("--binarize", default="none", help="none | static | dynamic (default none)")
     p.add_argument("--phase-epochs", type=int, default=None, metavar="N",
                    help="cap every extra-phase budget (config keys *_epochs, e.g. VaDE pretrain, VQ-VAE prior) at N "
@@ -48,8 +55,8 @@ def add_parser(sub) -> None:
 def settings_from_args(args: argparse.Namespace):
     from pathlib import Path
 
-    from ..compare import DEFAULTS, QUICK, Settings, command_line, parse_seeds, parse_sets, parse_variants
     from ..errors import ConfigError
+    from ..study import DEFAULTS, QUICK, Settings
 
     base = QUICK if args.quick else DEFAULTS
     pick = lambda val, key: base[key] if val is None else val  # noqa: E731
@@ -74,16 +81,17 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from .._cpu import flush_denormals
-    from ..compare import run_study
     from ..config import check_choice
     from ..data import BINARIZATIONS, DATASETS
+    from ..report import finish_study
+    from ..study import run_study
 
     if args.dataset is not None:
         check_choice(args.dataset, "--dataset", DATASETS)
     check_choice(args.binarize, "--binarize", BINARIZATIONS)
     s = settings_from_args(args)
     flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
-    res = run_study(s, report=not args.no_report)
+    res = run_study(s, finish=None if args.no_report else finish_study)
     failed = sum(v["n_failed"] for v in res["variants"].values())
     total = sum(v["n_runs"] for v in res["variants"].values())
     print(f"{total - failed}/{total} runs ok; results in {s.out}/results.md"
@@ -93,3 +101,88 @@ def run(args: argparse.Namespace) -> int:
         print(f"vaelab compare: {failed} run(s) failed (recorded; see {s.out}/results.md)", file=sys.stderr)
         return 1
     return 0
+
+
+# ----- parsing user input ------------------------------------------------------------------------
+def parse_variants(text: str | None) -> list[str]:
+    """``all`` (or None) → every registered variant; else a comma list of registered names."""
+    from ..registry import variants
+    from ..study.settings import order_variants
+
+    known = variants()
+    if text is None or text.strip() == "all":
+        return order_variants(known)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ConfigError("--variants: give 'all' or a comma-separated list of variant names")
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ConfigError(f"--variants: unknown variant {bad[0]!r}; valid: all, {', '.join(known)}")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--variants: {dup[0]!r} is listed twice")
+    return names
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...]:
+    """``0,1,2`` → (0, 1, 2); also ``0-2``. Seeds are distinct integers >= 0."""
+    if text is None:
+        return (0,)
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise ValueError
+                seeds += range(a, b + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers >= 0 (e.g. 0,1,2), got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds: expected comma-separated integers >= 0 (e.g. 0,1,2), got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: a seed is listed twice in {text!r}")
+    return tuple(seeds)
+
+
+def parse_sets(items: list[str], selected: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set [VARIANT:]KEY=VALUE`` → {variant: {key: value}}. Without VARIANT the value goes to every
+    selected variant whose config has KEY (and it is an error if none has it)."""
+    from ..registry import get
+    from ..study.settings import config_fields
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected [VARIANT:]KEY=VALUE")
+        lhs, val = item.split("=", 1)
+        target, _, key = lhs.strip().rpartition(":")
+        key = key.strip()
+        value = parse_value(val.strip())
+        if target:
+            if target not in selected:
+                raise ConfigError(f"--set {item!r}: {target!r} is not one of the compared variants ({', '.join(selected)})")
+            if key not in config_fields(get(target)):
+                raise ConfigError(f"--set {item!r}: {target} has no config key {key!r}; valid: {', '.join(sorted(config_fields(get(target))))}")
+            out.setdefault(target, {})[key] = value
+        else:
+            hit = [n for n in selected if key in config_fields(get(n))]
+            if not hit:
+                raise ConfigError(f"--set {item!r}: none of the compared variants has a config key {key!r}")
+            for n in hit:
+                out.setdefault(n, {})[key] = value
+    return out
+
+
+def command_line(argv: list[str] | None = None) -> str | None:
+    """The command line that started this process as ``vaelab compare ...``, or None when this process
+    is not the vaelab CLI running compare (e.g. a test calling ``cli.main``)."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).name in ("vaelab", "__main__.py") and "compare" in argv[1:]:
+        return "vaelab " + shlex.join(argv[1:])
+    return None
+

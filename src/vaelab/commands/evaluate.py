@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--iwae-k", type=int, default=1000, metavar="K", help="importance samples per image for the IWAE bound (default 1000; 0 skips)")
     p.add_argument("--iwae-n", type=int, default=1000, metavar="N",
                    help="test images used for the IWAE bound (default 1000: with K=1000 that is 1M decoder passes, "
-                        "~6 min on one CPU core for the 13M-parameter paper backbone; all 10,000 would take ~1 h; "
-                        "0 skips). The ELBO always uses the whole test set")
+                        "the slowest part of the evaluation, and all 10,000 test images take ten times as long; "
+                        "timings in benchmarks/README.md; 0 skips). The ELBO always uses the whole test set")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for samples and importance samples (default 0)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="directory holding the dataset's IDX files (default: the run's)")
     p.add_argument("--max-items", type=int, default=512, metavar="M",
@@ -32,7 +32,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..metrics.evaluate import evaluate_run, format_table, stderr_log
+    from ..rundir import evaluate_run
+    from ..scoring import format_table
+    from . import stderr_log
 
     if args.max_items < 1:
         raise ConfigError(f"--max-items must be >= 1, got {args.max_items}")

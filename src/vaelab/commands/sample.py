@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..images import save_grid
-    from ..training.trainer import load
+    from ..rundir import load
     from ..models.base import NotAvailable
 
     if args.n < 1:

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import parse_overrides
     from ..errors import ConfigError
-    from ..training.trainer import TrainConfig, train
+    from ..rundir import train
+    from ..training.config import TrainConfig
 
     if args.no_malloc_tuning:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"

@@ -50,7 +50,7 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-# sha256 of the uncompressed files (MNIST: shared/data/mnist/README.md; Fashion-MNIST: Debian's copy).
+# sha256 of the uncompressed files (MNIST: the canonical distribution; Fashion-MNIST: Debian's copy).
 SHA256 = {
     "mnist": {
         "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",

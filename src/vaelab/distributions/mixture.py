@@ -6,7 +6,8 @@ p(z) = Σ_k π_k N(z; μ_k, diag σ_k²). Two pieces:
   shape ``(*B,)``, K components and event shape ``(D,)``: ``log_prob``, ``sample``, per-component
   ``log_joint`` = log π_k + log N(z; μ_k, σ_k²), ``responsibilities`` p(k|z) (Bayes' rule, in closed
   form) and its analytic ``mean``/``covariance``. GMVAE builds one per example from its prior
-  network (μ_k(w), σ_k²(w)).
+  network (μ_k(w), σ_k²(w)). A :class:`~vaelab.distributions.base.Distribution`; ``sample`` draws
+  a component and then z (no ``rsample``: the component draw is discrete, not reparameterisable).
 * :class:`GaussianMixturePrior` — an ``nn.Module`` holding learnable logits, means and
   log-variances (so π stays on the simplex and σ² > 0 by construction), whose ``distribution()``
   is a :class:`MixtureOfGaussians`; VaDE's prior. ``set_parameters`` loads a fitted GMM.
@@ -20,7 +21,8 @@ import math
 import torch
 from torch import nn
 
-from ..losses.divergences import kl_normal_normal
+from .base import Distribution, SampleShape, as_sample_shape, kl
+from .gaussian import DiagonalGaussian
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -30,13 +32,15 @@ def _diag_normal_log_prob(z: torch.Tensor, loc: torch.Tensor, logvar: torch.Tens
     return -0.5 * (LOG_2PI + logvar + (z - loc) ** 2 / logvar.exp()).sum(-1)
 
 
-class MixtureOfGaussians:
+class MixtureOfGaussians(Distribution):
     """Σ_k π_k N(μ_k, diag σ_k²).
 
     ``log_weights`` (*B, K) — normalised log π (use ``log_softmax`` of logits); ``loc`` and
     ``logvar`` (*B, K, D). Batch shape ``*B`` may be empty (one shared prior, VaDE) or (B,)
     (one prior per example, GMVAE's p(z|w)).
     """
+
+    has_rsample = False
 
     def __init__(self, log_weights: torch.Tensor, loc: torch.Tensor, logvar: torch.Tensor):
         self.log_weights = log_weights.float()
@@ -47,12 +51,24 @@ class MixtureOfGaussians:
                              f"logvar {tuple(logvar.shape)}")
 
     @property
+    def batch_shape(self) -> torch.Size:
+        return self.log_weights.shape[:-1]
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return self.loc.shape[-1:]
+
+    @property
     def n_components(self) -> int:
         return self.loc.shape[-2]
 
     @property
     def dim(self) -> int:
         return self.loc.shape[-1]
+
+    def components(self) -> DiagonalGaussian:
+        """The K components as one :class:`DiagonalGaussian` with batch shape (*B, K)."""
+        return DiagonalGaussian(self.loc, self.logvar)
 
     @property
     def weights(self) -> torch.Tensor:
@@ -78,7 +94,7 @@ class MixtureOfGaussians:
 
     def component_kl(self, q_loc: torch.Tensor, q_logvar: torch.Tensor) -> torch.Tensor:
         """KL(N(q_loc, diag exp(q_logvar)) ‖ N(μ_k, σ_k²)) for every k: (*B, D) → (*B, K), analytic."""
-        return kl_normal_normal(q_loc.unsqueeze(-2), q_logvar.unsqueeze(-2), self.loc, self.logvar)
+        return kl(DiagonalGaussian(q_loc.unsqueeze(-2), q_logvar.unsqueeze(-2)), self.components())
 
     # ----- moments ----------------------------------------------------------------------------
     @property
@@ -111,11 +127,23 @@ class MixtureOfGaussians:
         eps = torch.randn(k.shape[0], *batch, self.dim, generator=generator, dtype=loc.dtype, device=loc.device)
         return loc + (0.5 * logvar).exp() * eps
 
-    def sample(self, n: int, generator: torch.Generator | None = None, return_components: bool = False):
-        """n draws (n, *B, D) (and the drawn components (n, *B) if ``return_components``)."""
-        k = self.sample_components(n, generator)
-        z = self.sample_given(k, generator)
+    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None,
+               return_components: bool = False):
+        """Draws of shape sample_shape + (*B, D) (and the drawn components, sample_shape + (*B,), if
+        ``return_components``); an int n means (n,). All prod(sample_shape) draws are made as n of
+        :meth:`sample_components` and :meth:`sample_given`, then reshaped."""
+        shape = as_sample_shape(sample_shape)
+        n = math.prod(shape)
+        with torch.no_grad():
+            k = self.sample_components(n, generator)
+            z = self.sample_given(k, generator)
+        z = z.reshape((*shape, *z.shape[1:]))
+        k = k.reshape((*shape, *k.shape[1:]))
         return (z, k) if return_components else z
+
+    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError("MixtureOfGaussians: the component draw is discrete, so there is no "
+                                  "reparameterised sample (rsample); use sample")
 
 
 class GaussianMixturePrior(nn.Module):
@@ -150,15 +178,16 @@ class GaussianMixturePrior(nn.Module):
         self.loc.copy_(torch.as_tensor(means, dtype=torch.float32))
         self.logvar.copy_(torch.as_tensor(variances, dtype=torch.float32).clamp_min(1e-12).log())
 
-    # The prior interface GaussianVAE uses (log_prob of (..., D), sample(n, generator)).
+    # The prior interface GaussianVAE uses (log_prob of (..., D), sample(sample_shape, generator)).
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return self.distribution().log_prob(z)
 
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         return self.distribution().responsibilities(z)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.distribution().sample(n, generator=generator)
+    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws of shape sample_shape + (D,) from the mixture (an int n means (n,)), without gradient."""
+        return self.distribution().sample(sample_shape, generator=generator)
 
     def sample_component(self, k: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws from component k alone, shape (n, D)."""

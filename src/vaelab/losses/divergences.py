@@ -169,8 +169,9 @@ def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, d
       weight matrix fills columns instead of the diagonal; here the own sample gets 1/N as intended). Its
       weights sum to one, so the value is a consistent estimate of the TC (≈ 0 for independent latents).
     * ``"mws"`` — minibatch weighted sampling, log q(z_i) ≈ logsumexp_j log q(z_i|n_j) − log(NM)
-      (their "minibatch weighted sampling"; EQUATIONS.md), the same per dimension. Its weights sum to 1/N, so each log density
-      is under-estimated by about log N and the TC carries a constant offset of about (D − 1) log N:
+      (their "minibatch weighted sampling"; docs/equations.md, "Divergences"), the same per dimension.
+      Its weights sum to 1/N, so each log density is under-estimated by about log N and the TC carries
+      a constant offset of about (D − 1) log N:
       fine as a training penalty (constant gradient-free shift), wrong as a reported value.
     """
     log_qz, log_qz_dims = _aggregate_log_densities(z, mu, logvar, dataset_size, estimator)

@@ -21,7 +21,7 @@ def contingency(pred, labels) -> np.ndarray:
 
 def clustering_accuracy(pred, labels) -> float:
     """max over one-to-one maps m of clusters to labels of (1/N) Σ_i [m(pred_i) = label_i]
-    (EQUATIONS.md "Metrics"; the unsupervised accuracy of Xie et al. 2016 / Jiang et al. 2017),
+    (docs/equations.md, "Metrics"; the unsupervised accuracy of Xie et al. 2016 / Jiang et al. 2017),
     solved by the Hungarian method (``scipy.optimize.linear_sum_assignment``). With more clusters than
     labels, the surplus clusters match nothing and count as errors."""
     c = contingency(pred, labels)

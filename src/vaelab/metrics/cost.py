@@ -1,33 +1,9 @@
-"""Training cost from a run's ``metrics.jsonl`` records (one per epoch: phase, epoch, seconds, images_per_s)."""
+"""Training cost from a run's epoch records (``metrics.jsonl``: phase, epoch, seconds, images_per_s)."""
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import RunDirError
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a ``metrics.jsonl``; a record repeated after a resume keeps its last copy."""
-    path = Path(path)
-    records: dict[tuple[str, int], dict[str, Any]] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: file not found") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):  # a torn last line (killed mid-write): ignore it
-                continue
-            raise RunDirError(f"{path}: line {n} is not valid JSON") from None
-        records[(str(rec.get("phase", "train")), int(rec.get("epoch", n)))] = rec
-    return list(records.values())
 
 
 def main_phase(phases: Iterable[str]) -> str:

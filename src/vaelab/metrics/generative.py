@@ -1,6 +1,6 @@
 """Sample-quality metrics on classifier outputs: FID, the Inception-Score analogue, precision/recall
 and the class histogram. Pure functions of arrays (features (N, F), probabilities (N, C)); float64
-throughout. Definitions: EQUATIONS.md, "Metrics".
+throughout. Definitions: docs/equations.md, "Metrics".
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def fid(features_a, features_b) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (N_a, F) and (N_b, F).
 
     With penultimate-layer features of the reference classifier this is the classifier-feature FID
-    (Heusel et al. 2017, with the reference classifier in place of Inception-v3; EQUATIONS.md "Metrics").
+    (Heusel et al. 2017, with the reference classifier in place of Inception-v3; docs/equations.md, "Metrics").
     Lower is better; 0 for identical feature statistics. Biased upward for small N (use N ≥ 10,000
     when comparing models, and the same N for every model)."""
     mu1, s1 = mean_cov(features_a)
@@ -64,7 +64,7 @@ def fid(features_a, features_b) -> float:
 
 def inception_score(probs) -> float:
     """Inception-Score analogue exp(E_x KL(p(y|x) ‖ p(y))), p(y) = mean_x p(y|x) (Salimans et al. 2016;
-    EQUATIONS.md "Metrics"), with the reference classifier's class probabilities (N, C).
+    docs/equations.md, "Metrics"), with the reference classifier's class probabilities (N, C).
 
     Computed over all N rows at once (no 10-split averaging). 1 when every row is the same; at most C
     (confident predictions spread evenly over C classes)."""
@@ -91,7 +91,7 @@ def _kth_radius2(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
     out = []
     for i in range(0, x.shape[0], batch):
         d = _sq_dists(x[i:i + batch], x)
-        out.append(torch.topk(d, k + 1, dim=1, largest=False).values[:, -1])  # topk: ~7× faster than kthvalue on CPU
+        out.append(torch.topk(d, k + 1, dim=1, largest=False).values[:, -1])  # topk: much faster than kthvalue on CPU (benchmarks/README.md)
     return torch.cat(out)
 
 
@@ -112,7 +112,7 @@ def _inside(query: torch.Tensor, ref: torch.Tensor, ref_r2: torch.Tensor, batch:
 
 
 def precision_recall(real, fake, k: int = 3, batch_size: int = 1000) -> dict[str, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019; EQUATIONS.md "Metrics") of ``fake``
+    """Improved precision and recall (Kynkäänniemi et al. 2019; docs/equations.md, "Metrics") of ``fake``
     features (M, F) against ``real`` features (N, F).
 
     The real manifold is the union of balls around each real feature with radius its distance to the

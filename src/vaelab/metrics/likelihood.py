@@ -24,7 +24,7 @@ def logmeanexp(a, axis: int = 0) -> np.ndarray:
 
 def iwae_bound(log_w) -> np.ndarray:
     """Per-example importance-weighted bound L_K(x) = log (1/K) Σ_k w_k, w_k = p(x, z_k) / q(z_k|x)
-    (Burda et al. 2016, eq. 8; EQUATIONS.md "IWAE bound"), from log weights (K, B) → (B,) float64.
+    (Burda et al. 2016, eq. 8; docs/equations.md, "IWAE bound"), from log weights (K, B) → (B,) float64.
 
     L_1 = ELBO ≤ L_K ≤ L_{K+1} ≤ log p(x) in expectation; −L_K is an upper bound on the NLL."""
     log_w = as_f64(log_w, "log_w", ndim=2)
@@ -54,7 +54,7 @@ def variant_log_weights(
     concatenating the chunks along K is exact). The caller seeds the torch RNG. Peak memory is that
     of one decoder pass over ``max_items`` inputs: about 0.1 GB for the 13M-parameter paper backbone
     at the default 512 (2048: about 0.5 GB). On CPU, 256–512 is also the fastest chunk size (cache
-    effects: ~2,900 paper-backbone decodes/s on one core vs ~2,250 at 2048)."""
+    effects; decode rates in benchmarks/README.md, "Evaluation cost")."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     n = x.shape[0]

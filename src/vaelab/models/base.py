@@ -7,11 +7,16 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   ``decode(z, y)`` → logits of p(x|z);
 * ``loss(batch, step)`` → (total, terms): the scalar to minimise and named per-sample means
   (likelihood terms in nats). ``terms`` always includes ``"loss"``;
-* ``reconstruct``, ``sample``, ``embed``, and where defined ``log_weights`` (for ELBO/IWAE) and
-  ``predict`` (clusters);
+* ``reconstruct``, ``sample``, ``embed``, and where defined ``log_weights`` (for ELBO/IWAE),
+  ``predict`` (clusters), ``sample_per_cluster`` and ``task_metrics``;
 * its training plan: ``phases()`` (e.g. VaDE: pretrain then train; VQ-VAE: train then prior),
-  ``configure_optimizers(phase, make)`` (one or several optimizers) and ``train_step`` (how one
-  batch updates them; VAE-GAN overrides it for its three updates).
+  ``begin_phase``, ``configure_optimizers(phase, make)`` (one or several optimizers),
+  ``lr_schedule(phase)`` (a learning-rate multiplier the trainer applies) and ``train_step`` (how
+  one batch updates the optimizers, through :func:`vaelab.optim.update`; VAE-GAN overrides it for
+  its three players).
+
+Class attributes: ``name``, ``Config``, ``conditional``, ``clusters``, ``latent_kind``,
+``stored_defaults``, ``retired_state`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -24,9 +29,11 @@ import torch
 from torch import nn
 
 from ..config import VariantConfig
+from ..optim import MakeOptimizer, update
 
 Batch = dict[str, Any]  # {"x": (B, *shape) float, "y": (B,) int64, "index": (B,) int64, "dataset_size": int}
-MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, **kw) → the run's optimizer type
+#: lr multiplier of a phase: f(seen, dataset_size), ``seen`` = examples of the phase once the batch is done
+LRSchedule = Callable[[int, int], float]
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,14 @@ class Variant(nn.Module):
     clusters: ClassVar[bool] = False
     #: Latent geometry, for reports: "gaussian" (traversals make sense), "sphere", "discrete".
     latent_kind: ClassVar[str] = "gaussian"
-    #: A reason string if the variant cannot train in bf16 autocast; None if it can.
-    needs_fp32: ClassVar[str | None] = None
     #: Config keys added later with a default that changes behaviour, mapped to the value a stored
     #: run's config.json that lacks the key was trained with (read by ``stored_model_config``).
     stored_defaults: ClassVar[dict[str, Any]] = {}
+    #: State-dict keys that checkpoints of older versions hold and this version no longer has;
+    #: dropped when such a checkpoint is loaded.
+    retired_state: ClassVar[tuple[str, ...]] = ()
+    #: Config values that make the variant cheap enough for the test battery (tests/battery.py).
+    TEST_CONFIG: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: VariantConfig):
         super().__init__()
@@ -112,6 +122,11 @@ class Variant(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotAvailable(f"{self.name}: does not assign clusters")
 
+    @torch.no_grad()
+    def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws from each cluster's component in turn: (K·n, *data_shape) probabilities (clustering variants)."""
+        raise NotAvailable(f"{self.name}: has no clusters to sample from")
+
     def task_metrics(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
         """Figures of the variant's own task on test images ``x`` (labels ``y``) that ``vaelab evaluate``
         adds to eval.json, e.g. quadrant completion's conditional NLL; none for most variants."""
@@ -127,13 +142,15 @@ class Variant(nn.Module):
     def configure_optimizers(self, phase: str, make: MakeOptimizer) -> dict[str, torch.optim.Optimizer]:
         return {"model": make(self.parameters())}
 
+    def lr_schedule(self, phase: str) -> LRSchedule | None:
+        """The phase's learning-rate multiplier, applied by the trainer to every param group's initial
+        lr before each update; None (the default) keeps the lr constant."""
+        return None
+
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         """One update on one batch; returns detached loss terms including ``"loss"``."""
         total, terms = self.loss(batch, step)
-        opt = optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        update(total, optimizers["model"])
         return terms
 
     # ----- helpers ---------------------------------------------------------------------------

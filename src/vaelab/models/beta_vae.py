@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import VariantConfig, check, check_choice, check_int, finite_number
+from ..config import VariantConfig, check_choice, check_int, check_range
 from ..registry import register
 from .vae import GaussianVAE
 
@@ -38,9 +38,9 @@ class BetaVAEConfig(VariantConfig):
     def validate(self) -> None:
         super().validate()
         check_choice(self.mode, "mode", MODES)
-        check(finite_number(self.beta) and self.beta >= 0, "beta", f"must be a number >= 0, got {self.beta!r}")
-        check(finite_number(self.gamma) and self.gamma >= 0, "gamma", f"must be a number >= 0, got {self.gamma!r}")
-        check(finite_number(self.capacity_max) and self.capacity_max >= 0, "capacity_max", f"must be a number >= 0 (nats), got {self.capacity_max!r}")
+        check_range(self.beta, "beta", lo=0)
+        check_range(self.gamma, "gamma", lo=0)
+        check_range(self.capacity_max, "capacity_max", lo=0, unit=" (nats)")
         check_int(self.capacity_steps, "capacity_steps", 1)
 
 

@@ -9,7 +9,7 @@ as in the paper and Pyro's reproduction (pyro examples/cvae):
 * generation  p(y|x, z) — Bernoulli logits over the image, scored on the missing pixels only
                           (``generation_sees_x=False`` gives Pyro's p(y|z)).
 
-Objective (Sohn et al. eq. 4; EQUATIONS.md "CVAE"), per example:
+Objective (Sohn et al. eq. 4; docs/equations.md, "CVAE"), per example:
     ELBO = E_q(z|x,y) log p(y|x,z) − KL(q(z|x,y) ‖ p(z|x))     (analytic KL between diagonal Gaussians)
 Conditional log-likelihood estimate (Sohn et al. §4.1, eq. 7-style importance sampling):
     log p(y|x) ≈ log (1/S) Σ_s p(y|x,z_s) p(z_s|x) / q(z_s|x,y),   z_s ~ q(z|x,y),
@@ -34,9 +34,11 @@ from torch import nn
 
 from ..config import VariantConfig, check, check_choice, check_int
 from ..distributions import DiagonalGaussian
-from ..nn import make_decoder, make_encoder
+from ..nn import GaussianHead, make_decoder, make_encoder
 from ..registry import register
 from ..tasks.quadrants import GIVEN_CHOICES, masked_bernoulli_log_prob, split
+from ..nn.utils import batched, evaluating
+from ..optim import update
 from .base import Batch, NotAvailable, Phase, Variant
 
 
@@ -57,10 +59,6 @@ class Config(VariantConfig):
         check(isinstance(self.generation_sees_x, bool), "generation_sees_x", "must be true or false")
 
 
-def _gaussian_head(features: int, latent_dim: int) -> nn.Linear:
-    return nn.Linear(features, 2 * latent_dim)
-
-
 @register("cvae-quadrant")
 class CVAEQuadrant(Variant):
     """Recognition q(z|x,y), prior p(z|x), generation p(y|x,z), on top of a baseline NN ŷ(x)."""
@@ -77,9 +75,9 @@ class CVAEQuadrant(Variant):
             self.baseline = make_encoder(shape, c.backbone)
             self.baseline_out = nn.Linear(self.baseline.out_features, n_pix)
         self.recognition = make_encoder(shape, c.backbone)
-        self.recognition_head = _gaussian_head(self.recognition.out_features, c.latent_dim)
+        self.recognition_head = GaussianHead(self.recognition.out_features, c.latent_dim)
         self.prior_net = make_encoder(shape, c.backbone)
-        self.prior_head = _gaussian_head(self.prior_net.out_features, c.latent_dim)
+        self.prior_head = GaussianHead(self.prior_net.out_features, c.latent_dim)
         self.generation = make_decoder(shape, c.latent_dim, c.backbone, cond_dim=n_pix if c.generation_sees_x else 0)
 
     # ----- the networks ----------------------------------------------------------------------
@@ -93,8 +91,7 @@ class CVAEQuadrant(Variant):
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
         """Recognition q(z|x, y): ``x`` is the whole image (given and missing quadrants together)."""
-        mu, logvar = self.recognition_head(self.recognition(x)).float().chunk(2, dim=-1)
-        return DiagonalGaussian(mu, logvar)
+        return self.recognition_head(self.recognition(x))
 
     def prior(self, x_in: torch.Tensor, missing: torch.Tensor) -> DiagonalGaussian:
         """Prior p(z|x) from the given quadrants, gaps filled with the (frozen) baseline's guess."""
@@ -103,8 +100,7 @@ class CVAEQuadrant(Variant):
             with torch.no_grad():
                 guess = torch.sigmoid(self.baseline_logits(x_in).float())
             h = torch.where(missing.bool(), guess.to(x_in.dtype), x_in)
-        mu, logvar = self.prior_head(self.prior_net(h)).float().chunk(2, dim=-1)
-        return DiagonalGaussian(mu, logvar)
+        return self.prior_head(self.prior_net(h))
 
     def generate(self, z: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
         """p(y|x, z) logits (N, C, H, W) for z (N, D); x_in (B, ...) is repeated when N = S·B."""
@@ -153,29 +149,24 @@ class CVAEQuadrant(Variant):
                         generator: torch.Generator | None = None) -> float:
         """Mean over images of −log (1/S) Σ_s p(y|x,z_s) p(z_s|x)/q(z_s|x,y), in nats (an upper bound on
         the negative conditional log-likelihood; S = 1 is −ELBO, Pyro's figure)."""
-        was = self.training
-        self.eval()
-        total = 0.0
-        for i in range(0, x.shape[0], batch_size):
-            lw = self.conditional_log_weights(x[i:i + batch_size], S, generator).double()
-            total += float((-(torch.logsumexp(lw, 0) - math.log(S))).sum())
-        self.train(was)
-        return total / x.shape[0]
+        def batch_sum(i: int, j: int) -> torch.Tensor:
+            lw = self.conditional_log_weights(x[i:j], S, generator).double()
+            return (-(torch.logsumexp(lw, 0) - math.log(S))).sum().reshape(1)
+
+        with evaluating(self):
+            return _mean_of_sums(batched(batch_sum, x.shape[0], batch_size), x.shape[0])
 
     @torch.no_grad()
     def baseline_conditional_nll(self, x: torch.Tensor, batch_size: int = 500) -> float:
         """The baseline NN's mean −log p(y|x) on images ``x`` (Pyro's "NN (baseline)" row)."""
         if not self.has_baseline:
             raise NotAvailable(f"{self.name}: built without a baseline NN (baseline_epochs=0)")
-        was = self.training
-        self.eval()
-        total = 0.0
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[i:i + batch_size]
-            x_in, missing = self.split(xb)
-            total += float(self.baseline_nll(x_in, xb, missing).double().sum())
-        self.train(was)
-        return total / x.shape[0]
+        def batch_sum(i: int, j: int) -> torch.Tensor:
+            x_in, missing = self.split(x[i:j])
+            return self.baseline_nll(x_in, x[i:j], missing).double().sum().reshape(1)
+
+        with evaluating(self):
+            return _mean_of_sums(batched(batch_sum, x.shape[0], batch_size), x.shape[0])
 
     def task_metrics(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
         """The missing quadrants' negative conditional log-likelihood on ``x`` (nats per image):
@@ -230,8 +221,13 @@ class CVAEQuadrant(Variant):
         x = batch["x"]
         x_in, missing = self.split(x)
         nll = self.baseline_nll(x_in, x, missing).mean()
-        opt = optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        nll.backward()
-        opt.step()
+        update(nll, optimizers["model"])
         return {"loss": nll.detach(), "nn_nll": nll.detach()}
+
+
+def _mean_of_sums(sums: torch.Tensor, n: int) -> float:
+    """Per-batch sums added in order in Python floats, over n."""
+    total = 0.0
+    for t in sums.tolist():
+        total += t
+    return total / n

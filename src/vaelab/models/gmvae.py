@@ -6,7 +6,7 @@ Inference: q(z|x) and q(w|x) diagonal Gaussians from one encoder (two heads), an
 posterior p(c|z, w) = p(c) N(z; μ_c(w), σ_c²(w)) / Σ_c' p(c') N(z; μ_c'(w), σ_c'²(w)) in closed form
 (Bayes' rule on the mixture; :class:`~vaelab.distributions.mixture.MixtureOfGaussians`).
 
-Loss per example (paper eq. 7–8 with one sample of z and w; seed eq. 27; EQUATIONS.md "GMVAE"),
+Loss per example (paper eq. 7–8 with one sample of z and w; seed eq. 27; docs/equations.md, "GMVAE"),
 names in our notation (the paper calls the data y, our z "x" and our c "z"):
 
     recon  = −log p(x|z),                                   z ~ q(z|x)
@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check, check_int, finite_number
+from ..config import VariantConfig, check_int, check_range
 from ..distributions.gaussian import DiagonalGaussian, StandardNormal
 from ..distributions.mixture import MixtureOfGaussians
-from ..losses.divergences import kl_normal_std
 from ..losses.likelihood import LIKELIHOODS
 from ..nn import make_decoder, make_encoder
 from ..registry import register
@@ -51,8 +50,7 @@ class Config(VariantConfig):
         check_int(self.w_dim, "w_dim", 1)
         check_int(self.n_clusters, "n_clusters", 1, optional=True)
         check_int(self.prior_hidden, "prior_hidden", 1)
-        check(finite_number(self.info_lambda) and self.info_lambda >= 0, "info_lambda",
-              f"must be >= 0, got {self.info_lambda!r}")
+        check_range(self.info_lambda, "info_lambda", lo=0)
 
 
 @register("gmvae")
@@ -103,7 +101,7 @@ class GMVAE(Variant):
         qz, qw = self.encode_all(x)
         z, w = qz.rsample(), qw.rsample()  # (B, D), (B, Dw)
         recon = -self.log_lik(self.decode(z), x).mean()
-        kl_w = kl_normal_std(qw.loc, qw.logvar).mean()
+        kl_w = qw.kl(self.w_prior).mean()  # KL(q(w|x) ‖ N(0, I)), analytic
         pz = self.conditional_prior(w)
         log_pc = pz.log_responsibilities(z)  # log p(c|z, w), (B, K)
         pc = log_pc.exp()

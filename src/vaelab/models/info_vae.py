@@ -1,4 +1,4 @@
-"""InfoVAE / MMD-VAE (Zhao, Song & Ermon 2017/2019; the seed's eq. 18, corrected in EQUATIONS.md).
+"""InfoVAE / MMD-VAE (Zhao, Song & Ermon 2017/2019; the seed's eq. 18, corrected in docs/equations.md, "InfoVAE").
 
     L = E_pD E_q(z|x)[log p(x|z)] − (1 − α) E_pD KL(q(z|x) ‖ p(z)) − (α + λ − 1) D(q(z) ‖ p(z)),
 
@@ -18,8 +18,8 @@ Hyperparameters (defaults: the paper's MNIST setting α = 0, λ = 1000, with the
   against the PDF, so check it there).
 * ``lam`` (λ): with α, sets the divergence weight α + λ − 1 (needs ≥ 0). MMD² between minibatches is
   small (≈ 1e-3–1e-1) next to a reconstruction term of ~100 nats summed over pixels, so λ must be
-  large for the prior match to matter. With λ = 1000 training starts slower than the plain VAE's (in a
-  2-epoch mnist-5k smoke run λ = 100 reconstructed better than λ = 1000).
+  large for the prior match to matter. With λ = 1000 training starts slower than the plain VAE's (a
+  smoke-run comparison with λ = 100 is in benchmarks/README.md, "InfoVAE").
 * ``kernel``: "rbf" (default, as in the authors' code) or "imq" (WAE's multi-scale inverse
   multiquadratic). ``bandwidth``: RBF width s; None = the authors' choice k(z, z') =
   exp(−‖z − z'‖² / D²), i.e. s = D/√2 (wider than the shared default s² = D, so MMD values are
@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import VariantConfig, check, check_choice, finite_number
+from ..config import VariantConfig, check, check_choice, finite_number, check_range
 from ..losses.divergences import mmd
 from ..registry import register
 from .vae import GaussianVAE
@@ -51,8 +51,8 @@ class InfoVAEConfig(VariantConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(finite_number(self.alpha) and self.alpha <= 1, "alpha", f"must be a number <= 1 (KL weight is 1 − alpha), got {self.alpha!r}")
-        check(finite_number(self.lam) and self.lam >= 0, "lam", f"must be a number >= 0, got {self.lam!r}")
+        check_range(self.alpha, "alpha", hi=1, unit=" (KL weight is 1 − alpha)")
+        check_range(self.lam, "lam", lo=0)
         check(self.alpha + self.lam - 1 >= 0, "lam", f"alpha + lam − 1 (the MMD weight) must be >= 0, got {self.alpha + self.lam - 1!r}")
         check_choice(self.kernel, "kernel", ("rbf", "imq"))
         check(self.bandwidth is None or (finite_number(self.bandwidth) and self.bandwidth > 0), "bandwidth",

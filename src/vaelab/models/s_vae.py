@@ -2,37 +2,34 @@
 on the sphere S^{m−1}, m = ``latent_dim`` (the ambient dimension: latent_dim = 3 is the 2-sphere).
 
 ELBO(x) = E_vMF(z|μ(x),κ(x))[log p(x|z)] − KL(vMF(μ, κ) ‖ U(S^{m−1})), the KL in closed form
-(Davidson et al. 2018, eq. 12; EQUATIONS.md "Hyperspherical VAE"), z drawn by Wood's rejection sampler
-with the reparameterised gradient (see :mod:`vaelab.distributions.vmf`).
+(Davidson et al. 2018, eq. 12; docs/equations.md, "Hyperspherical VAE"), z drawn by Wood's
+rejection sampler with the reparameterised gradient (see :mod:`vaelab.distributions.vmf`).
 
 Encoder head: m + 1 outputs; μ = the first m normalised, κ = link(last) + ``kappa_min``. The
 offset 1 is the authors' reference code's (it stops the posterior collapsing onto the uniform at the
 start of training). ``kappa_link`` = "exp" (default) puts the head on the log scale, as the Gaussian's
 log-variance head is: a trained posterior's κ is in the hundreds, and with the reference code's
-"softplus" the head's output has to climb there linearly. Measured (10 epochs, full MNIST, seed 0,
-benchmarks/hyperspherical.py), test IWAE NLL with softplus → exp at d = 2 / 5 / 10: small backbone
-140.0 → 139.8, 112.7 → 112.3, 94.3 → 94.1; MLP 138.8 → 138.9, 113.2 → 113.1, 99.1 → 98.6.
-Everything else — backbones, likelihood, the loss skeleton, sampling from the prior, the IWAE weights
-log p(x|z) + log U(z) − log vMF(z|x) — is the plain VAE's (:class:`GaussianVAE`).
+"softplus" the head's output has to climb there linearly (the comparison of the two links is in
+benchmarks/README.md, "Hyperspherical VAE"). Everything else — backbones, likelihood, the loss
+skeleton, sampling from the prior, the IWAE weights log p(x|z) + log U(z) − log vMF(z|x) — is the
+plain VAE's (:class:`GaussianVAE`).
 
 ``kl_warmup_steps`` (default 600, one MNIST epoch at batch 100) weights the KL linearly from 1/n to
 1 over the first n training updates (the KL annealing of Bowman et al. 2016 and Sønderby et al.
 2016); evaluation, the IWAE weights and the reported "kl" term always use the full KL. Why: a vMF
 with small κ in R^m tells the decoder almost nothing (E[μᵀz] ≈ κ/m), so at first the reconstruction
 term barely rewards a larger κ while the KL penalises it, and training begins by fighting a collapse
-onto the uniform (a head started at κ ≈ 100 collapsed to κ = kappa_min within the first epoch).
-Measured (small backbone, 10 epochs, full MNIST, seed 0), test IWAE NLL / −ELBO without → with the
-warm-up: d = 2 139.79 / 142.60 → 139.46 / 143.26; d = 5 112.32 / 114.42 → 111.96 / 114.52; d = 10
-94.14 / 98.54 → 93.43 / 98.04 (first epoch's −ELBO 118.2 → 111.7). The same warm-up does not help
-the Gaussian VAE (d = 10: 93.18 / 98.03 → 93.23 / 98.24), so it is the S-VAE's setting only.
+onto the uniform (even a head started at a large κ collapsed to κ = kappa_min within the first
+epoch). The warm-up improved the S-VAE's test IWAE bound at every size tried but did not help the
+Gaussian VAE (benchmarks/README.md, "Hyperspherical VAE"), so it is the S-VAE's setting only.
 
 ``g_cor`` (default off, as in the authors' reference code) adds the score-function term of the
 κ-gradient of E_q log p(x|z) (Davidson et al. 2018, eq. 8; Naesseth et al. 2017), with the batch's
 leave-one-out mean of log p(x|z) as baseline, so that the gradient in κ is unbiased; the pathwise
 part alone is biased where κ is small (see :mod:`vaelab.distributions.vmf`). The loss value, the
-draws and the decoder's gradient are unchanged. Measured (small backbone, 10 epochs, full MNIST, seed
-0), test IWAE NLL at d = 2 / 5 / 10 without → with: 138.41 → 139.72, 112.13 → 112.09, 93.36 → 93.39,
-no gain: a trained posterior's κ is in the hundreds, where the pathwise gradient's bias is ≲ 2%.
+draws and the decoder's gradient are unchanged. It brought no gain in the test IWAE bound
+(benchmarks/README.md, "Hyperspherical VAE"): a trained posterior's κ is in the hundreds, where the
+pathwise gradient's bias is ≲ 2%.
 """
 from __future__ import annotations
 
@@ -43,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import VariantConfig, check, check_int, finite_number
+from ..config import VariantConfig, check, check_int, check_range
 from ..distributions.vmf import HypersphericalUniform, VonMisesFisher
 from ..registry import register
 from .vae import GaussianVAE
@@ -63,10 +60,9 @@ class Config(VariantConfig):
     def validate(self) -> None:
         super().validate()
         check(self.latent_dim >= 2, "latent_dim", f"S-VAE lives on S^(m-1) and needs latent_dim m >= 2, got {self.latent_dim}")
-        check(finite_number(self.kappa_min) and self.kappa_min >= 0, "kappa_min", f"must be >= 0, got {self.kappa_min!r}")
+        check_range(self.kappa_min, "kappa_min", lo=0)
         check(self.kappa_link in LINKS, "kappa_link", f"must be one of {', '.join(LINKS)}, got {self.kappa_link!r}")
-        check(finite_number(self.kappa_max) and self.kappa_max > self.kappa_min, "kappa_max",
-              f"must be a number > kappa_min ({self.kappa_min}), got {self.kappa_max!r}")
+        check_range(self.kappa_max, "kappa_max", lo=self.kappa_min, lo_open=True, unit=" (kappa_min)")
         check_int(self.kl_warmup_steps, "kl_warmup_steps", 0)
         check(isinstance(self.g_cor, bool), "g_cor", f"must be true or false, got {self.g_cor!r}")
 

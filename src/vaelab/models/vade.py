@@ -4,7 +4,7 @@ Gaussian mixture, so it clusters as it generates.
 Generative model (paper eqs. 1–3; seed eq. 22): c ~ Cat(π), z | c ~ N(μ_c, diag σ_c²), x | z ~
 Bernoulli(decoder(z)). Inference: q(z, c|x) = q(z|x) q(c|x), q(z|x) = N(μ̃, diag σ̃²), and
 q(c|x) = γ_c = p(c|z) evaluated at the sampled z (paper eq. 16). ELBO (paper eq. 17 with L = 1;
-EQUATIONS.md "VaDE"):
+docs/equations.md, "VaDE"):
 
     ELBO = log p(x|z) − Σ_c γ_c KL(q(z|x) ‖ N(μ_c, σ_c²)) − KL(γ ‖ π)
 
@@ -27,11 +27,10 @@ Robustness choices (PyTorch reimplementations average 71.6 ± 4.4% on MNIST agai
 94.46%, the gap being the pretraining and the GMM initialisation): the pretraining is part of
 the run and its length is a config value; the GMM takes the best of several restarts; and two
 guards keep the ELBO phase from undoing a good initialisation. On tests/test_vade.py's synthetic
-data (10 seeds) the GMM fit was perfect on every seed, yet with neither guard one seed ended at
-77% (two clusters merged in the first few updates), with either guard alone one to three seeds
-did, and with both all ten stayed at 100%. The guards: the posterior log-variance head restarts at a
-small fraction (``init_logvar_scale``) of the mixture's mean variance instead of σ̃² ≈ 1, so the
-first samples do not blur the embedding with noise on its own scale; and the lr warms up linearly
+data a perfect GMM fit could still lose two clusters, merged in the first few ELBO updates, unless
+both guards were on (the per-seed record is in benchmarks/README.md, "VaDE"). The guards: the
+posterior log-variance head restarts at a small fraction (``init_logvar_scale``) of the mixture's
+mean variance instead of σ̃² ≈ 1, so the first samples do not blur the embedding with noise on its own scale; and the lr warms up linearly
 over ``warmup_epochs``, because Adam's first updates move every weight by about ±lr whatever the
 gradient, which shifts a pretrained embedding by more than the clusters' spread.
 
@@ -40,13 +39,12 @@ the lr by 0.9 every 10 epochs down to a floor of a tenth) and ``pretrain_noise``
 in the pretraining (DEC's stacked autoencoder, whose weights the authors start from, is a
 denoising one). A third, off by default, is not theirs: ``pretrain_shift`` / ``pretrain_rotation``
 train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA), an embedding the GMM
-clusters better: on full MNIST (small backbone, 20 epochs) the GMM's accuracy rose from about 80% to
-90.4 / 89.3 / 80.9% over three seeds, and after 50 ELBO epochs VaDE reached 92.7 ± 3.9%.
-``benchmarks/clustering.py`` states the budget that uses them.
+clusters better on full MNIST (figures, with VaDE's final accuracy after it:
+benchmarks/README.md, "VaDE"). ``benchmarks/clustering.py`` states the budget that uses them.
 
 The current phase lives in the buffer ``phase_id`` (0 pretrain, 1 train), set by ``begin_phase``
-and restored with the checkpoint, so a run resumed inside either phase computes the right loss;
-the warm-up position is the buffer ``elbo_images``.
+and restored with the checkpoint, so a run resumed inside either phase computes the right loss; the
+lr warm-up and decay are the ELBO phase's ``lr_schedule``, which the trainer applies.
 """
 from __future__ import annotations
 
@@ -56,10 +54,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import VariantConfig, check, check_int, finite_number
+from ..config import VariantConfig, check, check_int, check_range
 from ..data.augment import random_affine
 from ..distributions.gaussian import DiagonalGaussian
 from ..distributions.mixture import GaussianMixturePrior
+from ..nn.utils import batched
 from ..registry import register
 from .base import Batch, MakeOptimizer, Phase, PhaseContext
 from .vae import GaussianVAE
@@ -89,23 +88,15 @@ class Config(VariantConfig):
         check_int(self.n_clusters, "n_clusters", 1, optional=True)
         check_int(self.pretrain_epochs, "pretrain_epochs", 0)
         check_int(self.gmm_restarts, "gmm_restarts", 1)
-        check(finite_number(self.gmm_lr_scale) and self.gmm_lr_scale > 0, "gmm_lr_scale",
-              f"must be > 0, got {self.gmm_lr_scale!r}")
-        check(finite_number(self.init_logvar_scale) and self.init_logvar_scale >= 0, "init_logvar_scale",
-              f"must be >= 0, got {self.init_logvar_scale!r}")
-        check(finite_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs",
-              f"must be >= 0, got {self.warmup_epochs!r}")
-        check(finite_number(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay",
-              f"must be in (0, 1], got {self.lr_decay!r}")
+        check_range(self.gmm_lr_scale, "gmm_lr_scale", lo=0, lo_open=True)
+        check_range(self.init_logvar_scale, "init_logvar_scale", lo=0)
+        check_range(self.warmup_epochs, "warmup_epochs", lo=0)
+        check_range(self.lr_decay, "lr_decay", lo=0, hi=1, lo_open=True)
         check_int(self.lr_decay_epochs, "lr_decay_epochs", 1)
-        check(finite_number(self.lr_decay_min) and 0 <= self.lr_decay_min <= 1, "lr_decay_min",
-              f"must be in [0, 1], got {self.lr_decay_min!r}")
-        check(finite_number(self.pretrain_noise) and 0 <= self.pretrain_noise < 1, "pretrain_noise",
-              f"must be in [0, 1), got {self.pretrain_noise!r}")
-        check(finite_number(self.pretrain_shift) and 0 <= self.pretrain_shift <= 0.5, "pretrain_shift",
-              f"must be in [0, 0.5], got {self.pretrain_shift!r}")
-        check(finite_number(self.pretrain_rotation) and 0 <= self.pretrain_rotation <= 180,
-              "pretrain_rotation", f"must be in [0, 180] degrees, got {self.pretrain_rotation!r}")
+        check_range(self.lr_decay_min, "lr_decay_min", lo=0, hi=1)
+        check_range(self.pretrain_noise, "pretrain_noise", lo=0, hi=1, hi_open=True)
+        check_range(self.pretrain_shift, "pretrain_shift", lo=0, hi=0.5)
+        check_range(self.pretrain_rotation, "pretrain_rotation", lo=0, hi=180, unit=" degrees")
         check(len(self.data_shape) == 3 or (self.pretrain_shift == 0 and self.pretrain_rotation == 0),
               "pretrain_shift", f"augmentation needs image data (C, H, W), got data_shape {tuple(self.data_shape)}")
 
@@ -130,12 +121,12 @@ class VaDE(GaussianVAE):
     Config = Config
     clusters = True
     TEST_CONFIG = {"pretrain_epochs": 1, "gmm_restarts": 1}
+    retired_state = ("elbo_images",)  # the warm-up position, kept by the trainer since the lr_schedule hook
 
     def __init__(self, config: Config):
         super().__init__(config)
         self.prior = GaussianMixturePrior(self.n_clusters, config.latent_dim)
         self.register_buffer("phase_id", torch.zeros((), dtype=torch.long))
-        self.register_buffer("elbo_images", torch.zeros((), dtype=torch.long))  # examples seen in the ELBO phase
 
     @property
     def n_clusters(self) -> int:
@@ -152,7 +143,6 @@ class VaDE(GaussianVAE):
     def begin_phase(self, phase: str, ctx: PhaseContext) -> None:
         self.phase_id.fill_(PHASES.index(phase))
         if phase == "train":
-            self.elbo_images.zero_()
             pred = self.init_mixture(ctx.images, seed=ctx.seed, batch_size=max(ctx.batch_size, 500))
             if ctx.labels is not None and len(ctx.labels) == len(pred):
                 from ..metrics.clustering import clustering_scores
@@ -167,7 +157,7 @@ class VaDE(GaussianVAE):
         GMM's cluster of each image (the initial clustering, before any ELBO update)."""
         from sklearn.mixture import GaussianMixture
 
-        mu = torch.cat([self.encode(images[i:i + batch_size]).mean.float() for i in range(0, images.shape[0], batch_size)])
+        mu = batched(lambda i, j: self.encode(images[i:j]).mean.float(), images.shape[0], batch_size)
         gmm = GaussianMixture(n_components=self.n_clusters, covariance_type="diag", n_init=self.config.gmm_restarts,
                               random_state=seed, reg_covar=1e-6, max_iter=200)
         gmm.fit(mu.double().numpy())
@@ -186,8 +176,6 @@ class VaDE(GaussianVAE):
         net = [p for n, p in self.named_parameters() if not n.startswith("prior.")]
         opt = make([{"params": net}, {"params": list(self.prior.parameters())}])
         opt.param_groups[1]["lr"] *= self.config.gmm_lr_scale
-        for group in opt.param_groups:
-            group["base_lr"] = group["lr"]  # kept in the optimizer's checkpointed param_groups
         return {"model": opt}
 
     def lr_factor(self, seen: int, dataset_size: int) -> float:
@@ -198,21 +186,12 @@ class VaDE(GaussianVAE):
         decay = max(c.lr_decay ** ((seen // dataset_size) // c.lr_decay_epochs), c.lr_decay_min) if c.lr_decay < 1 else 1.0
         return warm * decay
 
-    def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str):
-        """The base update; in the ELBO phase the lr first rises linearly over ``warmup_epochs`` epochs.
-
-        Adam's first steps move every weight by about ±lr whatever the gradient's size, which on a
-        pretrained encoder shifts the embedding by more than the fitted clusters' spread and can
-        merge clusters in the first few updates; the warm-up keeps the GMM initialisation intact."""
-        n = batch["x"].shape[0]
-        if phase == "train":
-            frac = self.lr_factor(int(self.elbo_images) + n, batch["dataset_size"])
-            for group in optimizers["model"].param_groups:
-                group["lr"] = group.get("base_lr", group["lr"]) * frac
-        terms = super().train_step(batch, step, optimizers, phase)
-        if phase == "train":
-            self.elbo_images += n
-        return terms
+    def lr_schedule(self, phase: str):
+        """In the ELBO phase the lr first rises linearly over ``warmup_epochs`` epochs (then the optional
+        step decay): Adam's first steps move every weight by about ±lr whatever the gradient's size,
+        which on a pretrained encoder shifts the embedding by more than the fitted clusters' spread
+        and can merge clusters in the first few updates; the warm-up keeps the GMM initialisation intact."""
+        return self.lr_factor if phase == "train" else None
 
     # ----- the objective -----------------------------------------------------------------------
     def loss(self, batch: Batch, step: int):

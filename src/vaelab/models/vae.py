@@ -1,18 +1,17 @@
 """Plain VAE (Kingma & Welling 2014) and the Gaussian-latent base that its relatives extend.
 
 ELBO(x) = E_q(z|x)[log p(x|z)] − KL(q(z|x) ‖ p(z)), q = N(μ, diag σ²), p = N(0, I), Bernoulli
-decoder on logits, analytic KL (EQUATIONS.md, "Plain VAE"; Kingma & Welling 2014 eq. 10 and App. B).
+decoder on logits, analytic KL (docs/equations.md, "Plain VAE"; Kingma & Welling 2014 eq. 10 and App. B).
 Subclasses change only ``regularizer`` (β-VAE, InfoVAE, WAE, ...) or the prior.
 """
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..losses.gradients import score_correction
 from ..losses.likelihood import LIKELIHOODS
-from ..nn import make_decoder, make_encoder
+from ..nn import GaussianHead, make_decoder, make_encoder
 from ..registry import register
 from .base import Batch, Variant
 
@@ -25,14 +24,13 @@ class GaussianVAE(Variant):
         c = config
         cond = c.n_classes if self.conditional else 0
         self.encoder = make_encoder(c.data_shape, c.backbone, cond_dim=cond)
-        self.head = nn.Linear(self.encoder.out_features, 2 * c.latent_dim)
+        self.head = GaussianHead(self.encoder.out_features, c.latent_dim)  # → (μ, log σ²)
         self.decoder = make_decoder(c.data_shape, c.latent_dim, c.backbone, cond_dim=cond)
         self.prior = StandardNormal(c.latent_dim)
         self.log_lik = LIKELIHOODS[c.likelihood]
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
-        mu, logvar = self.head(self.encoder(x, self.condition(y))).float().chunk(2, dim=-1)
-        return DiagonalGaussian(mu, logvar)
+        return self.head(self.encoder(x, self.condition(y)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(z, self.condition(y))

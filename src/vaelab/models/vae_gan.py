@@ -1,5 +1,5 @@
 """VAE-GAN (Larsen, Sønderby, Larochelle & Winther 2016, "Autoencoding beyond pixels using a learned
-similarity metric"; the seed's Section III.G, eqs. 28–33; EQUATIONS.md "VAE-GAN").
+similarity metric"; the seed's Section III.G, eqs. 28–33; docs/equations.md, "VAE-GAN").
 
 Three networks, three optimizers, one batch → three updates (``train_step``):
 
@@ -7,8 +7,9 @@ Three networks, three optimizers, one batch → three updates (``train_step``):
 * L_llike = −E_q(z|x) log N(Dis_l(x); Dis_l(Dec(z)), σ²I) = ½ ‖Dis_l(x) − Dis_l(x̃)‖² / σ² + const
   (eqs. 30–31; the constant is dropped, so identical inputs score exactly 0). The paper has σ² = 1 on
   batch-normalised features. Our discriminator (the shared ConvTrunk) has no batch norm and its
-  features are small (RMS ≈ 0.1 at initialisation), so with σ² = 1 the whole reconstruction term is
-  worth ~10 nats and the encoder gives up on z (KL → 0.00 in smoke runs). ``feature_norm=True``
+  features are small at initialisation, so with σ² = 1 the whole reconstruction term is worth only a
+  few nats and the encoder gives up on z (the KL collapses in smoke runs; figures in
+  benchmarks/README.md, "VAE-GAN"). ``feature_norm=True``
   (default; a departure) sets σ² to the mean per-unit variance of the real images' features in the
   batch (a scalar, no gradient), which restores the scale batch norm gives; ``feature_norm=False`` is σ² = 1.
 * L_GAN = log Dis(x) + log(1 − Dis(Dec(z_p))) + log(1 − Dis(Dec(Enc(x)))),  z_p ~ N(0, I)   (eq. 33;
@@ -37,11 +38,9 @@ Stabilisers against that collapse (the discriminator winning early):
 * ``label_smoothing`` — one-sided label smoothing (Salimans et al. 2016 §3.4): real targets 1 − s.
 * ``generator_loss="non_saturating"`` (above).
 
-Smoke evidence (mnist-5k, small backbone, 3 epochs, batch 50, Adam 1e-3): with ``balance`` the
-discriminator was updated on 10–85% of steps, d_acc stayed at 0.60–0.68 and ``collapse_report`` on the
-test images found no collapse (accuracy 0.80, diversity 0.75); with ``balance=false`` it won from the
-first epoch (d_acc 0.96 → 0.97, 0.999 on test images) and every sample became the same blob
-(diversity 0.06) — the known collapse.
+Smoke evidence (benchmarks/README.md, "VAE-GAN"): with ``balance`` the discriminator stayed undecided
+and ``collapse_report`` found no collapse; with ``balance=false`` it won from the first epoch and every
+sample became the same blob — the known collapse.
 
 Collapse is visible in the terms (``d_acc``: the share of real and fake images the discriminator
 classifies right; ``d_real``/``d_fake``: its mean probabilities; ``d_update``/``g_update``: the share of
@@ -60,9 +59,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import VariantConfig, check, check_choice, finite_number
+from ..config import VariantConfig, check, check_choice, check_range
 from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
+from ..nn.utils import evaluating
+from ..optim import update as optim_update
 from ..registry import register
 from .base import Batch, NotAvailable
 from .vae import GaussianVAE
@@ -73,7 +74,8 @@ GENERATOR_LOSSES = ("non_saturating", "saturating")
 @dataclass
 class Config(VariantConfig):
     gamma: float = 1e-2  # decoder: γ·L_llike + L_GAN^gen (paper §2, "weighting VAE vs. GAN"); the authors' code used 1e-4 .. 2.5e-2
-    #                      on summed errors. L_llike is ~10³ here (feature_norm), so γ·L_llike ≈ 10 vs L_GAN^gen ≈ 1.5.
+    #                      on summed errors. L_llike is large here (feature_norm), and 1e-2 brings γ·L_llike within an
+    #                      order of magnitude of L_GAN^gen (measured scales: benchmarks/README.md, "VAE-GAN").
     feature_layer: str = "trunk"  # Dis_l: "trunk" (last conv layer, as the paper) or "fc" (last hidden layer)
     feature_norm: bool = True  # σ² of the feature Gaussian = the batch's real feature variance (departure; see above)
     generator_loss: str = "non_saturating"  # or "saturating" (the authors' code)
@@ -85,15 +87,15 @@ class Config(VariantConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(finite_number(self.gamma) and self.gamma >= 0, "gamma", f"must be >= 0, got {self.gamma!r}")
+        check_range(self.gamma, "gamma", lo=0)
         check_choice(self.feature_layer, "feature_layer", FEATURE_LAYERS)
         check(not (is_mlp(self.backbone) and self.feature_layer == "trunk"), "feature_layer",
               f"'trunk' is the raw input for the {self.backbone} backbone (a pixel-space loss); use feature_layer=fc")
         check_choice(self.generator_loss, "generator_loss", GENERATOR_LOSSES)
-        check(finite_number(self.equilibrium) and 0 < self.equilibrium, "equilibrium", f"must be > 0, got {self.equilibrium!r}")
-        check(finite_number(self.margin) and self.margin > 0, "margin", f"must be > 0, got {self.margin!r}")
-        check(finite_number(self.label_smoothing) and 0 <= self.label_smoothing < 0.5, "label_smoothing", f"must be in [0, 0.5), got {self.label_smoothing!r}")
-        check(finite_number(self.pixel_weight) and self.pixel_weight >= 0, "pixel_weight", f"must be >= 0, got {self.pixel_weight!r}")
+        check_range(self.equilibrium, "equilibrium", lo=0, lo_open=True)
+        check_range(self.margin, "margin", lo=0, lo_open=True)
+        check_range(self.label_smoothing, "label_smoothing", lo=0, hi=0.5, hi_open=True)
+        check_range(self.pixel_weight, "pixel_weight", lo=0)
 
 
 def balance_updates(real_cost: float, fake_cost: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
@@ -222,14 +224,7 @@ class VAEGAN(GaussianVAE):
         names = list(groups)
         for i, name in enumerate(names):
             objective, params = groups[name]
-            grads = torch.autograd.grad(objective, params, retain_graph=i < len(names) - 1)
-            if not update[name]:
-                continue
-            opt = optimizers[name]
-            opt.zero_grad(set_to_none=True)
-            for p, g in zip(params, grads):
-                p.grad = g
-            opt.step()
+            optim_update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=update[name])
         terms = {"loss": groups["encoder"][0].detach(),
                  **{k: v.detach() for k, v in o.items() if k not in ("real_cost", "fake_cost")},
                  "g_update": torch.tensor(float(update["decoder"])),
@@ -258,12 +253,11 @@ class VAEGAN(GaussianVAE):
         * ``diversity``: mean pairwise L2 distance between samples over that between real images
           (first ``max_pairs`` of each); < ``diversity_threshold`` means mode collapse.
         """
-        was = self.training
-        self.eval()
         n = x.shape[0]
-        samples = self.sample(n, generator=generator)
-        real_logits, _ = self.discriminator(x.to(samples.dtype))
-        fake_logits, _ = self.discriminator(samples)
+        with evaluating(self):
+            samples = self.sample(n, generator=generator)
+            real_logits, _ = self.discriminator(x.to(samples.dtype))
+            fake_logits, _ = self.discriminator(samples)
         d_acc = float(torch.cat([real_logits > 0, fake_logits < 0]).float().mean())
 
         def spread(t: torch.Tensor) -> float:
@@ -278,7 +272,6 @@ class VAEGAN(GaussianVAE):
             reasons.append(f"discriminator wins (accuracy {d_acc:.3f} >= {acc_threshold})")
         if diversity < diversity_threshold:
             reasons.append(f"mode collapse (sample diversity {diversity:.3f} < {diversity_threshold} of the data's)")
-        self.train(was)
         return {"d_acc": d_acc, "d_real": float(torch.sigmoid(real_logits).mean()),
                 "d_fake": float(torch.sigmoid(fake_logits).mean()), "diversity": diversity,
                 "collapsed": bool(reasons), "reason": "; ".join(reasons) or "none"}

@@ -2,7 +2,7 @@
 
 Phase "train" (``--epochs``): encoder → z_e, a grid of D-vectors (D = ``latent_dim``; 7 × 7 on MNIST);
 nearest-code quantisation with straight-through gradients (:mod:`vaelab.nn.quantizer`); decoder on z_q.
-Loss (eq. 3; EQUATIONS.md "VQ-VAE"):
+Loss (eq. 3; docs/equations.md, "VQ-VAE"):
 
     L = −log p(x|z_q) + P · ( ‖sg[z_e] − z_q‖²_mean + β ‖z_e − sg[z_q]‖²_mean ),  β = 0.25,
 
@@ -36,11 +36,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import VariantConfig, check, check_int, finite_number
+from ..config import VariantConfig, check, check_int, check_range
 from ..losses.likelihood import LIKELIHOODS
 from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
 from ..nn.pixelcnn import PixelCNN
 from ..nn.quantizer import CodeGrid, VectorQuantizer
+from ..optim import update
 from ..registry import register
 from .base import Batch, NotAvailable, Phase, Variant
 
@@ -56,7 +57,7 @@ class Config(VariantConfig):
     ema_eps: float = 1e-5  # Laplace smoothing of the EMA counts
     restart_after: int = 25  # restart a code unused for this many steps (0 = never); 25 batches of 100 on a 7×7 grid ≈ 120k encoder outputs
     prior_epochs: int = 10  # epochs of the PixelCNN prior phase
-    prior_channels: int = 32  # 64 costs ~5× the time on a CPU for little gain on MNIST
+    prior_channels: int = 32  # 64 costs several times the time on a CPU for little gain on MNIST (benchmarks/README.md)
     prior_layers: int = 6  # gated layers (first 5×5 type A, then 3×3 type B): the receptive field covers a 7×7 grid
 
     def validate(self) -> None:
@@ -65,10 +66,10 @@ class Config(VariantConfig):
         check(len(self.data_shape) == 3 and self.data_shape[1] % 4 == 0 and self.data_shape[2] % 4 == 0, "data_shape",
               f"vq-vae needs (C, H, W) images with H, W divisible by 4, got {self.data_shape!r}")
         check_int(self.num_codes, "num_codes", 2)
-        check(finite_number(self.beta) and self.beta >= 0, "beta", f"must be >= 0, got {self.beta!r}")
+        check_range(self.beta, "beta", lo=0)
         check(isinstance(self.ema, bool), "ema", f"must be true or false, got {self.ema!r}")
-        check(finite_number(self.ema_decay) and 0 < self.ema_decay < 1, "ema_decay", f"must be in (0, 1), got {self.ema_decay!r}")
-        check(finite_number(self.ema_eps) and self.ema_eps > 0, "ema_eps", f"must be > 0, got {self.ema_eps!r}")
+        check_range(self.ema_decay, "ema_decay", lo=0, hi=1, lo_open=True, hi_open=True)
+        check_range(self.ema_eps, "ema_eps", lo=0, lo_open=True)
         check_int(self.restart_after, "restart_after", 0)
         check_int(self.prior_epochs, "prior_epochs", 0)
         check_int(self.prior_channels, "prior_channels", 1)
@@ -171,7 +172,5 @@ class VQVAE(Variant):
         else:
             total, terms = self._vq_loss(batch, update=True)
             opt = optimizers["model"]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        update(total, opt)
         return terms

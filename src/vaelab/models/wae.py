@@ -1,6 +1,6 @@
 """Wasserstein auto-encoders (Tolstikhin, Bousquet, Gelly & Schölkopf 2018): WAE-MMD and WAE-GAN.
 
-    min  E_PX E_Q(Z|X) c(X, G(Z)) + λ D_Z(Q_Z, P_Z)          (their eq. 4, EQUATIONS.md "WAE")
+    min  E_PX E_Q(Z|X) c(X, G(Z)) + λ D_Z(Q_Z, P_Z)          (their eq. 4; docs/equations.md, "WAE")
 
 Q_Z is the aggregate posterior (the batch of codes), P_Z = N(0, I). Unlike the VAE, the penalty acts
 on the *aggregate* posterior only, so the encoder may be deterministic (their experiments' choice).
@@ -39,27 +39,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import VariantConfig, check, check_choice, check_int, finite_number
+from ..config import VariantConfig, check, check_choice, check_int, check_range
+from ..distributions.base import Located, SampleShape, as_sample_shape
 from ..losses.divergences import mmd
+from ..optim import update
 from ..registry import register
 from .base import NotAvailable
 from .vae import GaussianVAE
 
 
-class PointMass:
+class PointMass(Located):
     """δ(z − loc): the "distribution" of a deterministic encoder; batch shape (B,), event shape (D,)."""
 
     def __init__(self, loc: torch.Tensor):
         self.loc = loc
 
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.loc
-
-    def rsample(self, sample_shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.loc.expand(*tuple(sample_shape), *self.loc.shape)
-
-    sample = rsample
+    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
+        """loc expanded to sample_shape + (B, D) (an int n means (n,)); the gradient reaches loc."""
+        return self.loc.expand(*as_sample_shape(sample_shape), *self.loc.shape)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         raise NotAvailable("a deterministic encoder (point mass) has no density")
@@ -81,15 +78,15 @@ class WAEConfig(VariantConfig):
     def validate(self) -> None:
         super().validate()
         check_choice(self.mode, "mode", ("mmd", "gan"))
-        check(finite_number(self.lam) and self.lam >= 0, "lam", f"must be a number >= 0, got {self.lam!r}")
+        check_range(self.lam, "lam", lo=0)
         check_choice(self.cost, "cost", ("l2sq", "bce"))
-        check(finite_number(self.cost_scale) and self.cost_scale > 0, "cost_scale", f"must be a number > 0, got {self.cost_scale!r}")
+        check_range(self.cost_scale, "cost_scale", lo=0, lo_open=True)
         check_choice(self.encoder, "encoder", ("deterministic", "gaussian"))
         check_choice(self.kernel, "kernel", ("imq", "rbf"))
         check(isinstance(self.mmd_unbiased, bool), "mmd_unbiased", f"must be true or false, got {self.mmd_unbiased!r}")
         check_int(self.disc_hidden, "disc_hidden", 1)
         check_int(self.disc_layers, "disc_layers", 1)
-        check(finite_number(self.disc_lr) and self.disc_lr > 0, "disc_lr", f"must be a positive number, got {self.disc_lr!r}")
+        check_range(self.disc_lr, "disc_lr", lo=0, lo_open=True)
 
 
 def latent_discriminator(dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -180,13 +177,9 @@ class WAE(GaussianVAE):
         x, y = batch["x"], batch.get("y")
         z = self.encode(x, y).rsample()  # (B, D)
         d_loss = self._disc_loss(z.detach())
-        optimizers["disc"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        optimizers["disc"].step()
+        update(d_loss, optimizers["disc"])
         total, terms = self._objective(x, y, z)
-        optimizers["model"].zero_grad(set_to_none=True)
-        total.backward()  # also leaves gradients on the discriminator; its next zero_grad clears them
-        optimizers["model"].step()
+        update(total, optimizers["model"])  # also leaves gradients on the discriminator; its next update clears them
         return {**terms, "disc": d_loss.detach()}
 
     def log_weights(self, x, k, y=None):

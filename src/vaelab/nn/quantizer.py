@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributions.base import Distribution, SampleShape, as_sample_shape
+
 
 def _no_autocast():
     return torch.autocast("cpu", enabled=False)
@@ -48,8 +50,9 @@ class Quantized:
     usage: torch.Tensor  # share of codes used at least once in the batch
 
 
-class CodeGrid:
-    """The VQ-VAE posterior as a distribution-like object: a point mass on the chosen codes.
+class CodeGrid(Distribution):
+    """The VQ-VAE posterior as a distribution: a point mass on the chosen codes; batch shape (B,),
+    event shape (D·H·W,).
 
     ``mean`` / ``rsample()`` are the code vectors flattened to (B, D·H·W); ``log_prob`` is 0 at them
     and −inf elsewhere (q(z|x) is one-hot, eq. 1 of van den Oord et al.)."""
@@ -59,15 +62,22 @@ class CodeGrid:
         self.codes = codes  # (B, D, H, W)
 
     @property
+    def batch_shape(self) -> torch.Size:
+        return self.indices.shape[:1]
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return self.codes.flatten(1).shape[1:]
+
+    @property
     def mean(self) -> torch.Tensor:
         return self.codes.flatten(1)
 
     mode = mean
 
-    def rsample(self, sample_shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.mean.expand(*sample_shape, *self.mean.shape)
-
-    sample = rsample
+    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
+        """The codes, expanded to sample_shape + (B, D·H·W) (an int n means (n,))."""
+        return self.mean.expand(*as_sample_shape(sample_shape), *self.mean.shape)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         hit = (z == self.mean).all(-1)

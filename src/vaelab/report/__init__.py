@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..compare import ordered
+from ..study.results import ordered, write_results
 from .html import render
 
 N_RECON = 10  # test images shown with their reconstructions
@@ -29,9 +29,8 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
 
     from ..data import binarize, load_dataset, to_tensor
     from ..io import atomic_write_bytes, atomic_write_text, read_json
-    from ..metrics import read_metrics
     from ..models.base import NotAvailable
-    from ..training.trainer import load
+    from ..rundir import load, read_metrics
     from . import figures
 
     say = log or (lambda m: None)
@@ -131,4 +130,16 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
     return path
 
 
-__all__ = ["write_report", "render"]
+def finish_study(out: Path, results: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Write the report of a study whose tables are written (``run_study``'s ``finish``); if drawing
+    it fails, say so and record the error in results.json, whose tables stay valid."""
+    say(f"writing the report to {Path(out) / 'report' / 'index.html'}")
+    try:
+        write_report(out, results, log=say)
+    except Exception as e:  # noqa: BLE001 — the tables are written; say what broke
+        say(f"report: FAILED: {type(e).__name__}: {e}")
+        results["report_error"] = f"{type(e).__name__}: {e}"
+        write_results(results, out)
+
+
+__all__ = ["write_report", "finish_study", "render"]

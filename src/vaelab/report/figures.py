@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..images import grid_array, png_bytes
+from ..nn.utils import batched
 
 SAMPLE_N, SAMPLE_NROW = 100, 10  # one layout for every variant; conditional variants get class = column
 TRAVERSE_VALUES = np.linspace(-3.0, 3.0, 9)
@@ -38,7 +39,8 @@ def _png(fig) -> bytes:
 
 
 def _batched(fn, x: torch.Tensor, y: torch.Tensor | None, batch: int = 500) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + batch], None if y is None else y[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    """``fn(x_slice, y_slice)`` over batches of the rows of x (and y), concatenated."""
+    return batched(lambda i, j: fn(x[i:j], None if y is None else y[i:j]), x.shape[0], batch)
 
 
 # ----- image grids ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import json
 from html import escape
 from typing import Any
 
-from ..compare import COLUMNS, compute_line, fmt_metric, ordered, task_rows
+from ..study.results import COLUMNS, compute_line, fmt_metric, ordered, task_rows
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
@@ -76,7 +76,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     a("<h2 id=\"settings\">Settings</h2><dl>")
     rows = [
         ("protocol", f"{s['protocol']}" + (" — RMSprop, lr 1e-3, batch 100 (the seed's Table 1) for every variant"
-                                           if s["protocol"] == "paper" else " — each variant's recommended optimizer settings (FAST_TRAIN), else Adam lr 1e-3 batch 100")),
+                                           if s["protocol"] == "paper" else " — Adam, lr 1e-3, batch 100 for every variant")),
         ("dataset", f"{s['dataset']}" + (f" (data dir {s['data_dir']})" if s.get("data_dir") else "")),
         ("backbone / latent size", f"{s['backbone']} / {s['latent_dim']}"),
         ("epochs (main phase)", str(s["epochs"])),

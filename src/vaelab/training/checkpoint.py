@@ -81,7 +81,9 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
 
 
 def load_model_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    """Load the ``model.*`` tensors strictly, less the keys the model declares retired (``retired_state``)."""
+    retired = set(getattr(model, "retired_state", ()))
+    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.") and k[len("model."):] not in retired}
     model.load_state_dict(sd, strict=True)
 
 

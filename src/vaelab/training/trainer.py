@@ -1,106 +1,57 @@
 """The one trainer for every variant.
 
 The dataset lives in memory as one tensor; batches are index slices of a seeded permutation (no
-DataLoader workers). The variant declares its phases, optimizers and update step; the trainer runs
-them, writes ``metrics.jsonl`` per epoch, sample/reconstruction grids, and a checkpoint each epoch
-(and on Ctrl-C, and every ``checkpoint_every_s`` seconds). A checkpoint records the position inside
-the epoch and every RNG state, so a resumed run — even after SIGKILL — ends bitwise identical to an
-uninterrupted one on CPU.
+DataLoader workers). The variant declares its phases, optimizers, update step and learning-rate
+schedule; the trainer runs them, writes ``metrics.jsonl`` per epoch, sample/reconstruction grids,
+and a checkpoint each epoch (and on Ctrl-C, and every ``checkpoint_every_s`` seconds). A checkpoint
+records the position inside the epoch and every RNG state, so a resumed run — even after SIGKILL —
+ends bitwise identical to an uninterrupted one on CPU.
+
+Progress is reported as structured events to ``on_event`` (a callable taking a dict):
+``{"event": "phase", "phase", "epochs"}`` when a phase starts and ``{"event": "epoch", ...}`` with
+the epoch's metrics.jsonl record when an epoch ends.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import math
-import os
-import platform
 import signal
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .. import __version__
-from ..config import check, check_choice, check_int, finite_number, from_dict
-from ..data import BINARIZATIONS, DATASETS, Dataset, binarize, load_dataset, to_tensor
-from ..errors import ConfigError, RunDirError, TrainingDiverged
+from ..data import Dataset, binarize, to_tensor
+from ..errors import TrainingDiverged
 from ..images import save_grid
-from ..io import RunLock, atomic_write_json, read_json
-from ..registry import get, make_config, stored_model_config
 from ..models.base import NotAvailable, PhaseContext, Variant
+from ..nn.utils import batched, evaluating
+from ..optim import apply_lr_scale, make_optimizer_factory
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
+from .config import TrainConfig, autocast
 
 log = logging.getLogger("vaelab.train")
-
-OPTIMIZERS = ("adam", "rmsprop")
-PRECISIONS = ("fp32", "bf16")
+EVENT = {"vaelab_event": True}  # marks a log record whose content also went to on_event
 
 
 @dataclass
-class TrainConfig:
-    """How a variant is trained. The ``paper`` protocol of the seed's Table 1 is RMSprop, lr 1e-3, batch 100."""
+class State:
+    """Where training stands; saved in every checkpoint (with the run's TrainConfig) and restored on resume."""
 
-    dataset: str = "mnist-5k"
-    data_dir: str | None = None
-    epochs: int = 10
-    train_size: int = 0  # use only the first N training images (0 = all); for quick runs and tests
-    batch_size: int = 100
-    lr: float = 1e-3
-    optimizer: str = "adam"  # adam | rmsprop (rmsprop uses alpha=0.9, eps=1e-7: the Keras/TF defaults the seed used)
-    seed: int = 0
-    binarize: str = "none"  # none | static | dynamic (resampled each epoch; use it for likelihood numbers)
-    precision: str = "fp32"  # fp32 | bf16 (autocast for networks; losses stay fp32)
-    fused: bool = True  # fused Adam kernel (one pass over the parameters); ignored for RMSprop
-    channels_last: bool = False  # NHWC memory format for conv nets
-    compile: bool = False  # torch.compile the variant's submodules (falls back to eager if it fails)
-    checkpoint_every_s: float = 0.0  # extra mid-epoch checkpoints; 0 = only at epoch end and on Ctrl-C
-    eval_every: int = 1  # test-set loss every N epochs (0 = never)
-    progress: bool = True
-
-    def validate(self) -> None:
-        check_choice(self.dataset, "dataset", DATASETS)
-        check_int(self.epochs, "epochs", 0)
-        check_int(self.train_size, "train_size", 0)
-        check_int(self.batch_size, "batch_size", 1)
-        check(finite_number(self.lr) and self.lr > 0, "lr", f"must be a positive number, got {self.lr!r}")
-        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        check_int(self.seed, "seed", 0)
-        check_choice(self.binarize, "binarize", BINARIZATIONS)
-        check_choice(self.precision, "precision", PRECISIONS)
-        check(finite_number(self.checkpoint_every_s) and self.checkpoint_every_s >= 0, "checkpoint_every_s",
-              f"must be a number >= 0, got {self.checkpoint_every_s!r}")
-        check_int(self.eval_every, "eval_every", 0)
-
-
-def make_optimizer_factory(cfg: TrainConfig):
-    def make(params, lr: float | None = None, **kw) -> torch.optim.Optimizer:
-        lr = cfg.lr if lr is None else lr
-        if cfg.optimizer == "adam":
-            if cfg.fused:
-                kw.setdefault("fused", True)
-            return torch.optim.Adam(params, lr=lr, **kw)
-        kw.setdefault("alpha", 0.9)
-        kw.setdefault("eps", 1e-7)
-        return torch.optim.RMSprop(params, lr=lr, **kw)
-
-    return make
-
-
-def versions() -> dict[str, str]:
-    import numpy
-
-    return {"vaelab": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
-
-
-def autocast(precision: str):
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    phase: int = 0  # index into the variant's phases()
+    epoch: int = 0  # epochs completed in the current phase
+    batch: int = 0  # batches completed in the current epoch
+    step: int = 0  # updates so far, all phases
+    phase_started: bool = False  # begin_phase has run for the current phase
+    acc: dict[str, float] = field(default_factory=dict)  # the epoch's summed loss terms (× batch size) so far
+    acc_n: int = 0  # examples in those sums
+    elapsed: float = 0.0  # seconds of the epoch so far
+    done: bool = False
+    completed: dict[str, int] = field(default_factory=dict)  # epochs completed per phase name
 
 
 class _Interrupted(Exception):
@@ -110,10 +61,10 @@ class _Interrupted(Exception):
 class Trainer:
     """Trains ``variant`` on ``train_set`` into ``run_dir`` (which must be locked by the caller)."""
 
-    def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None):
+    def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None,
+                 on_event: Callable[[dict[str, Any]], None] | None = None):
         self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
-        if cfg.precision == "bf16" and variant.needs_fp32:
-            raise ConfigError(f"precision: {variant.name} needs fp32 ({variant.needs_fp32})")
+        self.on_event = on_event or (lambda ev: None)
         self.x = to_tensor(train_set.images)
         if cfg.binarize == "static":
             self.x = binarize(self.x, "static")
@@ -146,7 +97,7 @@ class Trainer:
         rng = torch.get_rng_state() if self._compiled else None
         try:
             with autocast(self.cfg.precision):
-                return self.variant.train_step(batch, st["step"], opts, phase.name)
+                return self.variant.train_step(batch, st.step, opts, phase.name)
         except Exception as e:  # only compile failures are retried
             if not self._compiled or not _is_compile_error(e):
                 raise
@@ -155,13 +106,13 @@ class Trainer:
             for o in opts.values():
                 o.zero_grad(set_to_none=True)
             with autocast(self.cfg.precision):
-                return self.variant.train_step(batch, st["step"], opts, phase.name)
+                return self.variant.train_step(batch, st.step, opts, phase.name)
 
     # ----------------------------------------------------------------------------------------
     def _phase_epochs(self, phase) -> int:
         return self.cfg.epochs if phase.epochs is None else phase.epochs
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> State:
         from .._cpu import tune_process
 
         tune_process()
@@ -169,20 +120,19 @@ class Trainer:
         phases = v.phases()
         g_shuffle = torch.Generator().manual_seed(cfg.seed)
         g_bin = torch.Generator().manual_seed(cfg.seed + 1)
-        st: dict[str, Any] = {"phase": 0, "epoch": 0, "batch": 0, "step": 0, "phase_started": False,
-                              "acc": {}, "acc_n": 0, "elapsed": 0.0, "done": False, "completed": {}}
+        st = State()
         opts: dict[str, torch.optim.Optimizer] = {}
         epoch_start_state = g_shuffle.get_state()
         if resume and (self.run_dir / CHECKPOINT).exists():
             tensors, saved = read_checkpoint(self.run_dir)
-            st.update({k: saved[k] for k in st if k in saved})
+            st = State(**{f.name: saved[f.name] for f in dataclasses.fields(State) if f.name in saved})
             last = phases[-1]
-            if st["phase"] >= len(phases) and st["completed"].get(last.name, 0) < self._phase_epochs(last):
+            if st.phase >= len(phases) and st.completed.get(last.name, 0) < self._phase_epochs(last):
                 # a finished run resumed with more epochs: re-enter its last phase
-                st.update(phase=len(phases) - 1, epoch=st["completed"][last.name], phase_started=True, done=False)
+                st.phase, st.epoch, st.phase_started, st.done = len(phases) - 1, st.completed[last.name], True, False
             load_model_weights(v, tensors)
-            if st["phase"] < len(phases) and st["phase_started"]:
-                opts = v.configure_optimizers(phases[st["phase"]].name, self.make)
+            if st.phase < len(phases) and st.phase_started:
+                opts = v.configure_optimizers(phases[st.phase].name, self.make)
                 load_optimizers(opts, tensors, saved)
             rng = rng_states(tensors)
             torch.set_rng_state(rng["torch"])
@@ -190,14 +140,14 @@ class Trainer:
             if "shuffle" in rng:  # early checkpoints lack it; mid-epoch ones regenerate the permutation below
                 g_shuffle.set_state(rng["shuffle"])
             epoch_start_state = rng["epoch_start"]
-            log.info("resumed at phase %d epoch %d batch %d (step %d)", st["phase"], st["epoch"], st["batch"], st["step"])
+            log.info("resumed at phase %d epoch %d batch %d (step %d)", st.phase, st.epoch, st.batch, st.step)
         else:
             torch.manual_seed(cfg.seed)  # the noise stream (weights were initialised at build)
 
         def checkpoint():
             rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "shuffle": g_shuffle.get_state(),
                    "epoch_start": epoch_start_state}
-            save_checkpoint(self.run_dir, v, opts, rng, {**st, "train": dataclasses.asdict(cfg)})
+            save_checkpoint(self.run_dir, v, opts, rng, {**dataclasses.asdict(st), "train": dataclasses.asdict(cfg)})
 
         interrupted = {"flag": False}
 
@@ -206,38 +156,39 @@ class Trainer:
 
         old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
         try:
-            while st["phase"] < len(phases):
-                phase = phases[st["phase"]]
+            while st.phase < len(phases):
+                phase = phases[st.phase]
                 n_epochs = self._phase_epochs(phase)
-                if not st["phase_started"] and n_epochs > 0:
+                if not st.phase_started and n_epochs > 0:
                     v.train()
                     v.begin_phase(phase.name, PhaseContext(self.x, self.y, cfg.seed, cfg.batch_size))
                     opts = v.configure_optimizers(phase.name, self.make)
-                    st["phase_started"] = True
-                    log.info("phase %s: %d epochs", phase.name, n_epochs)
-                while st["epoch"] < n_epochs:
-                    if st["batch"] == 0:
+                    st.phase_started = True
+                    log.info("phase %s: %d epochs", phase.name, n_epochs, extra=EVENT)
+                    self.on_event({"event": "phase", "phase": phase.name, "epochs": n_epochs})
+                while st.epoch < n_epochs:
+                    if st.batch == 0:
                         epoch_start_state = g_shuffle.get_state()
                     else:
                         g_shuffle.set_state(epoch_start_state)
                     self._run_epoch(phase, n_epochs, st, opts, g_shuffle, g_bin, interrupted, checkpoint)
-                    st["epoch"] += 1
-                    st["batch"] = 0
-                    st["completed"][phase.name] = st["epoch"]
+                    st.epoch += 1
+                    st.batch = 0
+                    st.completed[phase.name] = st.epoch
                     self._end_epoch(phase, st)
-                    st["acc"], st["acc_n"], st["elapsed"] = {}, 0, 0.0
-                    if st["epoch"] < n_epochs:
+                    st.acc, st.acc_n, st.elapsed = {}, 0, 0.0
+                    if st.epoch < n_epochs:
                         checkpoint()
-                st["phase"] += 1  # phase done: the checkpoint points at the next one
-                st["epoch"] = 0
-                st["phase_started"] = False
+                st.phase += 1  # phase done: the checkpoint points at the next one
+                st.epoch = 0
+                st.phase_started = False
                 checkpoint()
-            st["done"] = True
+            st.done = True
             checkpoint()
             self._write_grids()
         except _Interrupted:
             checkpoint()
-            log.warning("interrupted at step %d: checkpoint saved; resume with `vaelab train --resume %s`", st["step"], self.run_dir)
+            log.warning("interrupted at step %d: checkpoint saved; resume with `vaelab train --resume %s`", st.step, self.run_dir)
             raise KeyboardInterrupt from None
         finally:
             if old is not None:
@@ -249,18 +200,19 @@ class Trainer:
         n = self.x.shape[0]
         perm = torch.randperm(n, generator=g_shuffle)
         n_batches = math.ceil(n / cfg.batch_size)
-        acc = {k: torch.tensor(val, dtype=torch.float64) for k, val in st["acc"].items()}
+        acc = {k: torch.tensor(val, dtype=torch.float64) for k, val in st.acc.items()}
         bar = None
         if cfg.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n_batches, initial=st["batch"], leave=False, dynamic_ncols=True, disable=None,
-                       desc=f"{v.name} {phase.name} {st['epoch'] + 1}/{n_epochs}")
+            bar = tqdm(total=n_batches, initial=st.batch, leave=False, dynamic_ncols=True, disable=None, mininterval=0.5,
+                       desc=f"{v.name} {phase.name} {st.epoch + 1}/{n_epochs}")
+        schedule = v.lr_schedule(phase.name)
         v.train()
         t0 = time.perf_counter()
         last_ckpt = time.monotonic()
-        while st["batch"] < n_batches:
-            b = st["batch"]
+        while st.batch < n_batches:
+            b = st.batch
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x = self.x[idx]
             if cfg.binarize == "dynamic":
@@ -268,36 +220,38 @@ class Trainer:
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
+            if schedule is not None:  # examples of this phase seen once this batch is done
+                apply_lr_scale(opts.values(), schedule(st.epoch * n + b * cfg.batch_size + idx.shape[0], n))
             terms = self._step(batch, st, opts, phase)
             bsz = idx.shape[0]
             vals = torch.stack([t.detach().float() for t in terms.values()])
             if not bool(torch.isfinite(vals).all()):
                 detail = ", ".join(f"{k}={float(t):.6g}" for k, t in terms.items())
                 raise TrainingDiverged(
-                    f"non-finite loss at step {st['step']} (phase {phase.name}, epoch {st['epoch'] + 1}, batch {b + 1}): "
+                    f"non-finite loss at step {st.step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
                     f"{detail}; the last good checkpoint in {self.run_dir} is kept"
                 )
             for k, t in zip(terms, vals):
                 acc[k] = acc.get(k, torch.zeros((), dtype=torch.float64)) + t.double() * bsz
-            st["acc_n"] += bsz
-            st["batch"] += 1
-            st["step"] += 1
+            st.acc_n += bsz
+            st.batch += 1
+            st.step += 1
             if bar is not None:
                 bar.update(1)
-                if st["batch"] % 20 == 0 or st["batch"] == n_batches:
+                if st.batch % 20 == 0 or st.batch == n_batches:
                     bar.set_postfix({k: f"{float(t):.2f}" for k, t in terms.items()}, refresh=False)
             if interrupted["flag"] or (cfg.checkpoint_every_s and time.monotonic() - last_ckpt > cfg.checkpoint_every_s):
-                st["elapsed"] += time.perf_counter() - t0
+                st.elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                st["acc"] = {k: float(t) for k, t in acc.items()}
+                st.acc = {k: float(t) for k, t in acc.items()}
                 if interrupted["flag"]:
                     if bar is not None:
                         bar.close()
                     raise _Interrupted
                 checkpoint()
                 last_ckpt = time.monotonic()
-        st["elapsed"] += time.perf_counter() - t0
-        st["acc"] = {k: float(t) for k, t in acc.items()}
+        st.elapsed += time.perf_counter() - t0
+        st.acc = {k: float(t) for k, t in acc.items()}
         if bar is not None:
             bar.close()
 
@@ -305,10 +259,8 @@ class Trainer:
     def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, step: int = 0, batch_size: int = 500) -> dict[str, float]:
         """Mean loss terms of the variant over (x, y), with its own RNG stream (training's is untouched)."""
         v = self.variant
-        was_training = v.training
-        v.eval()
         acc: dict[str, float] = {}
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), evaluating(v):
             torch.manual_seed(seed)
             g = torch.Generator().manual_seed(seed)
             for i in range(0, x.shape[0], batch_size):
@@ -320,7 +272,6 @@ class Trainer:
                                    "dataset_size": x.shape[0]}, step)
                 for k, t in terms.items():
                     acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
-        v.train(was_training)
         return {k: s / x.shape[0] for k, s in acc.items()}
 
     @torch.no_grad()
@@ -330,24 +281,20 @@ class Trainer:
         from ..metrics.clustering import clustering_scores
 
         v = self.variant
-        was_training = v.training
-        v.eval()
         g = torch.Generator().manual_seed(self.cfg.seed + 7)
-        pred = []
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[i:i + batch_size]
-            pred.append(v.predict(xb if self.cfg.binarize == "none" else binarize(xb, self.cfg.binarize, g)))
-        v.train(was_training)
-        return {f"cluster_{k}": val for k, val in clustering_scores(torch.cat(pred), y).items()}
+        mode = self.cfg.binarize
+        with evaluating(v):
+            pred = batched(lambda i, j: v.predict(x[i:j] if mode == "none" else binarize(x[i:j], mode, g)), x.shape[0], batch_size)
+        return {f"cluster_{k}": val for k, val in clustering_scores(pred, y).items()}
 
     def _end_epoch(self, phase, st) -> None:
-        n = max(st["acc_n"], 1)
-        rec: dict[str, Any] = {"phase": phase.name, "epoch": st["epoch"], "step": st["step"],
-                               "seconds": round(st["elapsed"], 4), "images_per_s": round(st["acc_n"] / max(st["elapsed"], 1e-9), 2)}
-        rec["train"] = {k: s / n for k, s in st["acc"].items()}
-        if self.x_test is not None and self.cfg.eval_every and st["epoch"] % self.cfg.eval_every == 0:
+        n = max(st.acc_n, 1)
+        rec: dict[str, Any] = {"phase": phase.name, "epoch": st.epoch, "step": st.step,
+                               "seconds": round(st.elapsed, 4), "images_per_s": round(st.acc_n / max(st.elapsed, 1e-9), 2)}
+        rec["train"] = {k: s / n for k, s in st.acc.items()}
+        if self.x_test is not None and self.cfg.eval_every and st.epoch % self.cfg.eval_every == 0:
             try:
-                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7, step=st["step"])
+                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7, step=st.step)
             except NotAvailable:
                 pass
             if getattr(self.variant, "clusters", False) and phase.name == self.variant.phases()[-1].name:
@@ -355,15 +302,16 @@ class Trainer:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         terms = " ".join(f"{k}={val:.3f}" for k, val in rec["train"].items())
-        log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st["epoch"], terms, rec["seconds"], rec["images_per_s"],
+        log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st.epoch, terms, rec["seconds"], rec["images_per_s"],
                  (f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
-                 + (f", cluster acc {rec['test']['cluster_accuracy']:.4f}" if "cluster_accuracy" in rec.get("test", {}) else ""))
+                 + (f", cluster acc {rec['test']['cluster_accuracy']:.4f}" if "cluster_accuracy" in rec.get("test", {}) else ""),
+                 extra=EVENT)
+        self.on_event({"event": "epoch", **rec})
         self._write_grids()
 
     def _write_grids(self) -> None:
         v = self.variant
-        v.eval()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), evaluating(v):
             torch.manual_seed(1234)
             g = torch.Generator().manual_seed(1234)
             try:
@@ -379,7 +327,6 @@ class Trainer:
             rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
             pairs = torch.stack([xb, rec.to(xb.dtype)], 1).reshape(-1, *xb.shape[1:])  # original, reconstruction
             save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
-        v.train()
 
 
 def _is_compile_error(e: Exception) -> bool:
@@ -394,98 +341,3 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-# ---------------------------------------------------------------------------------------------
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    h = logging.FileHandler(run_dir / "train.log")
-    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger("vaelab").addHandler(h)
-    logging.getLogger("vaelab").setLevel(logging.INFO)
-    return h
-
-
-def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> Variant:
-    """Build a variant with its weights initialised from ``seed`` (deterministic)."""
-    conf = make_config(name, **model_cfg)
-    torch.manual_seed(seed)
-    return get(name)(conf)
-
-
-def train(
-    variant: str,
-    model_cfg: dict[str, Any] | None = None,
-    train_cfg: TrainConfig | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    extra_epochs: int | None = None,
-) -> Path:
-    """Train ``variant`` into ``run_dir`` (or resume it) and return the run dir.
-
-    ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
-    it back (``extra_epochs`` may raise the epoch count of a resumed run).
-    """
-    if resume:
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.json").is_file():
-            raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
-        conf = read_json(run_dir / "config.json")
-        variant = conf["variant"]
-        model_cfg = stored_model_config(variant, conf["model"])
-        train_cfg = from_dict(TrainConfig, conf["train"])
-        if extra_epochs is not None:
-            train_cfg.epochs = extra_epochs
-    else:
-        train_cfg = train_cfg or TrainConfig()
-        train_cfg.validate()
-        model_cfg = dict(model_cfg or {})
-        run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
-    train_cfg.validate()
-    make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
-    with RunLock(run_dir):
-        if not resume and (run_dir / CHECKPOINT).exists():
-            raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
-        train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
-        if train_cfg.train_size:
-            train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
-                                            labels=train_set.labels[:train_cfg.train_size])
-        test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
-        model_cfg.setdefault("data_shape", train_set.shape)
-        model_cfg.setdefault("n_classes", train_set.n_classes)
-        model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
-        v = build_variant(variant, model_cfg, train_cfg.seed)
-        resolved = {"variant": variant, "model": v.config.to_dict(), "train": dataclasses.asdict(train_cfg),
-                    "versions": versions(), "parameters": v.num_parameters(),
-                    "command": " ".join(sys.argv) if sys.argv and "vaelab" in sys.argv[0] else None,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if resume and (run_dir / "config.json").exists():
-            old = read_json(run_dir / "config.json")
-            resolved["created"] = old.get("created", resolved["created"])
-            resolved["command"] = old.get("command")
-        atomic_write_json(run_dir / "config.json", resolved)
-        handler = _setup_logging(run_dir)
-        try:
-            Trainer(v, train_cfg, run_dir, train_set, test_set).fit(resume=resume)
-        finally:
-            logging.getLogger("vaelab").removeHandler(handler)
-            handler.close()
-    return run_dir
-
-
-def load(run_dir: str | Path) -> Variant:
-    """The trained variant of a run directory (weights from its checkpoint), in eval mode."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
-    conf = read_json(run_dir / "config.json")
-    model_cfg = stored_model_config(conf["variant"], conf["model"])
-    model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
-    v = get(conf["variant"])(from_dict(get(conf["variant"]).Config, model_cfg))
-    tensors, _ = read_checkpoint(run_dir)
-    load_model_weights(v, tensors)
-    return v.eval()
-
-
-def run_config(run_dir: str | Path) -> dict[str, Any]:
-    return read_json(Path(run_dir) / "config.json")
-
-
-os.environ.setdefault("TQDM_MININTERVAL", "0.5")

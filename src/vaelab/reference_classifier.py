@@ -11,7 +11,8 @@ hash does not match, which is detected.
 Architecture (``ClassifierNet``): Conv(1→32, 5×5, stride 2) → BN → ReLU → Conv(32→64, 5×5, stride 2) →
 BN → ReLU → FC(3136→128) → ReLU [the 128-d penultimate features used for FID and precision/recall] →
 Dropout(0.3) → FC(128→10). About 0.45M parameters and 3.1M multiply-adds per image: strided
-convolutions instead of full-resolution ones + max-pooling make it ~6× cheaper to train on CPU.
+convolutions instead of full-resolution ones + max-pooling make it several times cheaper to train on
+CPU (benchmarks/README.md, "Reference classifier").
 
 Recipe (``Recipe``): AdamW (weight decay 1e-4), one-cycle learning rate peaking at 3e-3, batch 128,
 random translations of up to ±``shift`` pixels, a fixed seed; epochs per dataset in ``RECIPES``.
@@ -37,6 +38,7 @@ from torch.nn import functional as F
 from .data import Dataset, load_dataset, sources, to_tensor
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
+from .nn.utils import batched
 
 FEATURE_DIM = 128
 
@@ -81,7 +83,7 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-# Per dataset. Measured test accuracy (2 threads): mnist 99.46%, fashion-mnist 92.16%, mnist-5k 98.0%.
+# Per dataset. Measured test accuracies: benchmarks/README.md, "Reference classifier" (and each cached classifier's JSON).
 RECIPES = {
     "mnist": Recipe(epochs=6),
     "fashion-mnist": Recipe(epochs=10, shift=0),  # centred garments: translations cost accuracy here
@@ -158,17 +160,15 @@ def _shift(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
     net.eval()
     x = to_tensor(images)
-    correct = 0
-    for i in range(0, x.shape[0], batch_size):
-        correct += int((net(x[i:i + batch_size]).argmax(1).numpy() == labels[i:i + batch_size]).sum())
-    return correct / max(len(labels), 1)
+    pred = batched(lambda i, j: net(x[i:j]).argmax(1), x.shape[0], batch_size)
+    return int((pred.numpy() == labels).sum()) / max(len(labels), 1)
 
 
 def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], None] | None = None) -> ClassifierNet:
     """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``.
 
     Bitwise deterministic on CPU for a given seed and thread count (a different thread count sums in a
-    different order: e.g. mnist-5k reaches 98.1% with 1 thread, 98.0% with 2)."""
+    different order, which can change the test accuracy slightly; see benchmarks/README.md)."""
     n = len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set))
     x = to_tensor(train_set.images[:n])
     y = torch.as_tensor(train_set.labels[:n])
@@ -248,7 +248,7 @@ def obtain(
 ) -> Classifier:
     """The reference classifier for ``train_set``'s dataset: from the cache when its recorded data hash,
     recipe and weights match, else trained now and cached (weights, then JSON; both atomic)."""
-    from .training.trainer import versions
+    from .provenance import now, versions
 
     recipe = recipe or default_recipe(train_set.name)
     stem = cache_stem(train_set.name, recipe)
@@ -270,7 +270,7 @@ def obtain(
             "n_train": len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set)),
             "n_test": len(test_set), "shape": list(train_set.shape), "n_classes": int(train_set.n_classes),
             "feature_dim": FEATURE_DIM, "train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads(),
-            "weights_sha256": _sha256(blob), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions()}
+            "weights_sha256": _sha256(blob), "created": now(), "versions": versions()}
     d = classifier_dir()
     atomic_write_bytes(d / f"{stem}.safetensors", blob)
     atomic_write_json(d / f"{stem}.json", meta)

@@ -1,0 +1,75 @@
+"""Optimizer helpers shared by the trainer and the variants.
+
+* :func:`make_optimizer_factory` — the run's optimizer type (Adam or RMSprop with the Keras
+  defaults the seed used) as ``make(params, lr=None, **kw)``, handed to ``configure_optimizers``;
+* :func:`update` — "this objective updates these optimizers": the one place a gradient is taken and
+  applied, used by ``Variant.train_step`` and by variants with several players (VAE-GAN, WAE-GAN) or
+  phases. Data-parallel training averages gradients across processes here, between the gradient and
+  the step;
+* :func:`apply_lr_scale` — sets every param group's lr to its initial lr times a factor, for the
+  learning-rate schedules variants declare (``Variant.lr_schedule``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+OPTIMIZERS = ("adam", "rmsprop")
+MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, **kw) → the run's optimizer type
+
+
+def make_optimizer_factory(cfg) -> MakeOptimizer:
+    """``make(params, lr=None, **kw)`` for a run config ``cfg`` (its ``optimizer``, ``lr``, ``fused``):
+    Adam (the fused kernel when ``fused``) or RMSprop with alpha 0.9, eps 1e-7; ``lr`` defaults to
+    the run's."""
+    def make(params, lr: float | None = None, **kw) -> torch.optim.Optimizer:
+        lr = cfg.lr if lr is None else lr
+        if cfg.optimizer == "adam":
+            if cfg.fused:
+                kw.setdefault("fused", True)
+            return torch.optim.Adam(params, lr=lr, **kw)
+        kw.setdefault("alpha", 0.9)
+        kw.setdefault("eps", 1e-7)
+        return torch.optim.RMSprop(params, lr=lr, **kw)
+
+    return make
+
+
+def update(objective: torch.Tensor, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+           params: Sequence[torch.nn.Parameter] | None = None, retain_graph: bool = False, step: bool = True) -> None:
+    """Minimise ``objective`` by one step of ``optimizers``.
+
+    ``params=None``: back-propagate into every parameter (``.grad`` is cleared first on the optimizers'
+    parameters) and step each optimizer. With ``params``: the gradient of ``objective`` with respect
+    to those parameters only (other parameters' ``.grad`` stay untouched, so one forward pass can
+    feed several players their own objectives), set as their ``.grad`` and stepped; ``step=False``
+    takes the gradient (keeping the graph's use in order) but skips the update.
+    """
+    opts = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+    if params is None:
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        objective.backward(retain_graph=retain_graph)
+    else:
+        params = list(params)
+        grads = torch.autograd.grad(objective, params, retain_graph=retain_graph)
+        if not step:
+            return
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+    # (data-parallel training all-reduces the gradients here, before the step)
+    if step:
+        for opt in opts:
+            opt.step()
+
+
+def apply_lr_scale(optimizers: Iterable[torch.optim.Optimizer], factor: float) -> None:
+    """lr of every param group = its initial lr (``base_lr``, recorded on first use and kept in the
+    optimizer's checkpointed state) × ``factor``."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group.setdefault("base_lr", group["lr"])
+            group["lr"] = group["base_lr"] * factor

@@ -1,0 +1,267 @@
+"""The run directory: everything that reads or writes one run's files.
+
+A run directory holds ``config.json`` (the resolved variant and training configs, versions, command),
+``checkpoint.safetensors`` + ``checkpoint.json`` (weights, optimizer and RNG state), ``metrics.jsonl``
+(one record per epoch), ``train.log``, ``samples.png`` / ``reconstructions.png`` and, once evaluated,
+``eval.json`` (schema in :mod:`vaelab.scoring`).
+
+* :func:`train` — train a variant into a run directory, or resume one;
+* :func:`load` — the trained variant of a run (its stored config validated as :func:`vaelab.build` does);
+* :func:`evaluate_run` — every metric of a run, a composition of :mod:`vaelab.scoring`'s stages;
+* :func:`run_config`, :func:`read_metrics` — the run's records.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .errors import ConfigError, RunDirError
+from .io import RunLock, atomic_write_json, read_json
+from .provenance import now, versions
+from .registry import get, make_config, stored_model_config
+from .training.checkpoint import CHECKPOINT, load_model_weights, read_checkpoint
+from .training.config import TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models.base import Variant
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config.json; a one-line RunDirError when the directory is not a run."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    if not (run_dir / "config.json").is_file():
+        raise RunDirError(f"{run_dir}: not a vaelab run directory (no config.json)")
+    return read_json(run_dir / "config.json")
+
+
+def _stored(run_dir: Path, conf: dict[str, Any], with_train: bool = True) -> tuple[str, dict[str, Any], TrainConfig | None]:
+    """(variant, model config, TrainConfig or None) of a stored config.json, validated as a new one
+    would be; a one-line RunDirError naming the file and the bad entry."""
+    from .config import from_dict
+
+    where = run_dir / "config.json"
+    try:
+        variant = conf["variant"]
+        model = stored_model_config(variant, conf["model"])
+        model["data_shape"] = tuple(model["data_shape"])
+        make_config(variant, **model)
+        train_cfg = None
+        if with_train:
+            train_cfg = from_dict(TrainConfig, conf["train"])
+            train_cfg.validate()
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RunDirError(f"{where}: missing or malformed entry ({type(e).__name__}: {e})") from None
+    except ConfigError as e:
+        raise RunDirError(f"{where}: {e}") from None
+    return variant, model, train_cfg
+
+
+def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> "Variant":
+    """Build a variant with its weights initialised from ``seed`` (deterministic)."""
+    conf = make_config(name, **model_cfg)
+    torch.manual_seed(seed)
+    return get(name)(conf)
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    h = logging.FileHandler(run_dir / "train.log")
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("vaelab").addHandler(h)
+    logging.getLogger("vaelab").setLevel(logging.INFO)
+    return h
+
+
+def train(
+    variant: str | None,
+    model_cfg: dict[str, Any] | None = None,
+    train_cfg: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    extra_epochs: int | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Train ``variant`` into ``run_dir`` (or resume it) and return the run dir.
+
+    ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
+    it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
+    trainer's progress events (see :mod:`vaelab.training.trainer`).
+    """
+    from .data import load_dataset
+    from .training.trainer import Trainer
+
+    if resume:
+        run_dir = Path(run_dir)
+        variant, model_cfg, train_cfg = _stored(run_dir, run_config(run_dir))
+        model_cfg = dict(model_cfg)
+        if extra_epochs is not None:
+            train_cfg.epochs = extra_epochs
+    else:
+        train_cfg = train_cfg or TrainConfig()
+        train_cfg.validate()
+        model_cfg = dict(model_cfg or {})
+        run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
+    train_cfg.validate()
+    make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+    with RunLock(run_dir):
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
+        train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
+        if train_cfg.train_size:
+            train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
+                                            labels=train_set.labels[:train_cfg.train_size])
+        test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
+        model_cfg.setdefault("data_shape", train_set.shape)
+        model_cfg.setdefault("n_classes", train_set.n_classes)
+        model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
+        v = build_variant(variant, model_cfg, train_cfg.seed)
+        resolved = {"variant": variant, "model": v.config.to_dict(), "train": dataclasses.asdict(train_cfg),
+                    "versions": versions(), "parameters": v.num_parameters(),
+                    "command": " ".join(sys.argv) if sys.argv and "vaelab" in sys.argv[0] else None,
+                    "created": now()}
+        if resume and (run_dir / "config.json").exists():
+            old = read_json(run_dir / "config.json")
+            resolved["created"] = old.get("created", resolved["created"])
+            resolved["command"] = old.get("command")
+        atomic_write_json(run_dir / "config.json", resolved)
+        handler = _setup_logging(run_dir)
+        try:
+            Trainer(v, train_cfg, run_dir, train_set, test_set, on_event=on_event).fit(resume=resume)
+        finally:
+            logging.getLogger("vaelab").removeHandler(handler)
+            handler.close()
+    return run_dir
+
+
+def load(run_dir: str | Path) -> "Variant":
+    """The trained variant of a run directory (weights from its checkpoint), in eval mode. The stored
+    config is validated as :func:`vaelab.build` validates a new one."""
+    run_dir = Path(run_dir)
+    from .config import from_dict
+
+    variant, model_cfg, _ = _stored(run_dir, run_config(run_dir), with_train=False)
+    v = get(variant)(from_dict(get(variant).Config, model_cfg))
+    tensors, _ = read_checkpoint(run_dir)
+    load_model_weights(v, tensors)
+    return v.eval()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The epoch records of a ``metrics.jsonl``; a record repeated after a resume keeps its last copy."""
+    path = Path(path)
+    records: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: file not found") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):  # a torn last line (killed mid-write): ignore it
+                continue
+            raise RunDirError(f"{path}: line {n} is not valid JSON") from None
+        records[(str(rec.get("phase", "train")), int(rec.get("epoch", n)))] = rec
+    return list(records.values())
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    n_samples: int = 10000,
+    iwae_k: int = 1000,
+    iwae_n: int = 1000,
+    seed: int = 0,
+    data_dir: str | None = None,
+    classifier=None,
+    write: bool = True,
+    batch_size: int = 500,
+    max_items: int = 512,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
+    dir when ``write``). ``classifier``: a :class:`vaelab.reference_classifier.Classifier` to use instead of the
+    cached reference one of the run's dataset. ``iwae_n=0`` or ``iwae_k=0`` skips the IWAE bound.
+    Deterministic for a given ``seed`` (apart from the timings)."""
+    from . import scoring
+    from .reference_classifier import load_or_train
+    from .config import check_int
+    from .data import binarize, load_dataset, to_tensor
+    from .metrics.cost import cost_scores
+
+    for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
+        check_int(val, name, lo)
+    say = log or (lambda msg: None)
+    run_dir = Path(run_dir)
+    conf = run_config(run_dir)
+    t_start = time.perf_counter()
+    stages: dict[str, float] = {}
+    last = [t_start]
+
+    def lap(name: str) -> None:
+        t = time.perf_counter()
+        stages[name], last[0] = round(t - last[0], 2), t
+
+    with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
+        v = load(run_dir)
+        dataset, mode = conf["train"]["dataset"], conf["train"].get("binarize", "none")
+        ck_path = run_dir / "checkpoint.json"
+        ck_state = read_json(ck_path) if ck_path.is_file() else {}
+        data_dir = data_dir if data_dir is not None else conf["train"].get("data_dir")
+        test = load_dataset(dataset, "test", data_dir)
+        if classifier is None:
+            classifier = load_or_train(dataset, data_dir, log=say)
+        n_test = len(test)
+        lap("load")
+        out: dict[str, Any] = {}
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            x_grey = to_tensor(test.images)
+            y = torch.as_tensor(test.labels)
+            x_in = binarize(x_grey, mode, torch.Generator().manual_seed(scoring.BINARIZE_SEED))  # what the model sees
+            yc = y if v.conditional else None
+            say(f"reconstructing {n_test} test images")
+            out.update(scoring.reconstruction_scores(v, classifier, x_in, test.labels, yc, batch_size))
+            real_feats, _ = classifier.run(x_grey)
+            lap("reconstruction")
+            say(f"drawing {n_samples} samples")
+            out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples,
+                                             torch.Generator().manual_seed(seed), batch_size))
+            lap("samples")
+            out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
+            out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
+            lap("clusters")
+            if scoring.has_task_metrics(v):
+                say("task metrics")
+                out.update(scoring.task_scores(v, x_in, y, torch.Generator().manual_seed(seed + 3), set(out)))
+                lap("task")
+        out["parameters"] = int(v.num_parameters())
+        try:
+            out.update(cost_scores(read_metrics(run_dir / "metrics.jsonl")))
+        except (RunDirError, ValueError, KeyError) as e:
+            out.update({k: scoring.absent(f"no usable metrics.jsonl ({e})") for k in scoring.COST_KEYS[1:]})
+        out = scoring.finite_or_absent(out)
+        out["meta"] = {
+            "schema": scoring.SCHEMA, "variant": v.name, "run_dir": str(run_dir), "dataset": dataset, "n_test": n_test,
+            "binarization": mode, "binarize_seed": scoring.BINARIZE_SEED if mode == "dynamic" else None,
+            "n_samples": n_samples, "sample_labels": "balanced (i mod n_classes)" if v.conditional else None,
+            "iwae_k": iwae_k, "iwae_n": min(iwae_n, n_test), "seed": seed,
+            "classifier_test_accuracy": classifier.test_accuracy,
+            "classifier": {k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
+            "checkpoint": {k: ck_state.get(k) for k in ("done", "phase", "epoch", "step")},
+            "eval_seconds": round(time.perf_counter() - t_start, 2), "stage_seconds": stages,
+            "created": now(), "versions": versions(),
+        }
+        if write:
+            atomic_write_json(run_dir / "eval.json", out)
+    return out

@@ -1,0 +1,223 @@
+"""The stages of a run's evaluation and the schema of ``eval.json`` that they fill.
+
+:func:`vaelab.rundir.evaluate_run` loads a run, its test data and the reference classifier, and
+composes the stages below (each a function of the trained variant and tensors, computing metrics
+with the pure functions of :mod:`vaelab.metrics`); :func:`format_table` prints the result.
+
+The schema of eval.json (flat; ``vaelab compare`` reads it). Each metric is a number, or
+``{"available": false, "reason": "..."}`` when the variant cannot produce it (it raised NotAvailable,
+or the metric does not apply, or it was skipped) — never a made-up number.
+
+Classifier metrics (the reference classifier of :mod:`vaelab.reference_classifier`):
+  recon_accuracy         accuracy on reconstructions of the whole test set (the seed's Table 2 metric)
+  real_accuracy          accuracy on the real test images the model sees (binarized as in training)
+Sample quality, on ``n_samples`` prior samples (decoder means, probabilities in [0, 1]):
+  fid                    Fréchet distance of classifier penultimate features, samples vs test set
+  inception_score        exp E_x KL(p(y|x) ‖ p(y)) on the classifier's probabilities (max = n_classes)
+  precision, recall      k-NN manifold estimate (k = 3) on the same features
+  sample_class_histogram list of counts of the classifier's predicted class per sample
+  sample_class_tv        total-variation distance of that histogram from the test set's label mix
+  cond_accuracy          (conditional variants) classifier accuracy against the requested labels
+Likelihood, in nats, on the test images binarized as recorded in meta.binarization:
+  neg_elbo               −ELBO, mean over the whole test set (one z per image)
+  iwae_nll               −L_K (Burda et al. 2016), an upper bound on −log p(x), mean over the first
+                         iwae_n test images with K = iwae_k
+  neg_elbo_iwae_subset   −ELBO on those same iwae_n images (the mean log weight over the K samples)
+Clustering (variants with clusters = True), on the test set:
+  cluster_accuracy, cluster_nmi, cluster_ari
+The variant's own task (``Variant.task_metrics``, only variants that define one), e.g. cvae-quadrant:
+  cond_neg_elbo, cond_nll, cond_nll_baseline   the missing quadrants' −log p(y|x) estimates (nats)
+Cost (from metrics.jsonl; machine-dependent):
+  parameters, seconds_per_epoch, images_per_s (main phase: "train", else the last), train_seconds,
+  and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
+meta: variant, run_dir, dataset, n_test, binarization, binarize_seed, n_samples, iwae_k, iwae_n, seed,
+  classifier_test_accuracy, classifier (its record), checkpoint (training state), eval_seconds,
+  stage_seconds, created, versions, schema.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .metrics.clustering import clustering_scores
+from .metrics.generative import class_histogram, fid, inception_score, precision_recall, total_variation
+from .metrics.likelihood import variant_log_weights
+from .models.base import NotAvailable, Variant
+from .nn.utils import batched
+
+SCHEMA = 1
+BINARIZE_SEED = 0  # the fixed Bernoulli draw of the test set for dynamically binarized runs
+SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_histogram", "sample_class_tv")
+LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
+CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
+COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds")
+#: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
+STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
+                           *CLUSTER_KEYS, *COST_KEYS, "meta"})
+
+
+def absent(reason: Any) -> dict[str, Any]:
+    """The value of a metric that is not available, with the reason."""
+    return {"available": False, "reason": str(reason)}
+
+
+def is_available(value: Any) -> bool:
+    return not (isinstance(value, dict) and value.get("available") is False)
+
+
+def reconstruction_scores(v: Variant, classifier, x_in: torch.Tensor, labels: np.ndarray, y: torch.Tensor | None,
+                          batch_size: int) -> dict[str, float]:
+    """The seed's Table 2 metric: the classifier's accuracy on reconstructions of ``x_in`` (and on
+    ``x_in`` itself); ``y`` are the labels a conditional variant is given, else None."""
+    rec = batched(lambda i, j: v.reconstruct(x_in[i:j], None if y is None else y[i:j]).float(), x_in.shape[0], batch_size)
+    return {"recon_accuracy": float((classifier.predict(rec) == labels).mean()),
+            "real_accuracy": float((classifier.predict(x_in) == labels).mean())}
+
+
+def sample_scores(v: Variant, classifier, real_feats: np.ndarray, labels: np.ndarray, n_samples: int,
+                  generator: torch.Generator, batch_size: int) -> dict[str, Any]:
+    """FID / IS / precision-recall / class histogram of ``n_samples`` prior samples against the test
+    set's classifier features ``real_feats`` and labels; balanced labels for a conditional variant
+    (and then ``cond_accuracy``)."""
+    n_classes = int(v.config.n_classes)
+    out: dict[str, Any] = {}
+    wanted = torch.arange(n_samples) % n_classes if v.conditional else None
+    try:
+        samples = batched(lambda i, j: v.sample(j - i, y=None if wanted is None else wanted[i:j], generator=generator).float(),
+                          n_samples, batch_size)
+    except NotAvailable as e:
+        out = {k: absent(e) for k in SAMPLE_KEYS}
+        out["cond_accuracy"] = absent(e) if v.conditional else absent(f"{v.name} is not a conditional variant")
+        return out
+    feats, probs = classifier.run(samples)
+    out["fid"] = fid(feats, real_feats)
+    out["inception_score"] = inception_score(probs)
+    out.update(precision_recall(real_feats, feats, k=3))
+    hist = class_histogram(probs, n_classes)
+    out["sample_class_histogram"] = [int(c) for c in hist]
+    out["sample_class_tv"] = total_variation(hist, np.bincount(labels, minlength=n_classes))
+    out["cond_accuracy"] = (float((probs.argmax(1) == wanted.numpy()).mean()) if v.conditional
+                            else absent(f"{v.name} is not a conditional variant"))
+    return out
+
+
+def likelihood_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, iwae_k: int, iwae_n: int, seed: int,
+                      max_items: int, lap: Callable[[str], None], say: Callable[[str], None],
+                      progress: bool = False) -> dict[str, Any]:
+    """−ELBO on every image of ``x_in`` and the IWAE bound (K = ``iwae_k``) with the −ELBO on its
+    first ``iwae_n`` images, in nats; absent when the variant has no tractable bound."""
+    out: dict[str, Any] = {}
+    n_test = x_in.shape[0]
+    try:
+        say(f"ELBO on {n_test} test images")
+        torch.manual_seed(seed + 1)
+        _, elbo = variant_log_weights(v.log_weights, x_in, 1, y, max_items=max_items)
+        out["neg_elbo"] = float(-elbo.mean())
+        lap("elbo")
+        n_iw = min(iwae_n, n_test)
+        if n_iw == 0 or iwae_k == 0:
+            out["iwae_nll"] = out["neg_elbo_iwae_subset"] = absent("skipped (iwae_n or iwae_k is 0)")
+            return out
+        say(f"IWAE bound, K={iwae_k}, on {n_iw} test images")
+        torch.manual_seed(seed + 2)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_iw, desc="IWAE", unit="img", leave=False, disable=None, file=sys.stderr)
+        try:
+            iw, el = variant_log_weights(v.log_weights, x_in[:n_iw], iwae_k, None if y is None else y[:n_iw],
+                                         max_items=max_items, on_batch=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+        out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(-iw.mean()), float(-el.mean())
+        lap("iwae")
+    except NotAvailable as e:
+        out = {k: absent(e) for k in LIKELIHOOD_KEYS}
+    return out
+
+
+def cluster_scores(v: Variant, x_in: torch.Tensor, labels: np.ndarray, batch_size: int) -> dict[str, Any]:
+    """Unsupervised clustering accuracy, NMI and ARI of the variant's ``predict`` against ``labels``."""
+    if not v.clusters:
+        return {k: absent(f"{v.name} does not assign clusters") for k in CLUSTER_KEYS}
+    try:
+        pred = batched(lambda i, j: torch.as_tensor(v.predict(x_in[i:j])).long(), x_in.shape[0], batch_size)
+    except NotAvailable as e:
+        return {k: absent(e) for k in CLUSTER_KEYS}
+    sc = clustering_scores(pred.numpy(), labels)
+    return {"cluster_accuracy": sc["accuracy"], "cluster_nmi": sc["nmi"], "cluster_ari": sc["ari"]}
+
+
+def task_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                taken: set[str]) -> dict[str, float]:
+    """The variant's own task metrics (``Variant.task_metrics``); their keys must not clash with ``taken``."""
+    task = v.task_metrics(x_in, y, generator=generator)
+    clash = sorted(set(task) & set(taken))
+    if clash:
+        raise RuntimeError(f"{v.name}.task_metrics: keys {clash} clash with the standard metrics")
+    return task
+
+
+def has_task_metrics(v: Variant) -> bool:
+    return type(v).task_metrics is not Variant.task_metrics
+
+
+def finite_or_absent(out: dict[str, Any]) -> dict[str, Any]:
+    """A non-finite number is not a result: it becomes ``absent`` with the value as the reason."""
+    return {k: absent(f"non-finite value ({val})") if isinstance(val, float) and not math.isfinite(val) else val
+            for k, val in out.items()}
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if isinstance(v, dict):
+        return "n/a"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """A human-readable table of an eval.json dict (what ``vaelab evaluate`` prints)."""
+    m = res["meta"]
+    n_s, k, n_iw = m["n_samples"], m["iwae_k"], m["iwae_n"]
+    rows = [
+        ("recon_accuracy", res["recon_accuracy"], f"classifier on reconstructions of {m['n_test']} test images "
+                                                   f"(on the real ones: {_fmt(res['real_accuracy'])})"),
+        ("fid", res["fid"], f"classifier features, {n_s} samples vs {m['n_test']} test images"),
+        ("inception_score", res["inception_score"], f"classifier IS analogue (max {len(res['sample_class_histogram']) if isinstance(res['sample_class_histogram'], list) else '?'})"),
+        ("precision", res["precision"], "k-NN manifold, k=3"),
+        ("recall", res["recall"], "k-NN manifold, k=3"),
+        ("sample_class_tv", res["sample_class_tv"], "TV distance of predicted sample classes from the test label mix"),
+        ("cond_accuracy", res["cond_accuracy"], "classifier agrees with the requested label"),
+        ("neg_elbo", res["neg_elbo"], f"nats, {m['n_test']} test images, binarize={m['binarization']}"),
+        ("iwae_nll", res["iwae_nll"], f"nats, K={k}, first {n_iw} test images"
+                                      + (f" (-ELBO on them: {_fmt(res['neg_elbo_iwae_subset'], 2)})" if is_available(res["neg_elbo_iwae_subset"]) else "")),
+        ("cluster_accuracy", res["cluster_accuracy"], "Hungarian matching"),
+        ("cluster_nmi", res["cluster_nmi"], ""),
+        ("cluster_ari", res["cluster_ari"], ""),
+        ("parameters", res["parameters"], ""),
+        ("seconds_per_epoch", res.get("seconds_per_epoch"), "median, main phase"),
+        ("images_per_s", res.get("images_per_s"), "median, main phase"),
+    ]
+    rows += [(key, val, "") for key, val in res.items() if "." in key]
+    hist = res["sample_class_histogram"]
+    lines = [f"{m['variant']} on {m['dataset']} ({m['run_dir']}); classifier test accuracy {m['classifier_test_accuracy']:.4f}"]
+    w = max(len(r[0]) for r in rows)
+    for key, val, note in rows:
+        if isinstance(val, dict) and val.get("available") is False:
+            note = val["reason"]
+        digits = 2 if key in ("neg_elbo", "iwae_nll", "fid") else 1 if key.startswith(("seconds", "images", "train_sec")) else 4
+        lines.append(f"  {key:<{w}}  {_fmt(val, digits):>10}  {note}".rstrip())
+    if isinstance(hist, list):
+        lines.append(f"  {'sample classes':<{w}}  {' '.join(str(c) for c in hist)}")
+    if m.get("stage_seconds"):
+        lines.append(f"  evaluated in {m['eval_seconds']:.0f}s (" + ", ".join(f"{k} {t:.0f}s" for k, t in m["stage_seconds"].items()) + ")")
+    return "\n".join(lines)

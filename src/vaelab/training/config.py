@@ -1,0 +1,54 @@
+"""How a run is trained: :class:`TrainConfig` (saved in config.json as ``train``) and its precision."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from ..config import check_choice, check_int, check_range
+from ..data import BINARIZATIONS, DATASETS
+from ..optim import OPTIMIZERS
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """How a variant is trained. The ``paper`` protocol of the seed's Table 1 is RMSprop, lr 1e-3, batch 100."""
+
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    epochs: int = 10
+    train_size: int = 0  # use only the first N training images (0 = all); for quick runs and tests
+    batch_size: int = 100
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | rmsprop (rmsprop uses alpha=0.9, eps=1e-7: the Keras/TF defaults the seed used)
+    seed: int = 0
+    binarize: str = "none"  # none | static | dynamic (resampled each epoch; use it for likelihood numbers)
+    precision: str = "fp32"  # fp32 | bf16 (autocast for networks; losses stay fp32)
+    fused: bool = True  # fused Adam kernel (one pass over the parameters); ignored for RMSprop
+    channels_last: bool = False  # NHWC memory format for conv nets
+    compile: bool = False  # torch.compile the variant's submodules (falls back to eager if it fails)
+    checkpoint_every_s: float = 0.0  # extra mid-epoch checkpoints; 0 = only at epoch end and on Ctrl-C
+    eval_every: int = 1  # test-set loss every N epochs (0 = never)
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_choice(self.dataset, "dataset", DATASETS)
+        check_int(self.epochs, "epochs", 0)
+        check_int(self.train_size, "train_size", 0)
+        check_int(self.batch_size, "batch_size", 1)
+        check_range(self.lr, "lr", lo=0, lo_open=True)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_int(self.seed, "seed", 0)
+        check_choice(self.binarize, "binarize", BINARIZATIONS)
+        check_choice(self.precision, "precision", PRECISIONS)
+        check_range(self.checkpoint_every_s, "checkpoint_every_s", lo=0)
+        check_int(self.eval_every, "eval_every", 0)
+
+
+def autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
