@@ -129,7 +129,7 @@ def mean_sd(xs: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", default="/work/shared/data/mnist", help="directory of the MNIST IDX files")
+    p.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files (default: $VAELAB_DATA/mnist or the cache)")
     p.add_argument("--dataset", default="mnist", help="mnist (the benchmark) or mnist-5k (a quick check)")
     p.add_argument("--variants", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -6,6 +6,7 @@ the variant's own ``TEST_CONFIG`` overrides (class attribute, e.g. fewer pretrai
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -14,7 +15,7 @@ from vaelab.config import from_dict
 from vaelab.models.base import PhaseContext
 from vaelab.registry import get
 from vaelab.training.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
-from vaelab.optim import make_optimizer_factory
+from vaelab.optim import apply_lr_scale, make_optimizer_factory
 from vaelab.training.config import TrainConfig
 
 B = 8
@@ -45,7 +46,8 @@ def ctx(seed: int = 0) -> PhaseContext:
 
 
 def one_step_each_phase(v, seed: int = 0):
-    """Run begin_phase + one train_step in every phase; return the last optimizers."""
+    """Run begin_phase + one train_step in every phase (its lr_schedule applied as the trainer does);
+    return the last optimizers."""
     make = make_optimizer_factory(TrainConfig(lr=1e-3))
     torch.manual_seed(seed)
     opts = {}
@@ -54,7 +56,13 @@ def one_step_each_phase(v, seed: int = 0):
         v.train()
         v.begin_phase(ph.name, ctx(seed))
         opts = v.configure_optimizers(ph.name, make)
-        terms = v.train_step(tiny_batch(), step, opts, ph.name)
+        batch = tiny_batch()
+        schedule = v.lr_schedule(ph.name)
+        if schedule is not None:
+            factor = schedule(batch["x"].shape[0], batch["dataset_size"])
+            assert math.isfinite(factor) and factor > 0, f"{v.name} phase {ph.name}: lr factor {factor}"
+            apply_lr_scale(opts.values(), factor)
+        terms = v.train_step(batch, step, opts, ph.name)
         assert "loss" in terms, f"{v.name}: train_step terms lack 'loss'"
         for k, t in terms.items():
             assert torch.isfinite(t).all(), f"{v.name} phase {ph.name}: term {k} is not finite ({t})"
@@ -127,10 +135,8 @@ def check_determinism(name: str) -> None:
 
 
 def check_bf16_step(name: str) -> None:
-    """Every phase's step runs under bf16 autocast with finite terms (or the variant declares fp32)."""
+    """Every phase's step runs under bf16 autocast with finite terms."""
     v = build(name)
-    if v.needs_fp32:
-        return
     with torch.autocast("cpu", dtype=torch.bfloat16):
         one_step_each_phase(v)
     for k, p in v.named_parameters():

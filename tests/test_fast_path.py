@@ -17,8 +17,6 @@ BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 @pytest.mark.parametrize("name", vaelab.variants())
 def test_bf16_losses_and_optimizer_state_are_fp32(name):
     v = build(name)
-    if v.needs_fp32:
-        pytest.skip(f"{name} declares fp32: {v.needs_fp32}")
     with torch.autocast(**BF16):
         total, terms = v.loss(tiny_batch(), 0)
     assert total.dtype == torch.float32, f"{name}: total loss is {total.dtype}"
