@@ -16,7 +16,7 @@ from vaelab.rundir import load, train
 from vaelab.training.config import TrainConfig
 
 ALL_KEYS = {"recon_accuracy", "real_accuracy", *SAMPLE_KEYS, "cond_accuracy", *LIKELIHOOD_KEYS, *CLUSTER_KEYS,
-            "parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "meta"}
+            "parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max", "meta"}
 SMALL = ["--n-samples", "200", "--iwae-k", "20", "--iwae-n", "40"]
 
 
@@ -37,6 +37,9 @@ def test_cli_writes_every_metric(tiny_run, mnist5k_quick_classifier, capsys):
         assert 0 <= res[k] <= 1, k
     assert res["real_accuracy"] > 0.9 and res["recon_accuracy"] > 0.3  # a trained model beats chance
     assert res["fid"] > 0 and 1 <= res["inception_score"] <= 10
+    # the IWAE bound and the −ELBO on the same images, from the same draws: L_K ≥ mean log w, exactly
+    assert res["iwae_nll"] <= res["neg_elbo_iwae_subset"]
+    assert res["images_per_epoch"] == 4000 and res["load_avg_max"] >= 0
     assert sum(res["sample_class_histogram"]) == 200 and len(res["sample_class_histogram"]) == 10
     assert 0 < res["iwae_nll"] <= res["neg_elbo_iwae_subset"]  # log-mean-exp ≥ mean, on the same weights
     assert res["neg_elbo"] > 50

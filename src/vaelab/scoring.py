@@ -54,7 +54,7 @@ BINARIZE_SEED = 0  # the fixed Bernoulli draw of the test set for dynamically bi
 SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_histogram", "sample_class_tv")
 LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
-COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds")
+COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max")
 #: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
 STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
                            *CLUSTER_KEYS, *COST_KEYS, "meta"})

@@ -16,7 +16,7 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   its three players).
 
 Class attributes: ``name``, ``Config``, ``conditional``, ``clusters``, ``latent_kind``,
-``stored_defaults``, ``retired_state`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
+``stored_defaults``, ``retired_state``, ``loss_labels`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -73,6 +73,8 @@ class Variant(nn.Module):
     #: State-dict keys that checkpoints of older versions hold and this version no longer has;
     #: dropped when such a checkpoint is loaded.
     retired_state: ClassVar[tuple[str, ...]] = ()
+    #: What ``terms["loss"]`` is in each phase, for the axes of loss curves; a phase not listed is "−ELBO (nats/image)".
+    loss_labels: ClassVar[dict[str, str]] = {}
     #: Config values that make the variant cheap enough for the test battery (tests/battery.py).
     TEST_CONFIG: ClassVar[dict[str, Any]] = {}
 
@@ -152,6 +154,11 @@ class Variant(nn.Module):
         total, terms = self.loss(batch, step)
         update(total, optimizers["model"])
         return terms
+
+    @classmethod
+    def loss_label(cls, phase: str) -> str:
+        """What the phase's ``loss`` term measures, with its unit."""
+        return cls.loss_labels.get(phase, "−ELBO (nats/image)")
 
     # ----- helpers ---------------------------------------------------------------------------
     def num_parameters(self) -> int:

@@ -48,6 +48,8 @@ class BetaVAEConfig(VariantConfig):
 class BetaVAE(GaussianVAE):
     """β-VAE (Higgins et al. 2017): β-weighted KL; mode=capacity: γ|KL − C| with C annealed (Burgess et al. 2018)."""
 
+    loss_labels = {"train": "β-VAE objective: recon + weighted KL (nats/image)"}
+
     Config = BetaVAEConfig
 
     def __init__(self, config: BetaVAEConfig):

@@ -60,6 +60,8 @@ class Config(VariantConfig):
 class CVAE(GaussianVAE):
     """q(z|x, y) and p(x|z, y), both conditioned on the one-hot label; prior p(z|y) learned or N(0, I)."""
 
+    loss_labels = {"train": "−ELBO of log p(x | y) (nats/image)"}
+
     Config = Config
     conditional = True
 

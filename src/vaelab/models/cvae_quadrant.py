@@ -63,6 +63,8 @@ class Config(VariantConfig):
 class CVAEQuadrant(Variant):
     """Recognition q(z|x,y), prior p(z|x), generation p(y|x,z), on top of a baseline NN ŷ(x)."""
 
+    loss_labels = {"baseline": "baseline NN −log p(missing | given) (nats/image)", "train": "−ELBO of log p(missing | given) (nats/image)"}
+
     Config = Config
     TEST_CONFIG = {"baseline_epochs": 1}
 

@@ -57,6 +57,8 @@ class Config(VariantConfig):
 class GMVAE(Variant):
     """GMVAE (Dilokthanakul et al. 2016): latents w, z and c with the conditional mixture prior p(z|w, c)."""
 
+    loss_labels = {"train": "GMVAE loss: −ELBO with the KL(c) floor λ (nats/image)"}
+
     Config = Config
     clusters = True
 

@@ -64,6 +64,8 @@ class InfoVAEConfig(VariantConfig):
 class InfoVAE(GaussianVAE):
     """InfoVAE / MMD-VAE (Zhao et al. 2017): recon + (1−α) KL + (α+λ−1) MMD(aggregate posterior, prior)."""
 
+    loss_labels = {"train": "InfoVAE objective: recon + weighted KL + MMD (not a bound)"}
+
     Config = InfoVAEConfig
 
     def bandwidth(self) -> float:

@@ -71,6 +71,8 @@ class Config(VariantConfig):
 class SVAE(GaussianVAE):
     """S-VAE: vMF posterior, uniform prior on the hypersphere (Davidson et al. 2018)."""
 
+    loss_labels = {"train": "−ELBO (nats/image; KL warmed up over the first updates)"}
+
     Config = Config
     latent_kind = "sphere"
     stored_defaults = {"kappa_link": "softplus", "kl_warmup_steps": 0}  # runs from before 2026-12-01

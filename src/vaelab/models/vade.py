@@ -118,6 +118,8 @@ def vade_kl(q: DiagonalGaussian, gamma: torch.Tensor, prior) -> tuple[torch.Tens
 class VaDE(GaussianVAE):
     """VaDE (Jiang et al. 2017): AE pretraining, GMM initialisation, then the mixture-prior ELBO."""
 
+    loss_labels = {"pretrain": "autoencoder −log p(x|z) (nats/image)"}
+
     Config = Config
     clusters = True
     TEST_CONFIG = {"pretrain_epochs": 1, "gmm_restarts": 1}

@@ -127,6 +127,8 @@ def feature_variance(f_real: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 class VAEGAN(GaussianVAE):
     """VAE whose reconstruction error lives in a discriminator's features, trained with a GAN."""
 
+    loss_labels = {"train": "encoder loss: KL + feature-space recon (not nats)"}
+
     Config = Config
 
     def __init__(self, config: Config):

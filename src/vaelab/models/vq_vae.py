@@ -80,6 +80,8 @@ class Config(VariantConfig):
 class VQVAE(Variant):
     """VQ-VAE with an EMA (or loss-trained) codebook and a gated PixelCNN prior."""
 
+    loss_labels = {"train": "VQ-VAE loss: recon (nats/image) + codebook + commitment", "prior": "PixelCNN −log p(codes) (nats/image)"}
+
     Config = Config
     latent_kind = "discrete"
     TEST_CONFIG = {"num_codes": 16, "prior_channels": 8, "prior_layers": 2}

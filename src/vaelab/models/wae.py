@@ -104,6 +104,8 @@ def latent_discriminator(dim: int, hidden: int, layers: int) -> nn.Sequential:
 class WAE(GaussianVAE):
     """Wasserstein auto-encoder (Tolstikhin et al. 2018): cost + λ·D_Z(aggregate posterior, prior); mode=mmd|gan."""
 
+    loss_labels = {"train": "WAE objective: cost + λ·penalty (not nats)"}
+
     Config = WAEConfig
 
     def __init__(self, config: WAEConfig):

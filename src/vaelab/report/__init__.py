@@ -65,7 +65,7 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
                 pass
         if curves:
             try:
-                f["loss"] = put(name, "loss", figures.loss_curves(curves, v["label"]))
+                f["loss"] = put(name, "loss", figures.loss_curves(curves, v["label"], v.get("loss_labels")))
             except Exception as e:  # noqa: BLE001
                 f["loss_reason"] = f"could not draw: {type(e).__name__}: {e}"
         else:

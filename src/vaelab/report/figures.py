@@ -163,9 +163,11 @@ def latent_map(v, x: torch.Tensor, y: torch.Tensor, seed: int = 0, title: str = 
 
 
 # ----- loss curves and metric bars ---------------------------------------------------------------------
-def loss_curves(runs: dict[int, list[dict[str, Any]]], title: str = "") -> bytes:
+def loss_curves(runs: dict[int, list[dict[str, Any]]], title: str = "", labels: dict[str, str] | None = None) -> bytes:
     """Train (solid) and test (dashed) loss per epoch, one colour per seed; phases one after another,
-    separated by dotted lines. ``runs``: seed → metrics.jsonl records."""
+    separated by dotted lines. ``runs``: seed → metrics.jsonl records; ``labels``: phase → what its loss
+    measures (the y-axis label; phases whose loss differs are named at their boundary)."""
+    labels = labels or {}
     fig = _figure(3.8, 2.6)
     ax = fig.add_subplot()
     colors = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
@@ -194,7 +196,7 @@ def loss_curves(runs: dict[int, list[dict[str, Any]]], title: str = "") -> bytes
         ax.axvline(xline, color="0.6", ls=":", lw=0.8)
         ax.text(xline, 1.0, f" {ph}", transform=ax.get_xaxis_transform(), fontsize=6, va="top", color="0.4")
     ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel("loss (nats/image)", fontsize=8)
+    ax.set_ylabel(axis_label(labels), fontsize=6 if len(set(labels.values())) > 1 else 7)
     ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
@@ -203,18 +205,30 @@ def loss_curves(runs: dict[int, list[dict[str, Any]]], title: str = "") -> bytes
     return _png(fig)
 
 
+def axis_label(labels: dict[str, str]) -> str:
+    """The y-axis label of a loss curve from phase → loss label: the label when every phase shares it,
+    else one "phase: label" line per phase."""
+    distinct = list(dict.fromkeys(labels.values()))
+    if not distinct:
+        return "loss"
+    if len(distinct) == 1:
+        return distinct[0]
+    return "\n".join(f"{ph}: {lab}" for ph, lab in labels.items())
+
+
 #: The bar chart's panels: (metric key, title, scale, paper key or None).
 BAR_PANELS = [
     ("recon_accuracy", "Recon accuracy (%)", 100, "recon_accuracy"),
-    ("seconds_per_epoch", "Seconds per epoch", 1, "seconds_per_epoch"),
+    ("seconds_per_epoch", "Seconds per epoch (this machine)", 1, None),
     ("fid", "FID (lower is better)", 1, None),
     ("inception_score", "Inception score", 1, None),
 ]
 
 
 def metric_bars(variants: dict[str, Any], order: list[str] | None = None) -> bytes:
-    """Bars (mean ± sd over seeds) of the main metrics per variant; the seed paper's Table 2 values as
-    black diamonds where it has them (its seconds are a P100's, not this machine's)."""
+    """Bars (mean ± sd over seeds) of the main metrics per variant; the seed paper's Table 2 accuracies
+    as black diamonds (its seconds, a P100's on other epochs, are not drawn). A variant without the
+    metric gets no bar, only the word "n/a" above its tick."""
     names = [n for n in (order or list(variants)) if n in variants]
     fig = _figure(max(7.0, 0.9 * len(names) + 3), 5.2)
     axes = fig.subplots(2, 2).ravel()
@@ -231,7 +245,8 @@ def metric_bars(variants: dict[str, Any], order: list[str] | None = None) -> byt
         if have.any():
             ax.bar(x[have], means_a[have], yerr=sds_a[have], color="C0", alpha=0.85, capsize=3, label="vaelab (this machine)")
         for xi in x[~have]:
-            ax.text(xi, 0.02, "—", ha="center", va="bottom", fontsize=9, color="0.4", transform=ax.get_xaxis_transform())
+            ax.text(xi, 0.5, "n/a", ha="center", va="center", fontsize=6, color="0.5", rotation=90,
+                    transform=ax.get_xaxis_transform())
         if paper_key:
             pv = [(variants[n].get("paper") or {}).get(paper_key, np.nan) for n in names]
             if any(not math.isnan(p) for p in pv):

@@ -5,7 +5,8 @@ import json
 from html import escape
 from typing import Any
 
-from ..study.results import COLUMNS, compute_line, fmt_metric, ordered, task_rows
+from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line,
+                             fmt_metric, ordered, paper_seconds_note, task_rows)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
@@ -13,7 +14,7 @@ h1{font-size:22px;margin:24px 0 4px}h2{font-size:18px;margin:32px 0 8px;border-b
 h3{font-size:14px;margin:8px 0 4px}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-td.paper{background:#fafaf0;color:#555}td.na{color:#999;cursor:help;text-align:center}td.fail{color:#a00}
+td.text,th.text{text-align:left;white-space:normal}td.paper{background:#fafaf0;color:#555}sup.cond{color:#a60;cursor:help}td.na{color:#999;cursor:help;text-align:center}td.fail{color:#a00}
 .grid{display:flex;flex-wrap:wrap;gap:18px}.card{border:1px solid #ddd;border-radius:6px;padding:8px 10px;background:#fff}
 .card img{display:block;image-rendering:pixelated;max-width:100%}.muted{color:#777;font-size:12px}
 .na-box{color:#999;font-style:italic;padding:20px 8px;max-width:320px}
@@ -34,7 +35,7 @@ def _absent_title(m: Any, v: dict[str, Any], key: str) -> str:
 def _cell(v: dict[str, Any], key: str, scale: float = 1, digits: int = 2) -> str:
     m = v["metrics"].get(key)
     if not (isinstance(m, dict) and "mean" in m):
-        return f'<td class="na" title="{escape(_absent_title(m, v, key))}">—</td>'
+        return f'<td class="na" data-key="{escape(key)}" title="{escape(_absent_title(m, v, key))}">—</td>'
     vals = ", ".join(f"{x * scale:.{max(digits, 2)}f}" if digits else f"{x * scale:,.0f}" for x in m["values"])
     extra = ""
     if key == "seconds_per_epoch":
@@ -43,7 +44,10 @@ def _cell(v: dict[str, Any], key: str, scale: float = 1, digits: int = 2) -> str
         if phases:
             extra = "; per phase: " + ", ".join(f"{p} {v['metrics']['seconds_per_epoch.' + p]['mean']:.2f}s" for p in phases)
     title = f"n={m['n']}: {vals}{extra}"
-    return f'<td title="{escape(title)}">{escape(fmt_metric(m, scale, digits))}</td>'
+    mark = ""
+    if key in LIKELIHOOD_COLUMNS and v.get("conditional"):
+        mark = f'<sup class="cond" title="{escape(COND_NOTE)}">{COND_MARK}</sup>'
+    return f'<td data-key="{escape(key)}" title="{escape(title)}">{escape(fmt_metric(m, scale, digits))}{mark}</td>'
 
 
 def _img(src: str | None, reason: str | None, alt: str) -> str:
@@ -92,44 +96,60 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     for k, val in rows:
         a(f"<dt>{escape(k)}</dt><dd>{escape(val)}</dd>")
     a("</dl>")
-    a("<table><tr><th>Variant</th><th>Phases (epochs)</th><th>Optimizer</th><th>Config beyond backbone/latent</th></tr>")
+    a("<table><tr><th>Variant</th><th class=\"text\">Phases (epochs)</th><th class=\"text\">Optimizer</th>"
+      "<th class=\"text\">Config beyond backbone/latent</th></tr>")
     for name, v in ordered(results):
         ph = ", ".join(f"{p} {e}" for p, e in v["phases"])
         t = v["train"]
         ov = ", ".join(f"{k}={json.dumps(val)}" for k, val in v["model_overrides"].items()) or "defaults"
-        a(f"<tr><td>{escape(v['label'])}</td><td>{escape(ph)}</td><td>{escape(t['optimizer'])}, lr {t['lr']:g}, batch {t['batch_size']}</td>"
-          f"<td>{escape(ov)}</td></tr>")
+        a(f"<tr><td>{escape(v['label'])}</td><td class=\"text\">{escape(ph)}</td><td class=\"text\">{escape(t['optimizer'])}, "
+          f"lr {t['lr']:g}, batch {t['batch_size']}</td><td class=\"text\">{escape(ov)}</td></tr>")
     a("</table>")
 
     # ----- Table 2 -----------------------------------------------------------------------------------
     a("<h2 id=\"table2\">Table 2, reproduced</h2>")
     a("<p class=\"muted\">Recon accuracy: the reference classifier's accuracy on the reconstructions of all "
-      f"{escape(str(_n_test(results)))} test images. Seconds per epoch: median over the main phase's epochs on this machine "
-      "(hover for every seed and the other phases). Paper: Keras on a Tesla P100.</p>")
+      f"{escape(str(_n_test(results)))} test images. Paper: the seed's Table 2 (Keras; latent sizes 2–128; accuracies "
+      "on 27–100 re-generated images).</p>")
     a("<table id=\"table2-results\"><thead><tr><th>Variant</th><th>Seeds (n)</th><th>Recon acc. % (mean ± sd)</th>"
-      "<th>Paper %</th><th>s/epoch (this machine)</th><th>Paper s/epoch (P100)</th><th>Train s (total)</th>"
-      "<th>Parameters</th></tr></thead><tbody>")
+      "<th>Paper %</th><th>Parameters</th></tr></thead><tbody>")
     for name, v in ordered(results):
         p = v.get("paper") or {}
         nf = f' <span class="fail">({v["n_failed"]} failed)</span>' if v["n_failed"] else ""
         a(f"<tr class=\"variant-row\" data-variant=\"{escape(name)}\"><td>{escape(v['label'])}</td><td>{v['n_ok']}{nf}</td>"
-          + _cell(v, "recon_accuracy", 100, 1) + _paper(p, "recon_accuracy")
-          + _cell(v, "seconds_per_epoch", 1, 2) + _paper(p, "seconds_per_epoch")
-          + _cell(v, "train_seconds", 1, 0) + _cell(v, "parameters", 1, 0) + "</tr>")
+          + _cell(v, "recon_accuracy", 100, 1) + _paper(p, "recon_accuracy") + _cell(v, "parameters", 1, 0) + "</tr>")
     a("</tbody></table>")
+    m = env["machine"]
+    a("<h2 id=\"cost\">Training cost on this machine</h2>")
+    a(f"<p class=\"muted\">{escape(m['summary'])}. Runs trained one after another; seconds per epoch and images/s are "
+      "medians over the main phase's epochs (hover for every seed and the other phases); max load avg is the highest "
+      "1-minute load average at an epoch's end — above the torch thread count, other work shared the cores and the "
+      "timings are slower than the machine can do.</p>")
+    a("<table id=\"cost-results\"><thead><tr><th>Variant</th>" + "".join(f"<th>{escape(h)}</th>" for _, h, _, _ in COST_COLUMNS)
+      + "</tr></thead><tbody>")
+    for name, v in ordered(results):
+        a(f"<tr data-variant=\"{escape(name)}\"><td>{escape(v['label'])}</td>"
+          + "".join(_cell(v, k, sc, d) for k, _, sc, d in COST_COLUMNS) + "</tr>")
+    a("</tbody></table>")
+    a(f"<p class=\"muted\" id=\"paper-seconds\">{escape(paper_seconds_note())}</p>")
 
     cols = [c for c in COLUMNS if c[0] not in ("recon_accuracy", "seconds_per_epoch", "parameters")]
+    conditional = any(v.get("conditional") for _, v in ordered(results))
     a("<h2 id=\"metrics\">Further metrics</h2>")
     a(f"<p class=\"muted\">FID, IS, precision and recall on {s['n_samples']} samples in the reference classifier's feature "
       "space (not Inception's: the numbers compare variants here, not with published FIDs). −ELBO and the IWAE "
-      "bound in nats per image. Clustering scores for variants that assign clusters; conditional accuracy for "
+      "bounds in nats per image, each column on the images its header names (the IWAE bound is ≤ the −ELBO on the "
+      "same images). Clustering scores for variants that assign clusters; conditional accuracy for "
       "conditional variants. — : not defined for that variant (hover for the reason).</p>")
-    a("<table id=\"metrics-results\"><thead><tr><th>Variant</th>" + "".join(f"<th>{escape(c[1])}</th>" for c in cols)
+    a("<table id=\"metrics-results\"><thead><tr><th>Variant</th>"
+      + "".join(f"<th data-key=\"{escape(c[0])}\">{escape(column_title(c[0], c[1], results))}</th>" for c in cols)
       + "</tr></thead><tbody>")
     for name, v in ordered(results):
         a(f"<tr data-variant=\"{escape(name)}\"><td>{escape(v['label'])}</td>"
           + "".join(_cell(v, k, sc, d) for k, _, sc, d in cols) + "</tr>")
     a("</tbody></table>")
+    if conditional:
+        a(f"<p class=\"muted\" id=\"cond-note\">{escape(COND_NOTE)}</p>")
 
     task = task_rows(results)
     if task:
@@ -188,11 +208,13 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
       "(dashed) per epoch, every seed; multi-phase variants show their phases one after another.</p><div class=\"grid\">")
     for name, v in ordered(results):
         f = figs.get(name, {})
-        a(f"<div class=\"card\"><h3>{escape(v['label'])}</h3>" + _img(f.get("loss"), f.get("loss_reason"), f"{name} loss curves") + "</div>")
+        units = "; ".join(f"{ph}: {lab}" for ph, lab in (v.get("loss_labels") or {}).items())
+        a(f"<div class=\"card\" data-variant=\"{escape(name)}\"><h3>{escape(v['label'])}</h3>"
+          + _img(f.get("loss"), f.get("loss_reason"), f"{name} loss curves")
+          + f"<div class=\"muted loss-unit\">{escape(units)}</div></div>")
     a("</div>")
 
     # ----- provenance -----------------------------------------------------------------------------------
-    m = env["machine"]
     a("<h2 id=\"provenance\">How this report was made</h2><dl>")
     prov = [
         ("command", results.get("command") or "?"),

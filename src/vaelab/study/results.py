@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import finite_number
 from ..provenance import environment, now
-from .settings import EVAL_SEED, PAPER_TABLE2, SCHEMA, RunSpec, Settings, canonical_command
+from .settings import EVAL_SEED, PAPER_TABLE2, SCHEMA, RunSpec, Settings, canonical_command, variant_label
 
 
 def aggregate(evals: list[dict[str, Any]]) -> dict[str, Any]:
@@ -45,14 +45,14 @@ def collect(s: Settings, specs: list[RunSpec], runs: list[dict[str, Any]], start
         ok = [r for r in rs if r["status"] == "ok" and isinstance(r.get("eval"), dict)]
         sp = by_spec[(name, s.seeds[0])]
         variants[name] = {
-            "label": PAPER_TABLE2.get(name, {}).get("label", name),
+            "label": variant_label(name),
             "n_runs": len(rs), "n_ok": len(ok), "n_failed": len(rs) - len(ok),
             "errors": [{"seed": r["seed"], "stage": r.get("stage"), "error": r.get("error")} for r in rs if r["status"] != "ok"],
             "metrics": aggregate([r["eval"] for r in ok]),
             "paper": {k: v for k, v in PAPER_TABLE2.get(name, {}).items() if k != "label"} or None,
             "model": sp.resolved_model, "model_overrides": sp.model_overrides, "phases": sp.phases,
             "train": {k: getattr(sp.train, k) for k in ("optimizer", "lr", "batch_size", "epochs", "binarize", "precision")},
-            "latent_kind": _latent_kind(name),
+            **_variant_traits(name, sp.phases),
         }
     for r in runs:
         r["run_dir"] = os.path.relpath(r["run_dir"], s.out)
@@ -94,10 +94,14 @@ def compute_line(results: dict[str, Any]) -> str:
             f"+ evaluation {c['eval_seconds'] / 3600:.2f} h, wall time of {threads or '?'}-thread processes summed{miss}")
 
 
-def _latent_kind(name: str) -> str:
+def _variant_traits(name: str, phases: list[tuple[str, int]]) -> dict[str, Any]:
+    """What the report needs to know of a variant class: its latent geometry, whether its likelihood
+    bounds are conditional (log p(x | y)), and what its loss measures in each phase."""
     from ..registry import get
 
-    return getattr(get(name), "latent_kind", "gaussian")
+    cls = get(name)
+    return {"latent_kind": cls.latent_kind, "conditional": bool(cls.conditional),
+            "loss_labels": {ph: cls.loss_label(ph) for ph, _ in phases}}
 
 
 # ----- the tables ---------------------------------------------------------------------------------------
@@ -110,6 +114,7 @@ COLUMNS = [
     ("precision", "Precision", 1, 3),
     ("recall", "Recall", 1, 3),
     ("neg_elbo", "−ELBO (nats)", 1, 1),
+    ("neg_elbo_iwae_subset", "−ELBO (nats)", 1, 1),
     ("iwae_nll", "IWAE NLL (nats)", 1, 1),
     ("cluster_accuracy", "Cluster ACC %", 100, 1),
     ("cluster_nmi", "NMI", 1, 3),
@@ -117,6 +122,38 @@ COLUMNS = [
     ("cond_accuracy", "Cond. acc. %", 100, 1),
     ("parameters", "Parameters", 1, 0),
 ]
+
+
+#: The likelihood columns; a conditional variant's are bounds on −log p(x | y), marked with COND_MARK.
+LIKELIHOOD_COLUMNS = ("neg_elbo", "neg_elbo_iwae_subset", "iwae_nll")
+COND_MARK = "†"
+COND_NOTE = ("† a conditional variant's bound on −log p(x | y), the class label given: not comparable with the "
+             "others' bounds on −log p(x).")
+
+
+def eval_sizes(results: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation's sizes as the runs recorded them: n_test, iwae_n (images of the IWAE bound), iwae_k."""
+    s = results["settings"]
+    sizes = {"n_test": None, "iwae_n": s.get("iwae_n"), "iwae_k": s.get("iwae_k")}
+    for r in results.get("runs", []):
+        meta = (r.get("eval") or {}).get("meta") if isinstance(r.get("eval"), dict) else None
+        if meta:
+            sizes.update(n_test=meta.get("n_test"), iwae_n=meta.get("iwae_n"), iwae_k=meta.get("iwae_k"))
+            break
+    return sizes
+
+
+def column_title(key: str, title: str, results: dict[str, Any]) -> str:
+    """A column's header with the images it was computed on: the likelihood columns name their image set
+    (all test images, or the first iwae_n with K importance samples)."""
+    z = eval_sizes(results)
+    if key == "neg_elbo":
+        return f"−ELBO, all {z['n_test'] or '?'} test images (nats)"
+    if key == "neg_elbo_iwae_subset":
+        return f"−ELBO, first {z['iwae_n']} test images (nats)"
+    if key == "iwae_nll":
+        return f"IWAE NLL, K={z['iwae_k']}, first {z['iwae_n']} test images (nats)"
+    return title
 
 
 def fmt_metric(m: Any, scale: float = 1, digits: int = 2, sd: bool = True) -> str:
@@ -196,27 +233,51 @@ def _csv_num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def metric_text(v: dict[str, Any], key: str, scale: float = 1, digits: int = 2) -> str:
+    """A table cell's text: ``mean ± sd``, ``—`` when absent, marked when it is a conditional bound."""
+    txt = fmt_metric(v["metrics"].get(key), scale, digits)
+    return txt + COND_MARK if txt != "—" and key in LIKELIHOOD_COLUMNS and v.get("conditional") else txt
+
+
+#: The cost table: (key, header, scale, digits); measured on this machine, one run at a time.
+COST_COLUMNS = [("seconds_per_epoch", "s/epoch", 1, 2), ("images_per_epoch", "images/epoch", 1, 0),
+                ("images_per_s", "images/s", 1, 0), ("load_avg_max", "max load avg", 1, 1), ("train_seconds", "train s", 1, 0)]
+
+
+def paper_seconds_note() -> str:
+    """The seed paper's seconds per epoch, as a labelled note: its hardware and epoch size differ from any run here."""
+    items = ", ".join(f"{t['label']} {t['seconds_per_epoch']}" for t in PAPER_TABLE2.values())
+    return ("The seed paper's seconds per epoch (Keras on a Tesla P100 GPU, full 60,000-image MNIST epochs), "
+            f"not comparable with the figures above: {items}.")
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
+    cpu = results["environment"]["machine"]["summary"]
     lines = [f"# vaelab compare: {s['dataset']}, backbone {s['backbone']}, latent {s['latent_dim']}, {_plural(s['epochs'], 'epoch')}, "
              f"protocol {s['protocol']}, seeds {','.join(map(str, s['seeds']))}", "",
              f"Command: `{results.get('command') or '?'}`  ", f"Date: {results['finished']}  ",
-             f"Machine: {results['environment']['machine']['summary']}  ",
+             f"Machine: {cpu}  ",
              f"Compute: {compute_line(results)}", "",
              "## Table 2, reproduced (mean ± sd over seeds)", "",
-             "| Variant | n | Recon acc. % | Paper % | s/epoch (this machine) | Paper s/epoch (P100) |",
-             "|---|---|---|---|---|---|"]
+             "| Variant | n | Recon acc. % | Paper % (Table 2) |",
+             "|:---|---:|---:|---:|"]
     for name, v in ordered(results):
-        m, p = v["metrics"], v.get("paper") or {}
+        p = v.get("paper") or {}
         failed = f" ({v['n_failed']} failed)" if v["n_failed"] else ""
-        lines.append(f"| {v['label']} | {v['n_ok']}{failed} | "
-                     f"{fmt_metric(m.get('recon_accuracy'), 100, 1)} | {p.get('recon_accuracy', '—')} | "
-                     f"{fmt_metric(m.get('seconds_per_epoch'), 1, 2)} | {p.get('seconds_per_epoch', '—')} |")
-    cols = [c for c in COLUMNS if c[0] not in ("recon_accuracy", "seconds_per_epoch")]
-    lines += ["", "## Further metrics", "", "| Variant | " + " | ".join(c[1] for c in cols) + " |",
-              "|---" * (len(cols) + 1) + "|"]
+        lines.append(f"| {v['label']} | {v['n_ok']}{failed} | {metric_text(v, 'recon_accuracy', 100, 1)} | {p.get('recon_accuracy', '—')} |")
+    lines += ["", f"## Training cost on this machine ({cpu}; runs one after another)", "",
+              "| Variant | " + " | ".join(h for _, h, _, _ in COST_COLUMNS) + " |", "|:---" + "|---:" * len(COST_COLUMNS) + "|"]
     for name, v in ordered(results):
-        lines.append(f"| {v['label']} | " + " | ".join(fmt_metric(v["metrics"].get(k), sc, d) for k, _, sc, d in cols) + " |")
+        lines.append(f"| {v['label']} | " + " | ".join(metric_text(v, k, sc, d) for k, _, sc, d in COST_COLUMNS) + " |")
+    lines += ["", paper_seconds_note()]
+    cols = [c for c in COLUMNS if c[0] not in ("recon_accuracy", "seconds_per_epoch")]
+    lines += ["", "## Further metrics", "", "| Variant | " + " | ".join(column_title(k, t, results) for k, t, _, _ in cols) + " |",
+              "|:---" + "|---:" * len(cols) + "|"]
+    for name, v in ordered(results):
+        lines.append(f"| {v['label']} | " + " | ".join(metric_text(v, k, sc, d) for k, _, sc, d in cols) + " |")
+    if any(v.get("conditional") for _, v in ordered(results)):
+        lines += ["", COND_NOTE]
     task = task_rows(results)
     if task:
         lines += ["", "## Task metrics", ""]
@@ -226,7 +287,6 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "## Failed runs", ""] + [f"- {n} seed {e['seed']} ({e['stage']}): {e['error']}" for n, e in failed]
     lines += ["", "— = not defined for that variant or not available (see results.json for the reason).", ""]
     return "\n".join(lines)
-
 
 
 def _plural(n: Any, word: str) -> str:

@@ -51,6 +51,15 @@ PAPER_TABLE2: dict[str, dict[str, Any]] = {
     "vae-gan": {"label": "VAE-GAN", "recon_accuracy": 63.3, "seconds_per_epoch": 35},
 }
 
+#: Display names of the variants outside the seed's Table 2 (those inside use its names).
+LABELS = {"cvae": "CVAE", "cvae-quadrant": "CVAE (quadrants)", "wae": "WAE"}
+
+
+def variant_label(name: str) -> str:
+    """A variant's display name in tables and figures."""
+    return PAPER_TABLE2.get(name, {}).get("label") or LABELS.get(name, name)
+
+
 #: ``--quick``: every registered variant on mnist-5k, small backbone, one seed, with budgets chosen so
 #: that the whole study and its report fit in under 15 minutes on 2 CPU cores (measured run times:
 #: benchmarks/README.md, "Quick study").

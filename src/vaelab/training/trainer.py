@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -289,8 +290,9 @@ class Trainer:
 
     def _end_epoch(self, phase, st) -> None:
         n = max(st.acc_n, 1)
-        rec: dict[str, Any] = {"phase": phase.name, "epoch": st.epoch, "step": st.step,
-                               "seconds": round(st.elapsed, 4), "images_per_s": round(st.acc_n / max(st.elapsed, 1e-9), 2)}
+        rec: dict[str, Any] = {"phase": phase.name, "epoch": st.epoch, "step": st.step, "images": st.acc_n,
+                               "seconds": round(st.elapsed, 4), "images_per_s": round(st.acc_n / max(st.elapsed, 1e-9), 2),
+                               "load_avg": _load_avg()}
         rec["train"] = {k: s / n for k, s in st.acc.items()}
         if self.x_test is not None and self.cfg.eval_every and st.epoch % self.cfg.eval_every == 0:
             try:
@@ -333,6 +335,14 @@ def _is_compile_error(e: Exception) -> bool:
     mod = type(e).__module__ or ""
     return mod.startswith(("torch._dynamo", "torch._inductor")) or "BackendCompilerFailed" in type(e).__name__ \
         or "CppCompileError" in type(e).__name__ or "InductorError" in type(e).__name__
+
+
+def _load_avg() -> float | None:
+    """The machine's 1-minute load average (how much else ran beside this epoch), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _main_thread() -> bool:
