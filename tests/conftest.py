@@ -10,7 +10,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-_REPO = Path(__file__).resolve().parents[1]
+from helpers import find_full_mnist  # noqa: E402
+
 
 # A reduced but real MNIST classifier for the test session (2 epochs, no augmentation; the full recipe
 # of `vaelab classifier` is 6 epochs with ±2 px shifts). It is cached under its own name in the test
@@ -19,19 +20,6 @@ TEST_MNIST_RECIPE = dict(epochs=2, shift=0)
 # A quick mnist-5k classifier, patched in as that dataset's recipe for the session so that
 # `vaelab evaluate` / `vaelab classifier` on mnist-5k runs stay fast in tests.
 TEST_MNIST5K_RECIPE = dict(epochs=3)
-
-
-def find_full_mnist() -> Path | None:
-    """The full MNIST IDX files: $VAELAB_DATA/mnist, else shared/data/mnist beside the repo (CI puts
-    shared/ at <repo>/../shared; a worktree may sit one level deeper)."""
-    cands = []
-    if os.environ.get("VAELAB_DATA"):
-        cands.append(Path(os.environ["VAELAB_DATA"]) / "mnist")
-    cands += [_REPO.parent / "shared" / "data" / "mnist", _REPO.parent.parent / "shared" / "data" / "mnist"]
-    for d in cands:
-        if any((d / n).is_file() for n in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")):
-            return d
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -50,3 +50,25 @@ def test_sample_and_label_errors(tmp_path, capsys):
 def test_console_entry_point_runs():
     r = cli("--version")
     assert r.returncode == 0 and "vaelab" in r.stdout
+
+
+def test_train_piped_prints_epochs_and_a_summary_and_resume_of_a_finished_run_says_so(tmp_path):
+    """With stderr not a terminal (piped), `vaelab train` prints one line per epoch and a closing summary;
+    resuming a finished run says it is complete instead of exiting silently."""
+    run = tmp_path / "r"
+    r = cli("train", "vae", "--backbone", "small", "--latent-dim", "2", "--epochs", "2", "--train-size", "300", "--out", run)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(run)
+    assert "train epoch 1/2: train loss" in r.stderr and "train epoch 2/2: train loss" in r.stderr
+    assert "vae: 2 epoch(s) in" in r.stderr and "final loss: train" in r.stderr and str(run / "samples.png") in r.stderr
+    r = cli("train", "--resume", run)
+    assert r.returncode == 0 and "already complete (2 epochs)" in r.stderr and "--epochs" in r.stderr
+
+
+def test_train_without_data_leaves_no_run_directory(tmp_path):
+    """Missing data (no files, no network) fails in one line, exit 2, and creates no --out directory."""
+    out = tmp_path / "never"
+    r = cli("train", "vae", "--dataset", "mnist", "--data-dir", tmp_path / "empty", "--out", out,
+            VAELAB_CACHE=tmp_path / "cache", VAELAB_DATA=tmp_path / "nodata", VAELAB_MNIST_MIRRORS="http://127.0.0.1:9/")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert not out.exists()

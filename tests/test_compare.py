@@ -178,8 +178,6 @@ def test_task_metrics_are_the_keys_outside_the_standard_schema():
 
 
 def test_plan_protocols_phase_budgets_and_overrides(tmp_path, monkeypatch):
-    from vaelab.models.vae import VAE
-
     s = Settings(variants=["vae", "vq-vae"], out=tmp_path, dataset="mnist-5k", backbone="small", epochs=3, seeds=(0, 2),
                  phase_epochs=1, overrides={"vae": {"latent_dim": 2}})
     specs = plan(s)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import SHARED_MNIST, LocalServer, cli
+from helpers import FULL_MNIST, LocalServer, cli
 from vaelab.data import SHA256, binarize, idx, load_dataset, to_tensor
 from vaelab.errors import ConfigError, DataError
 
-needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"full MNIST not at {SHARED_MNIST}")
+needs_mnist = pytest.mark.skipif(FULL_MNIST is None, reason="full MNIST not found ($VAELAB_DATA/mnist or ../shared/data/mnist)")
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -113,14 +113,14 @@ def test_mnist5k_split():
 
 @needs_mnist
 def test_full_mnist_from_dir():
-    ds = load_dataset("mnist", "test", data_dir=SHARED_MNIST)
+    ds = load_dataset("mnist", "test", data_dir=FULL_MNIST)
     assert ds.images.shape == (10000, 1, 28, 28) and ds.labels[:5].tolist() == [7, 2, 1, 0, 4]
 
 
 @needs_mnist
 def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch):
     good = tmp_path / "good"
-    shutil.copytree(SHARED_MNIST, good)
+    shutil.copytree(FULL_MNIST, good)
     cache = tmp_path / "cache"
     monkeypatch.setenv("VAELAB_CACHE", str(cache))
     monkeypatch.delenv("VAELAB_DATA", raising=False)
@@ -137,7 +137,7 @@ def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch):
 @needs_mnist
 def test_corrupt_download_leaves_nothing(tmp_path, monkeypatch):
     bad = tmp_path / "bad"
-    shutil.copytree(SHARED_MNIST, bad)
+    shutil.copytree(FULL_MNIST, bad)
     raw = bytearray(gzip.decompress((bad / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     raw[100] ^= 0xFF  # one flipped byte: a valid IDX file with the wrong checksum
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))

@@ -112,14 +112,15 @@ def train(
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
     train_cfg.validate()
     make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+    # the data first: missing data must not leave an empty run directory behind
+    train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
+    if train_cfg.train_size:
+        train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
+                                        labels=train_set.labels[:train_cfg.train_size])
+    test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
     with RunLock(run_dir):
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
-        train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
-        if train_cfg.train_size:
-            train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
-                                            labels=train_set.labels[:train_cfg.train_size])
-        test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
         model_cfg.setdefault("data_shape", train_set.shape)
         model_cfg.setdefault("n_classes", train_set.n_classes)
         model_cfg["data_shape"] = tuple(model_cfg["data_shape"])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import stderr_log
+
 ORDER = 10
 
 
@@ -53,10 +55,17 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.no_flush_denormal:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
+    progress = _Progress(quiet=args.no_progress)
     if args.resume:
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")
-        run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs)
+        done = _finished(args.resume, args.epochs)
+        if done:
+            stderr_log(done)
+            print(args.resume)
+            return 0
+        run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs, on_event=progress)
+        stderr_log(summary(run_dir, progress.seconds))
         print(run_dir)
         return 0
     if not args.variant:
@@ -75,6 +84,62 @@ def run(args: argparse.Namespace) -> int:
         model["backbone"] = args.backbone
     if args.latent_dim is not None:
         model["latent_dim"] = args.latent_dim
-    run_dir = train(args.variant, model, tc, args.out)
+    run_dir = train(args.variant, model, tc, args.out, on_event=progress)
+    stderr_log(summary(run_dir, progress.seconds))
     print(run_dir)
     return 0
+
+
+class _Progress:
+    """One line per finished epoch on stderr when no progress bar shows it (output piped, or
+    --no-progress); the seconds of training so far either way."""
+
+    def __init__(self, quiet: bool):
+        import sys
+
+        self.lines = quiet or not sys.stderr.isatty()
+        self.seconds, self.epochs = 0.0, {}
+
+    def __call__(self, ev: dict) -> None:
+        if ev["event"] == "phase":
+            self.epochs[ev["phase"]] = ev["epochs"]
+        elif ev["event"] == "epoch":
+            self.seconds += ev["seconds"]
+            if self.lines:
+                test = f", test loss {ev['test']['loss']:.2f}" if "loss" in ev.get("test", {}) else ""
+                stderr_log(f"{ev['phase']} epoch {ev['epoch']}/{self.epochs.get(ev['phase'], '?')}: "
+                           f"train loss {ev['train'].get('loss', float('nan')):.2f}{test} ({ev['seconds']:.1f}s)")
+
+
+def _finished(run_dir: str, epochs: int | None) -> str | None:
+    """A message when the run at ``run_dir`` is complete and ``--epochs`` asks for no more, else None."""
+    from pathlib import Path
+
+    from ..io import read_json
+    from ..rundir import run_config
+
+    conf = run_config(run_dir)
+    ck = Path(run_dir) / "checkpoint.json"
+    state = read_json(ck) if ck.is_file() else {}
+    trained = conf.get("train", {}).get("epochs")
+    if state.get("done") and (epochs is None or (isinstance(trained, int) and epochs <= trained)):
+        return (f"{run_dir}: already complete ({trained} epochs); nothing to do — "
+                f"resume with --epochs N (N > {trained}) to train further")
+    return None
+
+
+def summary(run_dir, seconds: float) -> str:
+    """The end-of-training lines: epochs, final losses, time, and where the pictures are."""
+    from pathlib import Path
+
+    from ..rundir import read_metrics, run_config
+
+    run_dir = Path(run_dir)
+    recs = read_metrics(run_dir / "metrics.jsonl")
+    conf = run_config(run_dir)
+    last = recs[-1] if recs else {}
+    test = f", test {last['test']['loss']:.2f}" if "loss" in last.get("test", {}) else ""
+    pics = ", ".join(str(run_dir / f) for f in ("samples.png", "reconstructions.png") if (run_dir / f).is_file())
+    return (f"{conf['variant']}: {len(recs)} epoch(s) in {sum(float(r['seconds']) for r in recs):.1f}s "
+            f"(this invocation {seconds:.1f}s); final loss: train {last.get('train', {}).get('loss', float('nan')):.2f}{test}"
+            + (f"\n  pictures: {pics}" if pics else "") + f"\n  evaluate it: vaelab evaluate {run_dir}")
