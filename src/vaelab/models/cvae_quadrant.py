@@ -38,7 +38,6 @@ from ..nn import GaussianHead, make_decoder, make_encoder
 from ..registry import register
 from ..tasks.quadrants import GIVEN_CHOICES, masked_bernoulli_log_prob, split
 from ..nn.utils import batched, evaluating
-from ..optim import update
 from .base import Batch, NotAvailable, Phase, Variant
 
 
@@ -70,6 +69,7 @@ class CVAEQuadrant(Variant):
 
     def __init__(self, config: Config):
         super().__init__(config)
+        self.current_phase = "train"  # set by begin_phase/train_step; what ``loss`` measures (not checkpointed: the trainer sets it)
         c = config
         shape, n_pix = tuple(c.data_shape), math.prod(c.data_shape)
         self.has_baseline = c.baseline_epochs > 0
@@ -122,9 +122,13 @@ class CVAEQuadrant(Variant):
         return -masked_bernoulli_log_prob(self.baseline_logits(x_in), x, missing)
 
     def loss(self, batch: Batch, step: int):
-        """−ELBO of the missing quadrants (nats); ``nn_nll`` reports the baseline NN beside it."""
+        """−ELBO of the missing quadrants (nats); ``nn_nll`` reports the baseline NN beside it. In the
+        baseline phase: the baseline NN's −log p(missing | given)."""
         x = batch["x"]
         x_in, missing = self.split(x)
+        if self.current_phase == "baseline":
+            nll = self.baseline_nll(x_in, x, missing).mean()
+            return nll, {"loss": nll.detach(), "nn_nll": nll.detach()}
         q = self.encode(x)
         p = self.prior(x_in, missing)
         z = q.rsample()  # (B, D)
@@ -217,14 +221,12 @@ class CVAEQuadrant(Variant):
             return {"model": make([*self.baseline.parameters(), *self.baseline_out.parameters()])}
         return {"model": make(self._cvae_parameters())}
 
+    def begin_phase(self, phase: str, ctx) -> None:
+        self.current_phase = phase
+
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
-        if phase != "baseline":
-            return super().train_step(batch, step, optimizers, phase)
-        x = batch["x"]
-        x_in, missing = self.split(x)
-        nll = self.baseline_nll(x_in, x, missing).mean()
-        update(nll, optimizers["model"])
-        return {"loss": nll.detach(), "nn_nll": nll.detach()}
+        self.current_phase = phase  # also after a resume inside a phase
+        return super().train_step(batch, step, optimizers, phase)
 
 
 def _mean_of_sums(sums: torch.Tensor, n: int) -> float:

@@ -13,7 +13,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 h1{font-size:22px;margin:24px 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:14px;margin:8px 0 4px}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+th{background:#f3f3f3;white-space:normal;max-width:200px}td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left;white-space:normal}td.paper{background:#fafaf0;color:#555}sup.cond{color:#a60;cursor:help}td.na{color:#999;cursor:help;text-align:center}td.fail{color:#a00}
 .grid{display:flex;flex-wrap:wrap;gap:18px}.card{border:1px solid #ddd;border-radius:6px;padding:8px 10px;background:#fff}
 .card img{display:block;image-rendering:pixelated;max-width:100%}.muted{color:#777;font-size:12px}
@@ -174,11 +174,15 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     # ----- figures ------------------------------------------------------------------------------------
     a("<h2 id=\"samples\">Samples and reconstructions (Figs 17, 18)</h2>")
     a("<p class=\"muted\">Each variant's first successful seed: 100 prior samples with sample seed 0 in a 10 × 10 grid "
-      "(conditional variants: column j is class j); below, the first "
+      "(conditional variants: column j is class j; a variant that samples through a prior of its own, such as VQ-VAE's "
+      "PixelCNN, shows how many epochs that prior trained — with a short budget its samples are not yet digits); below, the first "
       f"{n_recon} test images (top row) and their reconstructions (bottom row).</p><div class=\"grid\">")
     for name, v in ordered(results):
         f = figs.get(name, {})
-        a(f"<div class=\"card\"><h3>{escape(v['label'])}{_seed_note(f)}</h3>"
+        phases = v.get("phases") or []
+        trained = ("<div class=\"muted phases\">trained: " + escape(", ".join(f"{p} {e} epoch{'s' if e != 1 else ''}" for p, e in phases))
+                   + "</div>") if len(phases) > 1 else ""
+        a(f"<div class=\"card\"><h3>{escape(v['label'])}{_seed_note(f)}</h3>" + trained
           + _img(f.get("samples"), f.get("samples_reason"), f"{name} samples")
           + "<div class=\"muted\">originals / reconstructions</div>"
           + _img(f.get("recon"), f.get("recon_reason"), f"{name} reconstructions") + "</div>")
