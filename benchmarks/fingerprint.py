@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 VARIANTS = ("vae", "vade", "vae-gan", "vq-vae", "cvae")
-TIMING = ("seconds_per_epoch", "images_per_s", "train_seconds")
+TIMING = ("seconds_per_epoch", "images_per_s", "train_seconds", "load_avg")  # machine state, not results
 
 
 def tensor_hashes(run_dir: Path) -> dict[str, str]:

@@ -107,11 +107,10 @@ def train(
             train_cfg.epochs = extra_epochs
     else:
         train_cfg = train_cfg or TrainConfig()
-        train_cfg.validate()
         model_cfg = dict(model_cfg or {})
+        make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
-    train_cfg.validate()
-    make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+    train_cfg.validate()  # (a resumed run's stored config was checked by _stored; this checks extra_epochs)
     # the data first: missing data must not leave an empty run directory behind
     train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
     if train_cfg.train_size:

@@ -141,10 +141,6 @@ class MixtureOfGaussians(Distribution):
         k = k.reshape((*shape, *k.shape[1:]))
         return (z, k) if return_components else z
 
-    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError("MixtureOfGaussians: the component draw is discrete, so there is no "
-                                  "reparameterised sample (rsample); use sample")
-
 
 class GaussianMixturePrior(nn.Module):
     """A learnable K-component diagonal Gaussian mixture on R^D.

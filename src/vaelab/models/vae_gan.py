@@ -63,7 +63,7 @@ from ..config import VariantConfig, check, check_choice, check_range
 from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
 from ..nn.utils import evaluating
-from ..optim import update as optim_update
+from ..optim import update
 from ..registry import register
 from .base import Batch, NotAvailable
 from .vae import GaussianVAE
@@ -219,18 +219,18 @@ class VAEGAN(GaussianVAE):
             "decoder": (self._decoder_objective(o), self.decoder_parameters()),
             "discriminator": (o["d_loss"], self.discriminator_parameters()),
         }
-        update = {"encoder": True, "decoder": True, "discriminator": True}
+        take = {"encoder": True, "decoder": True, "discriminator": True}
         if c.balance:
-            update["decoder"], update["discriminator"] = balance_updates(
+            take["decoder"], take["discriminator"] = balance_updates(
                 float(o["real_cost"]), float(o["fake_cost"]), c.equilibrium, c.margin)
         names = list(groups)
         for i, name in enumerate(names):
             objective, params = groups[name]
-            optim_update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=update[name])
+            update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=take[name])
         terms = {"loss": groups["encoder"][0].detach(),
                  **{k: v.detach() for k, v in o.items() if k not in ("real_cost", "fake_cost")},
-                 "g_update": torch.tensor(float(update["decoder"])),
-                 "d_update": torch.tensor(float(update["discriminator"]))}
+                 "g_update": torch.tensor(float(take["decoder"])),
+                 "d_update": torch.tensor(float(take["discriminator"]))}
         return terms
 
     # ----- capabilities ----------------------------------------------------------------------

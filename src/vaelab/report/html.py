@@ -5,7 +5,7 @@ import json
 from html import escape
 from typing import Any
 
-from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line,
+from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line, eval_sizes,
                              fmt_metric, ordered, paper_seconds_note, task_rows)
 
 CSS = """
@@ -109,7 +109,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     # ----- Table 2 -----------------------------------------------------------------------------------
     a("<h2 id=\"table2\">Table 2, reproduced</h2>")
     a("<p class=\"muted\">Recon accuracy: the reference classifier's accuracy on the reconstructions of all "
-      f"{escape(str(_n_test(results)))} test images. Paper: the seed's Table 2 (Keras; latent sizes 2–128; accuracies "
+      f"{escape(str(eval_sizes(results)['n_test'] or '?'))} test images. Paper: the seed's Table 2 (Keras; latent sizes 2–128; accuracies "
       "on 27–100 re-generated images).</p>")
     a("<table id=\"table2-results\"><thead><tr><th>Variant</th><th>Seeds (n)</th><th>Recon acc. % (mean ± sd)</th>"
       "<th>Paper %</th><th>Parameters</th></tr></thead><tbody>")
@@ -247,11 +247,3 @@ def _paper(p: dict[str, Any], key: str) -> str:
 
 def _seed_note(f: dict[str, Any]) -> str:
     return f" <span class=\"muted\">(seed {f['seed']})</span>" if "seed" in f else ""
-
-
-def _n_test(results: dict[str, Any]) -> Any:
-    for r in results["runs"]:
-        ev = r.get("eval")
-        if isinstance(ev, dict) and "meta" in ev:
-            return ev["meta"].get("n_test", "?")
-    return "?"
