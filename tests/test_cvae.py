@@ -69,8 +69,43 @@ def test_missing_labels_are_a_clear_error():
 def randomise_label_prior(v, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        v.label_prior.weight.copy_(torch.randn(v.label_prior.weight.shape, generator=g))
-        v.label_prior.bias.copy_(0.3 * torch.randn(v.label_prior.bias.shape, generator=g))
+        for p in v.label_prior.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def prior_by_hand(v, y):
+    """(μ_y, log σ_y²) of the prior network, computed from its parameters: one-hot → [Linear, ReLU] → Linear."""
+    h = F.one_hot(y, 10).double()
+    layers = [m for m in v.label_prior.modules() if isinstance(m, torch.nn.Linear)]
+    for i, m in enumerate(layers):
+        h = h @ m.weight.double().T + m.bias.double()
+        if i < len(layers) - 1:
+            h = h.clamp_min(0)
+    return h.chunk(2, -1)
+
+
+@pytest.mark.parametrize("hidden", [0, 256])
+def test_prior_network_starts_at_standard_normal_and_has_the_configured_shape(hidden):
+    v = build("cvae", prior_hidden=hidden)
+    p = v.conditional_prior(torch.arange(10))
+    assert torch.equal(p.loc, torch.zeros(10, 4)) and torch.equal(p.logvar, torch.zeros(10, 4))
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in v.label_prior.modules())
+    assert n_linear == (2 if hidden else 1)
+    with pytest.raises(ConfigError, match="prior_hidden"):
+        vaelab.build("cvae", prior_hidden=-1)
+
+
+def test_a_stored_run_without_prior_hidden_loads_with_the_linear_prior_it_was_trained_with(tmp_path):
+    v = build("cvae", prior_hidden=0)
+    randomise_label_prior(v)
+    save_checkpoint(tmp_path, v, {}, {"torch": torch.get_rng_state()}, {"epoch": 1, "done": True})
+    model = v.config.to_dict()
+    del model["prior_hidden"]  # as written before the key existed
+    atomic_write_json(tmp_path / "config.json", {"variant": "cvae", "model": model})
+    w = vaelab.load(tmp_path)
+    assert w.config.prior_hidden == 0
+    y = torch.arange(10)
+    torch.testing.assert_close(w.conditional_prior(y).loc, v.conditional_prior(y).loc)
 
 
 def test_learned_prior_samples_from_p_z_given_y():
@@ -78,7 +113,7 @@ def test_learned_prior_samples_from_p_z_given_y():
     randomise_label_prior(v)
     y = torch.tensor([0, 3, 3, 9])
     s = v.sample(4, y=y, generator=torch.Generator().manual_seed(1))
-    mu, logvar = v.label_prior.linear(F.one_hot(y, 10).float()).chunk(2, -1)
+    mu, logvar = (t.float() for t in prior_by_hand(v, y))
     z = mu + (0.5 * logvar).exp() * torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(s, torch.sigmoid(v.decode(z, y)))
 
@@ -90,7 +125,7 @@ def test_kl_to_learned_prior_matches_monte_carlo():
     with torch.no_grad():
         q = v.encode(b["x"], b["y"])
         kl, _ = v.regularizer(q, None, b, 0)
-        mu, logvar = v.label_prior.linear(F.one_hot(b["y"], 10).float()).double().chunk(2, -1)
+        mu, logvar = prior_by_hand(v, b["y"])
         qd = torch.distributions.Normal(q.loc.double(), q.scale.double())
         pd = torch.distributions.Normal(mu, (0.5 * logvar).exp())
         z = qd.sample((20000,))

@@ -301,8 +301,8 @@ def test_gaussian_head_is_the_hand_written_linear_head():
 ])
 def test_variant_heads_keep_their_state_dict_keys_and_values(name, heads):
     torch.manual_seed(0)
-    v = vaelab.build(name, backbone="small", latent_dim=4, baseline_epochs=0) if name == "cvae-quadrant" else \
-        vaelab.build(name, backbone="small", latent_dim=4)
+    extra = {"cvae-quadrant": {"baseline_epochs": 0}, "cvae": {"prior_hidden": 0}}.get(name, {})  # cvae: its linear prior
+    v = vaelab.build(name, backbone="small", latent_dim=4, **extra)
     sd = v.state_dict()
     for attr in heads:
         assert isinstance(getattr(v, attr), GaussianHead)
