@@ -16,16 +16,18 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 OPTIMIZERS = ("adam", "rmsprop")
-MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, **kw) → the run's optimizer type
+MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, adam_betas=None, **kw) → the run's optimizer type
 
 
 def make_optimizer_factory(cfg) -> MakeOptimizer:
     """``make(params, lr=None, **kw)`` for a run config ``cfg`` (its ``optimizer``, ``lr``, ``fused``):
     Adam (the fused kernel when ``fused``) or RMSprop with alpha 0.9, eps 1e-7; ``lr`` defaults to
     the run's."""
-    def make(params, lr: float | None = None, **kw) -> torch.optim.Optimizer:
+    def make(params, lr: float | None = None, adam_betas: tuple[float, float] | None = None, **kw) -> torch.optim.Optimizer:
         lr = cfg.lr if lr is None else lr
         if cfg.optimizer == "adam":
+            if adam_betas is not None:  # e.g. (0.5, 0.999) for adversarial players; ignored by RMSprop
+                kw["betas"] = adam_betas
             if cfg.fused:
                 kw.setdefault("fused", True)
             return torch.optim.Adam(params, lr=lr, **kw)

@@ -6,6 +6,7 @@
 >>> metrics.precision_recall(real, fake, k=3)        # {"precision", "recall"}
 >>> metrics.clustering_scores(pred, labels)          # {"accuracy", "nmi", "ari"}
 >>> metrics.iwae_bound(log_w)                        # (K, B) log weights → (B,) L_K
+>>> metrics.zsl_scores(su, yu, ss, ys, unseen, seen) # zero-shot {"T1", "u", "s", "H"}
 
 Definitions: docs/equations.md, "Metrics" and "IWAE bound". A run's evaluation (``eval.json``) composes
 them: :func:`vaelab.rundir.evaluate_run`, schema in :mod:`vaelab.scoring`.
@@ -14,10 +15,12 @@ from .clustering import clustering_accuracy, clustering_scores, contingency
 from .cost import cost_scores
 from .generative import class_histogram, fid, frechet_distance, inception_score, mean_cov, precision_recall, total_variation
 from .likelihood import elbo_estimate, iwae_bound, logmeanexp, variant_log_weights
+from .zsl import harmonic_mean, per_class_accuracy, restricted_argmax, zsl_scores
 
 __all__ = [
     "fid", "frechet_distance", "mean_cov", "inception_score", "precision_recall", "class_histogram", "total_variation",
     "clustering_scores", "clustering_accuracy", "contingency",
     "iwae_bound", "elbo_estimate", "logmeanexp", "variant_log_weights",
     "cost_scores",
+    "zsl_scores", "per_class_accuracy", "harmonic_mean", "restricted_argmax",
 ]

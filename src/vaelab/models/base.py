@@ -15,7 +15,7 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   one batch updates the optimizers, through :func:`vaelab.optim.update`; VAE-GAN overrides it for
   its three players).
 
-Class attributes: ``name``, ``Config``, ``conditional``, ``clusters``, ``latent_kind``,
+Class attributes: ``name``, ``Config``, ``conditional``, ``data_kind``, ``clusters``, ``latent_kind``,
 ``stored_defaults``, ``retired_state``, ``loss_labels`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
@@ -65,6 +65,9 @@ class Variant(nn.Module):
     conditional: ClassVar[bool] = False
     #: Implements ``predict(x)`` (cluster assignments).
     clusters: ClassVar[bool] = False
+    #: What the variant models: "image" (the study's datasets) or "features" (feature vectors of
+    #: classes from attribute vectors: the zero-shot generators, trained by ``vaelab zsl``).
+    data_kind: ClassVar[str] = "image"
     #: Latent geometry, for reports: "gaussian" (traversals make sense), "sphere", "discrete".
     latent_kind: ClassVar[str] = "gaussian"
     #: Config keys added later with a default that changes behaviour, mapped to the value a stored

@@ -1,0 +1,120 @@
+"""f-VAEGAN-D2 (Xian, Sharma, Schiele & Akata, CVPR 2019): a conditional VAE and a conditional
+WGAN-GP that share one generator, plus an unconditional critic on unlabelled features
+(docs/equations.md, "f-VAEGAN-D2").
+
+Networks: encoder E(x, a) → q(z|x, a) = N(μ, diag σ²); generator (the VAE's decoder) G(z, a);
+conditional critic D1(x, a) on labelled features; and, in the transductive setting, critic D2(x)
+that sees the unlabelled features of the unseen classes.
+
+Losses per batch (labelled x with attributes a; unlabelled features x_u):
+    VAE:  L_VAE = KL(q(z|x,a) ‖ N(0, I)) + BCE(x, G(z, a)),  z ~ q   (summed over feature dimensions)
+    WGAN: L_D1 = E D1(G(z', a), a) − E D1(x, a) + λ GP(D1),     z' ~ N(0, I)
+    D2:   L_D2 = E D2(G(z'', a_u)) − E D2(x_u) + λ GP(D2),       a_u: attributes of random unseen classes
+The critics minimise L_D1 (+ L_D2) every step; every ``n_critic``-th step the encoder and generator
+minimise L_VAE − γ E D1(G(z', a), a) (− γ E D2(G(z'', a_u)) transductive).
+
+``loss`` (the epoch curves) is L_VAE of the labelled batch; the critics' Wasserstein estimates are
+the terms ``w1`` and ``w2``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from ..config import check_range
+from ..distributions import DiagonalGaussian, StandardNormal
+from ..losses.adversarial import critic_loss
+from ..nn import GaussianHead
+from ..optim import update
+from ..registry import register
+from .base import Batch
+from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureGenerator, mlp
+
+
+@dataclass
+class Config(FeatureConfig):
+    gamma: float = 10.0  # γ, weight of the generator's adversarial loss against the VAE loss
+
+    def validate(self) -> None:
+        super().validate()
+        check_range(self.gamma, "gamma", lo=0)
+
+
+@register("f-vaegan-d2")
+class FVAEGAND2(FeatureGenerator):
+    """E(x, a), G(z, a), D1(x, a), and D2(x) when transductive."""
+
+    Config = Config
+    loss_labels = {"train": "VAE loss: KL + BCE over feature dimensions (per example)"}
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        f, a, h, d = config.data_shape[0], config.attr_dim, config.hidden, config.latent_dim
+        self.encoder = mlp([f + a, h])
+        self.head = GaussianHead(h, d)
+        self.critic1 = mlp([f + a, h, 1], last_bias=False)
+        self.critic2 = mlp([f, h, 1], last_bias=False) if config.transductive else None
+        self.prior = StandardNormal(d)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        return self.head(F.leaky_relu(self.encoder(torch.cat([x, self.condition(y).to(x.dtype)], 1)), 0.2))
+
+    def d1(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.critic1(torch.cat([x, a.to(x.dtype)], 1)).squeeze(1)
+
+    def d2(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic2(x).squeeze(1)
+
+    def vae_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(KL + BCE, BCE, KL), means over the batch of sums over dimensions."""
+        q = self.encode(x, y)
+        recon = F.binary_cross_entropy_with_logits(self.decode(q.rsample(), y).float(), x.float(), reduction="none").sum(1).mean()
+        kl = q.kl(self.prior).mean()
+        return recon + kl, recon, kl
+
+    def loss(self, batch: Batch, step: int):
+        x, y, _ = self.split_batch(batch)
+        total, recon, kl = self.vae_loss(x, y)
+        return total, {"loss": total.detach(), "recon": recon.detach(), "kl": kl.detach()}
+
+    def configure_optimizers(self, phase: str, make) -> dict[str, torch.optim.Optimizer]:
+        critics = list(self.critic1.parameters()) + (list(self.critic2.parameters()) if self.critic2 is not None else [])
+        vae = list(self.encoder.parameters()) + list(self.head.parameters()) + list(self.generator.parameters())
+        return {"model": make(vae, adam_betas=ADAM_BETAS), "critic": make(critics, adam_betas=ADAM_BETAS)}
+
+    def _fakes(self, y: torch.Tensor, n_unlabelled: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """G(z', a(y)) and, transductive, G(z'', a_u) for ``n_unlabelled`` random unseen classes (feature probabilities)."""
+        fake = torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+        fake_u = None
+        if self.critic2 is not None and n_unlabelled:
+            yu = self.unseen_labels(n_unlabelled)
+            fake_u = torch.sigmoid(self.decode(self.noise(n_unlabelled, yu), yu).float())
+        return fake, fake_u
+
+    def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
+        c = self.config
+        x, y, xu = self.split_batch(batch)
+        a = self.condition(y)
+        terms: dict[str, torch.Tensor] = {}
+        # the critics: one update each step
+        with torch.no_grad():
+            fake, fake_u = self._fakes(y, xu.shape[0])
+        l1, w1, gp1 = critic_loss(lambda t: self.d1(t, a), x, fake, c.gp_weight)
+        objective = l1
+        terms.update(w1=w1, gp1=gp1)
+        if fake_u is not None:
+            l2, w2, gp2 = critic_loss(self.d2, xu, fake_u, c.gp_weight)
+            objective = objective + l2
+            terms.update(w2=w2, gp2=gp2)
+        update(objective, optimizers["critic"])
+        # encoder and generator: every n_critic-th step
+        vae, recon, kl = self.vae_loss(x, y)
+        if self.generator_turn():
+            fake, fake_u = self._fakes(y, xu.shape[0])
+            adv = -self.d1(fake, a).float().mean()
+            if fake_u is not None:
+                adv = adv - self.d2(fake_u).float().mean()
+            update(vae + c.gamma * adv, optimizers["model"])
+        return {"loss": vae.detach(), "recon": recon.detach(), "kl": kl.detach(), **terms}

@@ -1,0 +1,152 @@
+"""The shared base of the zero-shot feature generators (f-CLSWGAN, f-VAEGAN-D2, Zero-VAE-GAN).
+
+They model CNN *feature vectors* x (data_shape (F,), values in [0, 1]) of a class from the class's
+attribute vector a(y), not images. The attribute table (n_classes × A) is part of the config, so a
+label y is mapped to its condition a(y) inside the model (``condition``) and float vectors pass as
+attributes. Labels of −1 mark unlabelled examples (the transductive setting): ``split_batch`` keeps
+them apart, and only a method's unlabelled terms read them.
+
+Shared pieces: MLPs with LeakyReLU(0.2) hidden layers, a sigmoid generator G(z, a) with z ~ N(0, I),
+``sample(n, y)`` (features of classes y), and the optimizers' Adam betas (0.5, 0.999) of the WGAN
+literature. Trained and evaluated by ``vaelab zsl`` (:mod:`vaelab.zsl.run`), not by the image study.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import VariantConfig, check, check_int, check_range
+from ..zsl.benchmark import class_attributes
+from .base import Batch, NotAvailable, Variant
+
+ADAM_BETAS = (0.5, 0.999)
+
+
+def mlp(widths: list[int], out_act: nn.Module | None = None, last_bias: bool = True) -> nn.Sequential:
+    """Linear layers through ``widths`` with LeakyReLU(0.2) between them (and ``out_act`` after the
+    last). A Wasserstein critic's last layer has no bias (its loss does not depend on one)."""
+    layers: list[nn.Module] = []
+    n = len(widths) - 1
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b, bias=last_bias or i < n - 1))
+        if i < len(widths) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    if out_act is not None:
+        layers.append(out_act)
+    return nn.Sequential(*layers)
+
+
+def _default_attributes() -> list[list[float]]:
+    return class_attributes("mnist").round(6).tolist()
+
+
+@dataclass
+class FeatureConfig(VariantConfig):
+    """Fields every feature generator has. ``attributes``: one vector per class (n_classes rows)."""
+
+    latent_dim: int = 16
+    backbone: str = "mlp"  # unused: the networks are MLPs of width ``hidden``
+    data_shape: tuple[int, ...] = (128,)
+    attributes: list = field(default_factory=_default_attributes)
+    hidden: int = 512
+    gp_weight: float = 10.0  # λ of the gradient penalty
+    n_critic: int = 5  # critic updates per generator update
+    transductive: bool = False  # learn from unlabelled features (label −1) of the ``unseen`` classes too
+    unseen: list = field(default_factory=list)  # the classes with no labelled training features
+
+    def validate(self) -> None:
+        super().validate()
+        check(len(self.data_shape) == 1, "data_shape", f"feature generators take feature vectors (F,), got {self.data_shape!r}")
+        rows = self.attributes
+        check(isinstance(rows, list) and len(rows) == self.n_classes and all(isinstance(r, list) and r for r in rows)
+              and len({len(r) for r in rows}) == 1, "attributes",
+              f"must be {self.n_classes} equally long lists of numbers (one per class)")
+        check(len({tuple(r) for r in rows}) == len(rows), "attributes", "two classes share an attribute vector")
+        check_int(self.hidden, "hidden", 1)
+        check_range(self.gp_weight, "gp_weight", lo=0)
+        check_int(self.n_critic, "n_critic", 1)
+        check(isinstance(self.transductive, bool), "transductive", f"must be true or false, got {self.transductive!r}")
+        check(isinstance(self.unseen, list) and all(isinstance(c, int) and 0 <= c < self.n_classes for c in self.unseen)
+              and len(set(self.unseen)) == len(self.unseen), "unseen", f"must be distinct class numbers < {self.n_classes}")
+        check(not self.transductive or bool(self.unseen), "unseen", "the transductive setting needs the unseen classes")
+
+    @property
+    def attr_dim(self) -> int:
+        return len(self.attributes[0])
+
+
+class FeatureGenerator(Variant):
+    """G(z, a): z ~ N(0, I) (latent_dim) and the attribute vector → a feature vector in [0, 1]."""
+
+    Config = FeatureConfig
+    conditional = True
+    data_kind = "features"
+    #: 12-d features, 10 distinct 6-d attribute vectors (the bits of c + 1), class 9's features unlabelled
+    TEST_CONFIG = {"data_shape": (12,), "hidden": 16, "attributes": [[float((c + 1) >> i & 1) for i in range(6)] for c in range(10)],
+                   "transductive": True, "unseen": [7, 8, 9]}
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__(config)
+        self.register_buffer("class_attributes", torch.tensor(config.attributes, dtype=torch.float32), persistent=False)
+        self.register_buffer("unseen_classes", torch.tensor(config.unseen, dtype=torch.int64), persistent=False)
+        self.register_buffer("critic_updates", torch.zeros((), dtype=torch.int64))  # in the adversarial phase, for n_critic
+        f, a, h = config.data_shape[0], config.attr_dim, config.hidden
+        self.generator = mlp([config.latent_dim + a, h, f])  # logits; sigmoid gives the features
+
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor:
+        """Labels → their classes' attribute vectors; float (B, A) vectors are attributes already."""
+        if y is None:
+            raise ValueError(f"{self.name}: needs class labels or attribute vectors")
+        if y.dtype in (torch.int64, torch.int32):
+            if (y < 0).any():
+                raise ValueError(f"{self.name}: unlabelled examples (label −1) have no attribute vector")
+            return self.class_attributes[y]
+        return y.float()
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the features of G(z, a(y))."""
+        return self.generator(torch.cat([z, self.condition(y).to(z.dtype)], 1))
+
+    @staticmethod
+    def split_batch(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(labelled x, their labels, unlabelled x) of a batch; label −1 marks unlabelled examples."""
+        x, y = batch["x"], batch["y"]
+        lab = y >= 0
+        return x[lab], y[lab], x[~lab]
+
+    def noise(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.config.latent_dim, generator=generator).to(like.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n feature vectors of classes ``y`` (n,) (uniform over all classes when not given)."""
+        if y is None:
+            y = torch.randint(self.config.n_classes, (n,), generator=generator)
+        if y.shape[0] != n:
+            raise ValueError(f"{self.name}: sample(n={n}) got {y.shape[0]} labels")
+        z = self.noise(n, self.class_attributes, generator)
+        return torch.sigmoid(self.decode(z, y).float())
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        raise NotAvailable(f"{self.name}: has no encoder")
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Without an encoder: a fresh draw of the same classes' features."""
+        return self.sample(x.shape[0], y)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return x.flatten(1)
+
+    def generator_turn(self) -> bool:
+        """Count one critic update; True on the 1st, (n_critic + 1)-th, ... (the generator's turns)."""
+        turn = int(self.critic_updates) % self.config.n_critic == 0
+        self.critic_updates += 1
+        return turn
+
+    def unseen_labels(self, n: int) -> torch.Tensor:
+        """n labels drawn uniformly from the unseen classes (the run's RNG stream)."""
+        return self.unseen_classes[torch.randint(len(self.unseen_classes), (n,))]

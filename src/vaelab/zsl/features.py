@@ -1,0 +1,163 @@
+"""The benchmark's features and splits: a CNN trained on one fold's seen classes only, its
+128-d penultimate features of every image, cached on disk, and the ZSL splits built from them.
+
+The extractor is the reference classifier's network and recipe (:mod:`vaelab.reference_classifier`)
+trained on the seen classes' training images with their labels renumbered 0..6: no image of an
+unseen class reaches it. Features are cached in ``cache_dir()/zsl/`` as safetensors (arrays) plus
+JSON (what they were computed from), keyed by dataset, fold, recipe, benchmark version and a hash of
+the images; a cache entry that does not match is recomputed.
+
+Features are scaled to [0, 1] per dimension by the largest value each dimension takes on the seen
+classes' training features (the features are ReLU outputs, so their minimum is 0), and clipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from ..data import Dataset, load_dataset, sources, to_tensor
+from ..io import atomic_write_bytes, atomic_write_json, read_json
+from ..nn.utils import batched
+from ..reference_classifier import ARCH, default_recipe, train_classifier
+from .benchmark import VERSION, class_attributes, fold_classes
+
+SETTINGS = ("inductive", "transductive")
+SHOTS = (0, 1, 5, 10)
+
+
+@dataclass
+class Features:
+    """One fold's cached features: every split of the dataset with its true labels (only
+    :func:`make_split` decides what a method may see)."""
+
+    dataset: str
+    fold: int
+    seen: list[int]
+    unseen: list[int]
+    attributes: np.ndarray  # (10, A) unit rows
+    x_train: np.ndarray  # (N, F) all training images' features
+    y_train: np.ndarray  # (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    meta: dict
+
+
+@dataclass
+class Split:
+    """What a ZSL method gets. ``x_unlabelled`` (transductive only) are the unseen classes' training
+    features, shuffled, with no labels. ``x_train``/``y_train`` hold the seen classes' labelled
+    training features plus, in the any-shot mode, ``shots`` labelled examples of each unseen class."""
+
+    seen: list[int]
+    unseen: list[int]
+    attributes: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_unlabelled: np.ndarray | None
+    x_test_seen: np.ndarray
+    y_test_seen: np.ndarray
+    x_test_unseen: np.ndarray
+    y_test_unseen: np.ndarray
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def _images_hash(*sets: Dataset) -> str:
+    h = hashlib.sha256()
+    for ds in sets:
+        h.update(repr(tuple(ds.images.shape)).encode())
+        h.update(np.ascontiguousarray(ds.images).tobytes())
+        h.update(np.ascontiguousarray(ds.labels.astype(np.int64)).tobytes())
+    return h.hexdigest()
+
+
+def extractor_training_set(train: Dataset, seen: list[int]) -> Dataset:
+    """The seen classes' training images, labels renumbered 0..len(seen)-1: all the extractor sees."""
+    keep = np.isin(train.labels, seen)
+    remap = np.full(max(seen) + 1, -1, dtype=np.int64)
+    remap[seen] = np.arange(len(seen))
+    return Dataset(name=f"{train.name}-seen", split="train", images=train.images[keep], labels=remap[train.labels[keep]],
+                   n_classes=len(seen))
+
+
+def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Callable[[str], None] | None = None) -> Features:
+    """The fold's features of every training and test image: from the cache, or computed now and cached."""
+    seen, unseen = fold_classes(dataset, fold)
+    train, test = load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
+    recipe = default_recipe(dataset)
+    expected = {"benchmark_version": VERSION, "dataset": dataset, "fold": fold, "seen": seen, "unseen": unseen,
+                "recipe": recipe.to_dict(), "arch": ARCH, "images_sha256": _images_hash(train, test)}
+    key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:12]
+    d = sources.cache_dir() / "zsl"
+    stem = f"{dataset}-fold{fold}-{key}"
+    arrays = None
+    if (d / f"{stem}.json").is_file() and (d / f"{stem}.safetensors").is_file():
+        meta = read_json(d / f"{stem}.json")
+        blob = (d / f"{stem}.safetensors").read_bytes()
+        if {k: meta.get(k) for k in expected} == expected and meta.get("sha256") == hashlib.sha256(blob).hexdigest():
+            arrays = st_load(blob)
+    if arrays is None:
+        if log:
+            log(f"zsl features {stem}: training the extractor on the {len(seen)} seen classes of {dataset}")
+        t0 = time.perf_counter()
+        net = train_classifier(extractor_training_set(train, seen), recipe, log)
+        with torch.no_grad():
+            feats = [batched(lambda i, j, x=to_tensor(ds.images): net.features(x[i:j]), len(ds), 1000).numpy()
+                     for ds in (train, test)]
+        arrays = {"x_train": feats[0].astype(np.float32), "x_test": feats[1].astype(np.float32)}
+        blob = st_save(arrays)
+        meta = {**expected, "sha256": hashlib.sha256(blob).hexdigest(), "seconds": round(time.perf_counter() - t0, 1)}
+        atomic_write_bytes(d / f"{stem}.safetensors", blob)
+        atomic_write_json(d / f"{stem}.json", meta)
+    return Features(dataset, fold, seen, unseen, class_attributes(dataset), arrays["x_train"], train.labels.astype(np.int64),
+                    arrays["x_test"], test.labels.astype(np.int64), meta)
+
+
+def check_setting(setting: str, shots: int) -> None:
+    from ..errors import ConfigError
+
+    if setting not in SETTINGS:
+        raise ConfigError(f"--setting: {setting!r} is not valid; choose one of {', '.join(SETTINGS)}")
+    if shots not in SHOTS:
+        raise ConfigError(f"--shots: {shots!r} is not valid; choose one of {', '.join(map(str, SHOTS))}")
+
+
+def make_split(f: Features, setting: str = "inductive", shots: int = 0, seed: int = 0) -> Split:
+    """The data a method may use in ``setting`` with ``shots`` labelled examples per unseen class.
+
+    The unseen classes' training labels are read only to pick the ``shots`` examples per class; the
+    rest of those images become the unlabelled set (transductive) in a seeded order, or are unused."""
+    check_setting(setting, shots)
+    rng = np.random.default_rng(seed)
+    seen_mask = np.isin(f.y_train, f.seen)
+    unseen_idx = np.flatnonzero(~seen_mask)
+    few = np.concatenate([rng.choice(unseen_idx[f.y_train[unseen_idx] == c], shots, replace=False) for c in f.unseen]) \
+        if shots else np.zeros(0, dtype=np.int64)
+    rest = np.setdiff1d(unseen_idx, few)
+    labelled = np.concatenate([np.flatnonzero(seen_mask), few])
+    scale = f.x_train[seen_mask].max(0)
+    scale[scale <= 0] = 1.0
+
+    def norm(x):
+        return np.clip(x / scale, 0.0, 1.0).astype(np.float32)
+
+    test_seen = np.isin(f.y_test, f.seen)
+    return Split(
+        seen=f.seen, unseen=f.unseen, attributes=f.attributes,
+        x_train=norm(f.x_train[labelled]), y_train=f.y_train[labelled],
+        x_unlabelled=norm(f.x_train[rng.permutation(rest)]) if setting == "transductive" else None,
+        x_test_seen=norm(f.x_test[test_seen]), y_test_seen=f.y_test[test_seen],
+        x_test_unseen=norm(f.x_test[~test_seen]), y_test_unseen=f.y_test[~test_seen],
+    )
+
+
