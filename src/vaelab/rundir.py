@@ -109,6 +109,9 @@ def train(
         train_cfg = train_cfg or TrainConfig()
         model_cfg = dict(model_cfg or {})
         make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+        if get(variant).data_kind != "image":
+            raise ConfigError(f"{variant}: generates feature vectors for zero-shot learning, not images; train and "
+                              f"score it with `vaelab zsl --method {variant}`")
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
     train_cfg.validate()  # (a resumed run's stored config was checked by _stored; this checks extra_epochs)
     # the data first: missing data must not leave an empty run directory behind

@@ -109,12 +109,17 @@ def parse_variants(text: str | None) -> list[str]:
     from ..registry import variants
     from ..study.settings import order_variants
 
-    known = variants()
+    from ..registry import get
+
+    known = [n for n in variants() if get(n).data_kind == "image"]  # feature generators belong to `vaelab zsl`
     if text is None or text.strip() == "all":
         return order_variants(known)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise ConfigError("--variants: give 'all' or a comma-separated list of variant names")
+    feats = [n for n in names if n in variants() and n not in known]
+    if feats:
+        raise ConfigError(f"--variants: {feats[0]} generates feature vectors for zero-shot learning; run it with `vaelab zsl`")
     bad = [n for n in names if n not in known]
     if bad:
         raise ConfigError(f"--variants: unknown variant {bad[0]!r}; valid: all, {', '.join(known)}")

@@ -158,8 +158,10 @@ def load_dataset(
 
 
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1]."""
+    """uint8 images -> float32 in [0, 1]; float arrays (e.g. feature vectors) -> float32 unscaled."""
     t = torch.as_tensor(images)
+    if t.dtype != torch.uint8:
+        return t.to(torch.float32)
     return t.to(torch.float32).div_(255.0)
 
 

@@ -313,6 +313,8 @@ class Trainer:
 
     def _write_grids(self) -> None:
         v = self.variant
+        if v.data_kind != "image":  # feature vectors have no picture
+            return
         with torch.random.fork_rng(devices=[]), torch.no_grad(), evaluating(v):
             torch.manual_seed(1234)
             g = torch.Generator().manual_seed(1234)

@@ -1,0 +1,92 @@
+"""vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --study --out DIR"""
+from __future__ import annotations
+
+import argparse
+
+from . import stderr_log
+
+ORDER = 45
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("zsl", help="zero-shot learning on the MNIST / Fashion-MNIST ZSL benchmark",
+                       description="Zero-shot learning: generate features of unseen classes from their attribute vectors "
+                                   "(f-VAEGAN-D2, Zero-VAE-GAN, f-CLSWGAN) or embed features in attribute space "
+                                   "(ESZSL), then score ZSL top-1 (T1) and GZSL u, s, H. One run writes OUT/zsl.json; "
+                                   "--study runs the grid (resumable) and writes OUT/zsl-results.{json,md}. The "
+                                   "benchmark (attributes, folds, features): docs/zsl.md.")
+    p.add_argument("--dataset", default="mnist-5k", help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--method", default="f-vaegan-d2", help="f-vaegan-d2 | zero-vae-gan | f-clswgan | eszsl (default f-vaegan-d2)")
+    p.add_argument("--setting", default="inductive", help="inductive | transductive (default inductive)")
+    p.add_argument("--shots", type=int, default=0, help="any-shot: labelled examples per unseen class, 0 | 1 | 5 | 10 (inductive; default 0)")
+    p.add_argument("--fold", type=int, default=0, help="seen/unseen split 0 | 1 | 2 (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--epochs", type=int, default=None, help="generator epochs (default 30)")
+    p.add_argument("--lr", type=float, default=None, help="generator learning rate (default 1e-3)")
+    p.add_argument("--n-synth", type=int, default=None, help="generated features per unseen class (default 300)")
+    p.add_argument("--self-training", default=None, help="Zero-VAE-GAN, transductive: none | generator | classifier | both (default both)")
+    p.add_argument("--pseudo-fraction", type=float, default=None,
+                   help="self-training: share of each class's assigned unlabelled features kept, most confident first (default 0.5)")
+    p.add_argument("--refine-epochs", type=int, default=None, help="self-training: generator epochs on the pseudo-labelled set (default 5)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a generator config value, repeatable")
+    p.add_argument("--out", default=None, help="output directory (default runs/zsl/...)")
+    p.add_argument("--study", action="store_true", help="run the whole grid into --out")
+    p.add_argument("--datasets", default="mnist,fashion-mnist", help="--study: comma list (default mnist,fashion-mnist)")
+    p.add_argument("--methods", default="all", help="--study: comma list or all")
+    p.add_argument("--settings", default="inductive,transductive", help="--study: comma list")
+    p.add_argument("--folds", default="0,1,2", help="--study: comma list (default 0,1,2)")
+    p.add_argument("--seeds", default="0,1,2", help="--study: comma list (default 0,1,2)")
+    p.add_argument("--any-shots", default="1,5,10", help="--study: any-shot k values (default 1,5,10; 0 for none)")
+    p.set_defaults(run=run)
+
+
+def _list(text: str, opt: str, choices, conv=str) -> list:
+    from ..errors import ConfigError
+
+    try:
+        items = [conv(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--{opt}: {text!r} is not a comma list of integers") from None
+    if choices is not None:
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise ConfigError(f"--{opt}: {bad[0]!r} is not valid; choose from {', '.join(map(str, choices))}")
+    if not items:
+        raise ConfigError(f"--{opt}: empty list")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import sys
+
+    from ..config import parse_overrides
+    from ..zsl.benchmark import DATASETS
+    from ..zsl.features import SETTINGS, SHOTS
+    from ..zsl.run import METHODS, ZSLConfig
+    from ..zsl.run import run as run_one
+
+    base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set))
+    for key in ("epochs", "lr", "n_synth", "self_training", "pseudo_fraction", "refine_epochs"):
+        val = getattr(args, key)
+        if val is not None:
+            base = dataclasses.replace(base, **{key: val})
+    if args.study:
+        from ..zsl.study import StudyGrid, run_study
+
+        methods = list(METHODS) if args.methods.strip() == "all" else _list(args.methods, "methods", METHODS)
+        g = StudyGrid(datasets=_list(args.datasets, "datasets", DATASETS), methods=methods,
+                      settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
+                      seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base)
+        out = args.out or "runs/zsl-study"
+        run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
+        print(f"{out}/zsl-results.md")
+        return 0
+    cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method, setting=args.setting, shots=args.shots,
+                              fold=args.fold, seed=args.seed)
+    cfg.validate()
+    out = args.out or f"runs/zsl/{cfg.dataset}-{cfg.method}-{cfg.setting}-k{cfg.shots}-f{cfg.fold}-s{cfg.seed}"
+    rec = run_one(cfg, out, stderr_log)
+    print(f"T1 {rec['T1']:.4f}  u {rec['u']:.4f}  s {rec['s']:.4f}  H {rec['H']:.4f}  ->  {out}/zsl.json")
+    return 0

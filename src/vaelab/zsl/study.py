@@ -1,0 +1,121 @@
+"""The zero-shot study (``vaelab zsl --study``): every (dataset, method, setting, fold, seed) of the
+grid plus the any-shot runs, resumable (a run whose zsl.json exists is reused), summarised as mean ±
+sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``.
+
+Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..io import atomic_write_json, atomic_write_text
+from ..provenance import now, versions
+from .benchmark import VERSION
+from .run import GENERATORS, ZSLConfig, run
+
+LABELS = {"f-vaegan-d2": "f-VAEGAN-D2", "zero-vae-gan": "Zero-VAE-GAN", "f-clswgan": "f-CLSWGAN", "eszsl": "ESZSL"}
+#: f-VAEGAN-D2's published results (Xian et al. 2019, Tables 2–3): ResNet-101 features of other datasets.
+PUBLISHED = {"CUB": {"T1": 61.0, "u": 48.4, "s": 60.1, "H": 53.6}, "AWA2": {"T1": 71.1, "u": 57.6, "s": 70.6, "H": 63.5},
+             "FLO": {"T1": 67.7, "u": 56.8, "s": 74.9, "H": 64.6}}
+
+
+@dataclasses.dataclass
+class StudyGrid:
+    datasets: list[str]
+    methods: list[str]
+    settings: list[str]
+    folds: list[int]
+    seeds: list[int]
+    shots: list[int]  # any-shot k > 0, inductive, generators only
+    base: ZSLConfig  # epochs, lr, ... shared by every run
+
+
+def runs_of(g: StudyGrid) -> list[ZSLConfig]:
+    out = []
+    for ds, m, st, f, s in itertools.product(g.datasets, g.methods, g.settings, g.folds, g.seeds):
+        out.append(dataclasses.replace(g.base, dataset=ds, method=m, setting=st, fold=f, seed=s, shots=0))
+    for ds, m, k, f, s in itertools.product(g.datasets, [m for m in g.methods if m in GENERATORS], [k for k in g.shots if k],
+                                            g.folds, g.seeds):
+        out.append(dataclasses.replace(g.base, dataset=ds, method=m, setting="inductive", fold=f, seed=s, shots=k))
+    return out
+
+
+def run_dir(out: Path, c: ZSLConfig) -> Path:
+    return out / "runs" / c.dataset / f"{c.method}-{c.setting}-k{c.shots}-f{c.fold}-s{c.seed}"
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        c = r["config"]
+        groups.setdefault((c["dataset"], c["method"], c["setting"], c["shots"]), []).append(r)
+    rows = []
+    for (ds, m, st, k), rs in groups.items():
+        row = {"dataset": ds, "method": m, "setting": st, "shots": k, "n": len(rs)}
+        for key in ("T1", "u", "s", "H"):
+            vals = np.array([r[key] for r in rs], dtype=float)
+            row[key] = float(vals.mean())
+            row[f"{key}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        before = [r["before_self_training"]["H"] for r in rs if "before_self_training" in r]
+        if before:
+            row["H_before_self_training"] = float(np.mean(before))
+        row["seconds"] = float(np.mean([r["seconds"] for r in rs]))
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> str:
+    def cell(r, k):
+        return f"{100 * r[k]:.1f} ± {100 * r[k + '_sd']:.1f}"
+
+    lines = [f"# Zero-shot study (vaelab ZSL benchmark v{VERSION})", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [f"Per-class accuracies in %, mean ± sd over folds {g.folds} × seeds {g.seeds}. T1: ZSL top-1 among the "
+              "unseen classes; u, s: GZSL accuracy on unseen / seen test images among all classes; H: their harmonic "
+              "mean. ESZSL and f-CLSWGAN use no unlabelled data: their transductive rows repeat the inductive setting.", ""]
+    for ds in g.datasets:
+        lines += [f"## {ds}", "", "| method | setting | T1 | u | s | H | s/run |", "|---|---|---|---|---|---|---|"]
+        for r in sorted((r for r in rows if r["dataset"] == ds and r["shots"] == 0), key=lambda r: (r["setting"], r["method"])):
+            extra = f" (before self-training: H {100 * r['H_before_self_training']:.1f})" if "H_before_self_training" in r else ""
+            lines.append(f"| {LABELS[r['method']]}{extra} | {r['setting']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | "
+                         f"{cell(r, 'H')} | {r['seconds']:.0f} |")
+        few = sorted((r for r in rows if r["dataset"] == ds and r["shots"] > 0), key=lambda r: (r["method"], r["shots"]))
+        if few:
+            lines += ["", f"Any-shot (inductive, k labelled training images per unseen class):", "",
+                      "| method | k | T1 | u | s | H |", "|---|---|---|---|---|---|"]
+            for r in few:
+                lines.append(f"| {LABELS[r['method']]} | {r['shots']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | {cell(r, 'H')} |")
+        lines.append("")
+    lines += ["## Context: published f-VAEGAN-D2 results on another benchmark", "",
+              "Inductive, ResNet-101 features of CUB, AWA2 and FLO (Xian et al. 2019). Not comparable with the "
+              "tables above: other data, other features, other attribute sets.", "",
+              "| dataset | T1 | u | s | H |", "|---|---|---|---|---|"]
+    for ds, r in PUBLISHED.items():
+        lines.append(f"| {ds} | {r['T1']} | {r['u']} | {r['s']} | {r['H']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None) -> list[dict]:
+    out = Path(out)
+    plan = runs_of(g)
+    for c in plan:
+        c.validate()
+    records = []
+    t0 = time.perf_counter()
+    for i, c in enumerate(plan, 1):
+        if log:
+            log(f"[{i}/{len(plan)}] {c.dataset} {c.method} {c.setting} k={c.shots} fold {c.fold} seed {c.seed}")
+        records.append(run(c, run_dir(out, c), log))
+    rows = aggregate(records)
+    atomic_write_json(out / "zsl-results.json", {"benchmark_version": VERSION, "rows": rows, "command": command,
+                                                  "runs": len(records), "seconds": round(time.perf_counter() - t0, 1),
+                                                  "versions": versions(), "created": now()})
+    atomic_write_text(out / "zsl-results.md", markdown(rows, g, command))
+    return rows
