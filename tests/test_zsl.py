@@ -214,3 +214,21 @@ def test_feature_generators_stay_out_of_the_image_commands(tmp_path, capsys):
     assert "vaelab zsl" in capsys.readouterr().err
     assert main(["compare", "--variants", "zero-vae-gan", "--out", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+
+
+def test_the_benchmark_page_agrees_with_the_code():
+    from pathlib import Path
+
+    from vaelab.zsl.benchmark import VERSION
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "zsl.md").read_text()
+    assert f"(version {VERSION})" in page
+    for table, t in ATTRIBUTES.items():
+        for i, (name, definition) in enumerate(t["attributes"]):
+            assert f"| {i} | `{name}` | {definition} |" in page
+        for c, row in zip(t["classes"], t["matrix"]):
+            assert f"| {c} | " + " | ".join(str(v) for v in row) + " |" in page
+        for k, unseen in enumerate(FOLDS[table]):
+            assert f"| {table} | {k} | " in page
+            line = next(ln for ln in page.splitlines() if ln.startswith(f"| {table} | {k} | "))
+            assert line.split(" | ")[3] == ", ".join(str(c) for c in range(10) if c not in unseen) + " |"

@@ -88,7 +88,7 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> s
                          f"{cell(r, 'H')} | {r['seconds']:.0f} |")
         few = sorted((r for r in rows if r["dataset"] == ds and r["shots"] > 0), key=lambda r: (r["method"], r["shots"]))
         if few:
-            lines += ["", f"Any-shot (inductive, k labelled training images per unseen class):", "",
+            lines += ["", "Any-shot (inductive, k labelled training images per unseen class):", "",
                       "| method | k | T1 | u | s | H |", "|---|---|---|---|---|---|"]
             for r in few:
                 lines.append(f"| {LABELS[r['method']]} | {r['shots']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | {cell(r, 'H')} |")
