@@ -232,3 +232,30 @@ def test_the_benchmark_page_agrees_with_the_code():
             assert f"| {table} | {k} | " in page
             line = next(ln for ln in page.splitlines() if ln.startswith(f"| {table} | {k} | "))
             assert line.split(" | ")[3] == ", ".join(str(c) for c in range(10) if c not in unseen) + " |"
+
+
+def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch):
+    import dataclasses
+
+    from vaelab.report.zsl import write_page
+    from vaelab.zsl import run as zrun
+    from vaelab.zsl.study import StudyGrid, run_study, runs_of
+
+    monkeypatch.setattr(zrun, "load_features", lambda dataset, fold, data_dir=None, log=None: dataclasses.replace(
+        fake_features(fold=fold), meta={"images_sha256": "x", "recipe": {}, "arch": "fake"}))
+    base = ZSLConfig(epochs=1, batch_size=32, n_synth=10, model={"hidden": 8, "classifier_epochs": 1})
+    g = StudyGrid(datasets=["mnist-5k"], methods=["f-clswgan", "eszsl"], settings=["inductive"], folds=[0], seeds=[0, 1],
+                  shots=[0, 5], base=base)
+    assert len(runs_of(g)) == 2 * 2 + 2  # the grid, plus any-shot k=5 for the generator only
+    rows = run_study(g, tmp_path, command="vaelab zsl --study")
+    assert {(r["method"], r["shots"], r["n"]) for r in rows} == {("f-clswgan", 0, 2), ("eszsl", 0, 2), ("f-clswgan", 5, 2)}
+    md = (tmp_path / "zsl-results.md").read_text()
+    assert "| f-CLSWGAN | inductive |" in md and "| ESZSL | inductive |" in md and "CUB" in md and "| f-CLSWGAN | 5 |" in md
+    stamp = (tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").stat().st_mtime_ns
+    monkeypatch.setattr(zrun, "run_generator", lambda *a, **k: pytest.fail("a finished run was retrained"))
+    run_study(g, tmp_path)
+    assert (tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").stat().st_mtime_ns == stamp
+    page = write_page(tmp_path).read_text()
+    assert page.count("<table>") == 3 and "Zero-shot learning" in page and "not comparable" in page
+    with pytest.raises(Exception, match="another config"):
+        zrun.run(dataclasses.replace(base, method="eszsl", seed=0, lr=0.5), tmp_path / "runs" / "mnist-5k" / "eszsl-inductive-k0-f0-s0")

@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
                        description="Zero-shot learning: generate features of unseen classes from their attribute vectors "
                                    "(f-VAEGAN-D2, Zero-VAE-GAN, f-CLSWGAN) or embed features in attribute space "
                                    "(ESZSL), then score ZSL top-1 (T1) and GZSL u, s, H. One run writes OUT/zsl.json; "
-                                   "--study runs the grid (resumable) and writes OUT/zsl-results.{json,md}. The "
+                                   "--study runs the grid (resumable) and writes OUT/zsl-results.{json,md} and OUT/report/zsl.html (and a `vaelab compare` report in the same OUT shows the same section). The "
                                    "benchmark (attributes, folds, features): docs/zsl.md.")
     p.add_argument("--dataset", default="mnist-5k", help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
@@ -80,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
                       settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
                       seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base)
         out = args.out or "runs/zsl-study"
+        from ..report.zsl import write_page
+
         run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
-        print(f"{out}/zsl-results.md")
+        page = write_page(out)
+        print(f"{out}/zsl-results.md\n{page}")
         return 0
     cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method, setting=args.setting, shots=args.shots,
                               fold=args.fold, seed=args.seed)

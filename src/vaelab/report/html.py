@@ -56,7 +56,8 @@ def _img(src: str | None, reason: str | None, alt: str) -> str:
     return f'<div class="na-box" title="{escape(reason or "not available")}">— {escape(reason or "not available")}</div>'
 
 
-def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str | None, n_recon: int, map_points: int) -> str:
+def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str | None, n_recon: int, map_points: int,
+           zsl: dict[str, Any] | None = None) -> str:
     s = results["settings"]
     env = results["environment"]
     V = results["variants"]
@@ -219,6 +220,10 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     a("</div>")
 
     # ----- provenance -----------------------------------------------------------------------------------
+    if zsl:
+        from .zsl import section
+
+        a(section(zsl))
     a("<h2 id=\"provenance\">How this report was made</h2><dl>")
     prov = [
         ("command", results.get("command") or "?"),
