@@ -367,3 +367,17 @@ def test_cvae_obeys_its_label_at_the_quick_study_settings(tmp_path):
     samples = v.sample(1000, wanted, generator=torch.Generator().manual_seed(0))
     acc = float((load_or_train("mnist-5k").predict(samples) == wanted.numpy()).mean())
     assert acc > 0.75, acc
+
+
+def test_the_prior_networks_hidden_layer_trains_once_its_output_layer_moved():
+    """The battery lets label_prior.0 stand still for one step (zero-initialised output layer); by the second it moves."""
+    from vaelab.optim import make_optimizer_factory
+    from vaelab.training.config import TrainConfig
+
+    v = build("cvae", prior_hidden=8)
+    opts = v.configure_optimizers("train", make_optimizer_factory(TrainConfig(lr=1e-2)))
+    w0 = v.label_prior[0].weight.detach().clone()
+    v.train_step(tiny_batch(), 0, opts, "train")
+    assert torch.equal(v.label_prior[0].weight, w0)
+    v.train_step(tiny_batch(), 1, opts, "train")
+    assert not torch.equal(v.label_prior[0].weight, w0)

@@ -237,7 +237,7 @@ def test_the_benchmark_page_agrees_with_the_code():
 def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch):
     import dataclasses
 
-    from vaelab.report.zsl import write_page
+    from vaelab.report import write_zsl_page as write_page
     from vaelab.zsl import run as zrun
     from vaelab.zsl.study import StudyGrid, run_study, runs_of
 

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                       settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
                       seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base)
         out = args.out or "runs/zsl-study"
-        from ..report.zsl import write_page
+        from ..report import write_zsl_page as write_page
 
         run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
         page = write_page(out)

@@ -21,16 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from ..config import check_range
-from ..distributions import DiagonalGaussian, StandardNormal
 from ..losses.adversarial import critic_loss
-from ..nn import GaussianHead
 from ..optim import update
 from ..registry import register
 from .base import Batch
-from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureGenerator, mlp
+from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureVAE, mlp
 
 
 @dataclass
@@ -43,23 +40,16 @@ class Config(FeatureConfig):
 
 
 @register("f-vaegan-d2")
-class FVAEGAND2(FeatureGenerator):
+class FVAEGAND2(FeatureVAE):
     """E(x, a), G(z, a), D1(x, a), and D2(x) when transductive."""
 
     Config = Config
-    loss_labels = {"train": "VAE loss: KL + BCE over feature dimensions (per example)"}
 
     def __init__(self, config: Config):
         super().__init__(config)
-        f, a, h, d = config.data_shape[0], config.attr_dim, config.hidden, config.latent_dim
-        self.encoder = mlp([f + a, h])
-        self.head = GaussianHead(h, d)
+        f, a, h = config.data_shape[0], config.attr_dim, config.hidden
         self.critic1 = mlp([f + a, h, 1], last_bias=False)
         self.critic2 = mlp([f, h, 1], last_bias=False) if config.transductive else None
-        self.prior = StandardNormal(d)
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
-        return self.head(F.leaky_relu(self.encoder(torch.cat([x, self.condition(y).to(x.dtype)], 1)), 0.2))
 
     def d1(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.critic1(torch.cat([x, a.to(x.dtype)], 1)).squeeze(1)
@@ -67,21 +57,9 @@ class FVAEGAND2(FeatureGenerator):
     def d2(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic2(x).squeeze(1)
 
-    def vae_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(KL + BCE, BCE, KL), means over the batch of sums over dimensions."""
-        q = self.encode(x, y)
-        recon = F.binary_cross_entropy_with_logits(self.decode(q.rsample(), y).float(), x.float(), reduction="none").sum(1).mean()
-        kl = q.kl(self.prior).mean()
-        return recon + kl, recon, kl
-
-    def loss(self, batch: Batch, step: int):
-        x, y, _ = self.split_batch(batch)
-        total, recon, kl = self.vae_loss(x, y)
-        return total, {"loss": total.detach(), "recon": recon.detach(), "kl": kl.detach()}
-
     def configure_optimizers(self, phase: str, make) -> dict[str, torch.optim.Optimizer]:
         critics = list(self.critic1.parameters()) + (list(self.critic2.parameters()) if self.critic2 is not None else [])
-        vae = list(self.encoder.parameters()) + list(self.head.parameters()) + list(self.generator.parameters())
+        vae = self.vae_parameters()
         return {"model": make(vae, adam_betas=ADAM_BETAS), "critic": make(critics, adam_betas=ADAM_BETAS)}
 
     def _fakes(self, y: torch.Tensor, n_unlabelled: int) -> tuple[torch.Tensor, torch.Tensor | None]:

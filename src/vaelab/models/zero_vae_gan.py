@@ -24,12 +24,10 @@ import torch
 from torch.nn import functional as F
 
 from ..config import check_range
-from ..distributions import DiagonalGaussian, StandardNormal
-from ..nn import GaussianHead
 from ..optim import update
 from ..registry import register
 from .base import Batch
-from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureGenerator, mlp
+from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureGenerator, FeatureVAE, mlp
 
 
 @dataclass
@@ -44,41 +42,23 @@ class Config(FeatureConfig):
 
 
 @register("zero-vae-gan")
-class ZeroVAEGAN(FeatureGenerator):
+class ZeroVAEGAN(FeatureVAE):
     """E(x, a), G(z, a), D(x, a) (standard GAN) and the categorizer C(x)."""
 
     Config = Config
-    loss_labels = {"train": "VAE loss: KL + BCE over feature dimensions (per example)"}
     TEST_CONFIG = {**FeatureGenerator.TEST_CONFIG, "transductive": False, "unseen": []}
 
     def __init__(self, config: Config):
         super().__init__(config)
-        f, a, h, d = config.data_shape[0], config.attr_dim, config.hidden, config.latent_dim
-        self.encoder = mlp([f + a, h])
-        self.head = GaussianHead(h, d)
+        f, a, h = config.data_shape[0], config.attr_dim, config.hidden
         self.discriminator = mlp([f + a, h, 1])
         self.categorizer = torch.nn.Linear(f, config.n_classes)
-        self.prior = StandardNormal(d)
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
-        return self.head(F.leaky_relu(self.encoder(torch.cat([x, self.condition(y).to(x.dtype)], 1)), 0.2))
 
     def d_logit(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.discriminator(torch.cat([x, a.to(x.dtype)], 1)).squeeze(1).float()
 
-    def vae_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q = self.encode(x, y)
-        recon = F.binary_cross_entropy_with_logits(self.decode(q.rsample(), y).float(), x.float(), reduction="none").sum(1).mean()
-        kl = q.kl(self.prior).mean()
-        return recon + kl, recon, kl
-
-    def loss(self, batch: Batch, step: int):
-        x, y, _ = self.split_batch(batch)
-        total, recon, kl = self.vae_loss(x, y)
-        return total, {"loss": total.detach(), "recon": recon.detach(), "kl": kl.detach()}
-
     def configure_optimizers(self, phase: str, make) -> dict[str, torch.optim.Optimizer]:
-        vae = list(self.encoder.parameters()) + list(self.head.parameters()) + list(self.generator.parameters())
+        vae = self.vae_parameters()
         judges = list(self.discriminator.parameters()) + list(self.categorizer.parameters())
         return {"model": make(vae, adam_betas=ADAM_BETAS), "judges": make(judges, adam_betas=ADAM_BETAS)}
 
@@ -101,6 +81,6 @@ class ZeroVAEGAN(FeatureGenerator):
         g_adv = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # −E log D(x̃, a)
         g_cls = F.cross_entropy(self.categorizer(fake).float(), y)
         update(vae + c.gamma * g_adv + c.cls_weight * g_cls, optimizers["model"],
-               params=[p for m in (self.encoder, self.head, self.generator) for p in m.parameters()])
+               params=self.vae_parameters())
         return {"loss": vae.detach(), "recon": recon.detach(), "kl": kl.detach(), "d": d_loss.detach(), "cat": c_loss.detach(),
                 "g_adv": g_adv.detach(), "g_cls": g_cls.detach()}

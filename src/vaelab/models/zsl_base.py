@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from torch.nn import functional as F
+
 from ..config import VariantConfig, check, check_int, check_range
+from ..distributions import DiagonalGaussian, StandardNormal
+from ..nn import GaussianHead
 from ..zsl.benchmark import class_attributes
 from .base import Batch, NotAvailable, Variant
 
@@ -150,3 +154,44 @@ class FeatureGenerator(Variant):
     def unseen_labels(self, n: int) -> torch.Tensor:
         """n labels drawn uniformly from the unseen classes (the run's RNG stream)."""
         return self.unseen_classes[torch.randint(len(self.unseen_classes), (n,))]
+
+
+class FeatureVAE(FeatureGenerator):
+    """A feature generator whose G is also the decoder of a conditional VAE: encoder E(x, a) →
+    q(z|x, a) = N(μ, diag σ²), L_VAE = KL(q ‖ N(0, I)) + BCE(x; G(z, a)) summed over dimensions,
+    z ~ q (f-VAEGAN-D2, Zero-VAE-GAN)."""
+
+    loss_labels = {"train": "VAE loss: KL + BCE over feature dimensions (per example)"}
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__(config)
+        f, a, h, d = config.data_shape[0], config.attr_dim, config.hidden, config.latent_dim
+        self.encoder = mlp([f + a, h])
+        self.head = GaussianHead(h, d)
+        self.prior = StandardNormal(d)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        return self.head(F.leaky_relu(self.encoder(torch.cat([x, self.condition(y).to(x.dtype)], 1)), 0.2))
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        return [p for m in (self.encoder, self.head, self.generator) for p in m.parameters()]
+
+    def vae_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(KL + BCE, BCE, KL), means over the batch of sums over dimensions."""
+        q = self.encode(x, y)
+        recon = F.binary_cross_entropy_with_logits(self.decode(q.rsample(), y).float(), x.float(), reduction="none").sum(1).mean()
+        kl = q.kl(self.prior).mean()
+        return recon + kl, recon, kl
+
+    def loss(self, batch: Batch, step: int):
+        x, y, _ = self.split_batch(batch)
+        total, recon, kl = self.vae_loss(x, y)
+        return total, {"loss": total.detach(), "recon": recon.detach(), "kl": kl.detach()}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.decode(self.encode(x, y).mean, y).float())
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, y).mean

@@ -131,6 +131,16 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
     return path
 
 
+def write_zsl_page(out: str | Path) -> Path:
+    """``OUT/report/zsl.html`` from ``OUT/zsl-results.json`` (``vaelab zsl --study``)."""
+    from ..io import atomic_write_text, read_json
+    from .html import zsl_page
+
+    path = Path(out) / "report" / "zsl.html"
+    atomic_write_text(path, zsl_page(read_json(Path(out) / "zsl-results.json")))
+    return path
+
+
 def finish_study(out: Path, results: dict[str, Any], say: Callable[[str], None]) -> None:
     """Write the report of a study whose tables are written (``run_study``'s ``finish``); if drawing
     it fails, say so and record the error in results.json, whose tables stay valid."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line, eval_sizes,
                              fmt_metric, ordered, paper_seconds_note, task_rows)
+from .zsl import section as zsl_section
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
@@ -221,9 +222,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
 
     # ----- provenance -----------------------------------------------------------------------------------
     if zsl:
-        from .zsl import section
-
-        a(section(zsl))
+        a(zsl_section(zsl))
     a("<h2 id=\"provenance\">How this report was made</h2><dl>")
     prov = [
         ("command", results.get("command") or "?"),
@@ -252,3 +251,9 @@ def _paper(p: dict[str, Any], key: str) -> str:
 
 def _seed_note(f: dict[str, Any]) -> str:
     return f" <span class=\"muted\">(seed {f['seed']})</span>" if "seed" in f else ""
+
+
+def zsl_page(zsl: dict[str, Any]) -> str:
+    """A page holding only the zero-shot section."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
+            f"<title>vaelab zsl</title><style>{CSS}</style></head><body>{zsl_section(zsl)}</body></html>\n")

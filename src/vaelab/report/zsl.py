@@ -1,11 +1,10 @@
 """The zero-shot section of the HTML report: per dataset, every method beside the baselines in each
 setting (mean ± sd over folds × seeds), the any-shot curve's numbers, and f-VAEGAN-D2's published
 figures on CUB / AWA2 / FLO as clearly separate context. Used by the compare report when its output
-directory holds ``zsl-results.json``, and on its own as ``OUT/report/zsl.html`` by ``vaelab zsl --study``."""
+directory holds ``zsl-results.json``, and on its own page (:func:`vaelab.report.write_zsl_page`)."""
 from __future__ import annotations
 
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from ..zsl.study import LABELS, PUBLISHED
@@ -52,16 +51,3 @@ def section(z: dict[str, Any]) -> str:
     h.append("</table>")
     return "\n".join(h)
 
-
-def write_page(out: str | Path) -> Path:
-    """``OUT/report/zsl.html`` from ``OUT/zsl-results.json``."""
-    from ..io import atomic_write_text, read_json
-    from .html import CSS
-
-    out = Path(out)
-    z = read_json(out / "zsl-results.json")
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
-            f"<title>vaelab zsl</title><style>{CSS}</style></head><body>{section(z)}</body></html>\n")
-    path = out / "report" / "zsl.html"
-    atomic_write_text(path, page)
-    return path
