@@ -245,7 +245,7 @@ def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch)
         fake_features(fold=fold), meta={"images_sha256": "x", "recipe": {}, "arch": "fake"}))
     base = ZSLConfig(epochs=1, batch_size=32, n_synth=10, model={"hidden": 8, "classifier_epochs": 1})
     g = StudyGrid(datasets=["mnist-5k"], methods=["f-clswgan", "eszsl"], settings=["inductive"], folds=[0], seeds=[0, 1],
-                  shots=[0, 5], base=base)
+                  shots=[0, 5], base=base, shot_methods=["f-clswgan"])
     assert len(runs_of(g)) == 2 * 2 + 2  # the grid, plus any-shot k=5 for the generator only
     rows = run_study(g, tmp_path, command="vaelab zsl --study")
     assert {(r["method"], r["shots"], r["n"]) for r in rows} == {("f-clswgan", 0, 2), ("eszsl", 0, 2), ("f-clswgan", 5, 2)}

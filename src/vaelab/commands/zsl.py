@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", default="0,1,2", help="--study: comma list (default 0,1,2)")
     p.add_argument("--seeds", default="0,1,2", help="--study: comma list (default 0,1,2)")
     p.add_argument("--any-shots", default="1,5,10", help="--study: any-shot k values (default 1,5,10; 0 for none)")
+    p.add_argument("--any-shot-methods", default="f-vaegan-d2", help="--study: methods run any-shot (default f-vaegan-d2)")
     p.set_defaults(run=run)
 
 
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         methods = list(METHODS) if args.methods.strip() == "all" else _list(args.methods, "methods", METHODS)
         g = StudyGrid(datasets=_list(args.datasets, "datasets", DATASETS), methods=methods,
                       settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
-                      seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base)
+                      seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base,
+                      shot_methods=_list(args.any_shot_methods, "any-shot-methods", METHODS))
         out = args.out or "runs/zsl-study"
         from ..report import write_zsl_page as write_page
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..io import atomic_write_json, atomic_write_text
 from ..provenance import now, versions
 from .benchmark import VERSION
-from .run import GENERATORS, ZSLConfig, run
+from .run import ZSLConfig, run
 
 LABELS = {"f-vaegan-d2": "f-VAEGAN-D2", "zero-vae-gan": "Zero-VAE-GAN", "f-clswgan": "f-CLSWGAN", "eszsl": "ESZSL"}
 #: f-VAEGAN-D2's published results (Xian et al. 2019, Tables 2–3): ResNet-101 features of other datasets.
@@ -32,15 +32,16 @@ class StudyGrid:
     settings: list[str]
     folds: list[int]
     seeds: list[int]
-    shots: list[int]  # any-shot k > 0, inductive, generators only
+    shots: list[int]  # any-shot k > 0, inductive
     base: ZSLConfig  # epochs, lr, ... shared by every run
+    shot_methods: list[str] = dataclasses.field(default_factory=lambda: ["f-vaegan-d2"])  # the methods run any-shot
 
 
 def runs_of(g: StudyGrid) -> list[ZSLConfig]:
     out = []
     for ds, m, st, f, s in itertools.product(g.datasets, g.methods, g.settings, g.folds, g.seeds):
         out.append(dataclasses.replace(g.base, dataset=ds, method=m, setting=st, fold=f, seed=s, shots=0))
-    for ds, m, k, f, s in itertools.product(g.datasets, [m for m in g.methods if m in GENERATORS], [k for k in g.shots if k],
+    for ds, m, k, f, s in itertools.product(g.datasets, [m for m in g.shot_methods if m in g.methods], [k for k in g.shots if k],
                                             g.folds, g.seeds):
         out.append(dataclasses.replace(g.base, dataset=ds, method=m, setting="inductive", fold=f, seed=s, shots=k))
     return out
