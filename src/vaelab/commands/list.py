@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     for name in variants():
         cls = get(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name:12s} {doc}")
+        where = "  [feature vectors: run with `vaelab zsl`]" if cls.data_kind != "image" else ""
+        print(f"{name:12s} {doc}{where}")
         if args.verbose:
             for f in dataclasses.fields(cls.Config):
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
