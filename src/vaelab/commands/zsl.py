@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if args.study:
         from ..zsl.study import StudyGrid, run_study
 
+        from ..errors import ConfigError
+
         methods = list(METHODS) if args.methods.strip() == "all" else _list(args.methods, "methods", METHODS)
+        if args.data_dir and len(_list(args.datasets, "datasets", DATASETS)) > 1:
+            raise ConfigError("--data-dir holds one dataset's IDX files; for several --datasets set $VAELAB_DATA "
+                              "(its mnist/ and fashion-mnist/ subdirectories) instead")
         g = StudyGrid(datasets=_list(args.datasets, "datasets", DATASETS), methods=methods,
                       settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
                       seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base,
