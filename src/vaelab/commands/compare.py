@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/compare-DATASET-PROTOCOL; --quick: runs/compare-quick)")
     p.add_argument("--quick", action="store_true",
                    help="every variant on mnist-5k, small backbone, 10 epochs, extra phases at most 5 epochs, one seed, smaller "
-                        "evaluation: about 10 minutes on 2 cores")
+                        "evaluation: about 4 minutes on 2 idle cores")
     p.add_argument("--retry-failed", action="store_true", help="train runs that failed before again (default: reuse their record)")
     p.add_argument("--no-report", action="store_true", help="write the results tables only")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
