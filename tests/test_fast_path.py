@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vaelab
-from battery import build, one_step_each_phase, tiny_batch
+from battery import batch_for, build, one_step_each_phase, tiny_batch
 from vaelab.losses.divergences import kl_normal_std, mmd
 from vaelab.losses.likelihood import bernoulli_log_prob
 from vaelab.training.config import TrainConfig
@@ -18,7 +18,7 @@ BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 def test_bf16_losses_and_optimizer_state_are_fp32(name):
     v = build(name)
     with torch.autocast(**BF16):
-        total, terms = v.loss(tiny_batch(), 0)
+        total, terms = v.loss(batch_for(v), 0)
     assert total.dtype == torch.float32, f"{name}: total loss is {total.dtype}"
     assert all(t.dtype == torch.float32 for t in terms.values()), {k: t.dtype for k, t in terms.items()}
     with torch.autocast(**BF16):
