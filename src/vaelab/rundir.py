@@ -89,8 +89,11 @@ def train(
     resume: bool = False,
     extra_epochs: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    tensorboard: bool = False,
 ) -> Path:
     """Train ``variant`` into ``run_dir`` (or resume it) and return the run dir.
+
+    ``tensorboard``: also log the trainer's events to ``run_dir/tb`` (:mod:`vaelab.tensorboard_log`).
 
     ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
@@ -99,6 +102,10 @@ def train(
     from .data import load_dataset
     from .training.trainer import Trainer
 
+    if tensorboard:
+        from .tensorboard_log import check_available
+
+        check_available()  # a one-line error before anything is written
     if resume:
         run_dir = Path(run_dir)
         variant, model_cfg, train_cfg = _stored(run_dir, run_config(run_dir))
@@ -137,11 +144,21 @@ def train(
             resolved["command"] = old.get("command")
         atomic_write_json(run_dir / "config.json", resolved)
         handler = _setup_logging(run_dir)
+        listeners = [f for f in (on_event,) if f is not None]
+        tb = None
+        if tensorboard:
+            from .tensorboard_log import TensorBoardLogger
+
+            tb = TensorBoardLogger(run_dir)
+            listeners.append(tb)
         try:
-            Trainer(v, train_cfg, run_dir, train_set, test_set, on_event=on_event).fit(resume=resume)
+            Trainer(v, train_cfg, run_dir, train_set, test_set,
+                    on_event=lambda ev: [f(ev) for f in listeners]).fit(resume=resume)
         finally:
             logging.getLogger("vaelab").removeHandler(handler)
             handler.close()
+            if tb is not None:
+                tb.close()
     return run_dir
 
 
@@ -188,6 +205,7 @@ def evaluate_run(
     data_dir: str | None = None,
     classifier=None,
     write: bool = True,
+    tensorboard: bool | None = None,
     batch_size: int = 500,
     max_items: int = 512,
     log: Callable[[str], None] | None = None,
@@ -267,4 +285,8 @@ def evaluate_run(
         }
         if write:
             atomic_write_json(run_dir / "eval.json", out)
+            if tensorboard or (tensorboard is None and (run_dir / "tb").is_dir()):
+                from .tensorboard_log import log_evaluation
+
+                log_evaluation(run_dir, out, conf)
     return out

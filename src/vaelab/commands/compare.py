@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="train runs that failed before again (default: reuse their record)")
     p.add_argument("--no-report", action="store_true", help="write the results tables only")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="each run logs to OUT/runs/RUN/tb/ as well: tensorboard --logdir OUT compares them (needs tensorboard)")
     p.set_defaults(run=run)
 
 
@@ -73,7 +75,7 @@ def settings_from_args(args: argparse.Namespace):
         binarize=args.binarize, phase_epochs=args.phase_epochs if args.phase_epochs is not None else base["phase_epochs"],
         n_samples=pick(args.n_samples, "n_samples"), iwae_k=pick(args.iwae_k, "iwae_k"), iwae_n=pick(args.iwae_n, "iwae_n"),
         map_points=pick(args.map_points, "map_points"), overrides=parse_sets(args.set, variants), quick=args.quick,
-        retry_failed=args.retry_failed, progress=not args.no_progress, command=command_line(),
+        retry_failed=args.retry_failed, progress=not args.no_progress, tensorboard=args.tensorboard, command=command_line(),
     )
 
 
@@ -90,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         check_choice(args.dataset, "--dataset", DATASETS)
     check_choice(args.binarize, "--binarize", BINARIZATIONS)
     s = settings_from_args(args)
+    if s.tensorboard:
+        from ..tensorboard_log import check_available
+
+        check_available()
     flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
     res = run_study(s, finish=None if args.no_report else finish_study)
     failed = sum(v["n_failed"] for v in res["variants"].values())

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
                         "with the paper backbone)")
     p.add_argument("--no-write", action="store_true", help="print the table without writing RUN/eval.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write the numbers to RUN/tb/ (automatic when the run was trained with --tensorboard)")
     p.set_defaults(run=run)
 
 
@@ -44,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{opt} must be >= {lo}, got {val}")
     res = evaluate_run(args.run_dir, n_samples=args.n_samples, iwae_k=args.iwae_k, iwae_n=args.iwae_n, seed=args.seed,
                        data_dir=args.data_dir, write=not args.no_write, max_items=args.max_items,
-                       log=None if args.quiet else stderr_log)
+                       log=None if args.quiet else stderr_log, tensorboard=args.tensorboard)
     print(format_table(res))
     return 0

@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/VARIANT-DATASET-sSEED)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model config value, repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log losses, learning rates, test metrics, costs and grids to RUN/tb/ "
+                        "(view: tensorboard --logdir RUN; needs the tensorboard package)")
     p.set_defaults(run=run)
 
 
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             stderr_log(done)
             print(args.resume)
             return 0
-        run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs, on_event=progress)
+        run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs, on_event=progress,
+                        tensorboard=args.tensorboard)
         stderr_log(summary(run_dir, progress.seconds))
         print(run_dir)
         return 0
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         model["backbone"] = args.backbone
     if args.latent_dim is not None:
         model["latent_dim"] = args.latent_dim
-    run_dir = train(args.variant, model, tc, args.out, on_event=progress)
+    run_dir = train(args.variant, model, tc, args.out, on_event=progress, tensorboard=args.tensorboard)
     stderr_log(summary(run_dir, progress.seconds))
     print(run_dir)
     return 0

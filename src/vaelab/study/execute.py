@@ -110,9 +110,9 @@ def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[
             try:
                 if state == "new":
                     train(spec.variant, dict(spec.model), dataclasses.replace(spec.train), spec.run_dir,
-                          on_event=progress.on_event)
+                          on_event=progress.on_event, tensorboard=s.tensorboard)
                 else:
-                    train(None, resume=True, run_dir=spec.run_dir, on_event=progress.on_event)
+                    train(None, resume=True, run_dir=spec.run_dir, on_event=progress.on_event, tensorboard=s.tensorboard)
             finally:
                 lg.removeHandler(progress)
         stage = "evaluate"

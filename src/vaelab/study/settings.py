@@ -97,6 +97,7 @@ class Settings:
     quick: bool = False
     retry_failed: bool = False
     progress: bool = True
+    tensorboard: bool = False  # each run also logs to its run dir's tb/ (tensorboard --logdir OUT)
     command: str | None = None
 
     def study_key(self) -> dict[str, Any]:

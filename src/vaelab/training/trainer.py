@@ -8,8 +8,10 @@ records the position inside the epoch and every RNG state, so a resumed run — 
 ends bitwise identical to an uninterrupted one on CPU.
 
 Progress is reported as structured events to ``on_event`` (a callable taking a dict):
-``{"event": "phase", "phase", "epochs"}`` when a phase starts and ``{"event": "epoch", ...}`` with
-the epoch's metrics.jsonl record when an epoch ends.
+``{"event": "phase", "phase", "epochs"}`` when a phase starts, ``{"event": "step", "phase", "step",
+"terms", "lr"}`` every ``STEP_EVENT_EVERY`` updates (the batch's loss terms, each optimizer's lr),
+``{"event": "epoch", ...}`` with the epoch's metrics.jsonl record when an epoch ends, and
+``{"event": "grids", "phase", "epoch", "step", "files"}`` once its picture files are written.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from .config import TrainConfig, autocast
 
 log = logging.getLogger("vaelab.train")
 EVENT = {"vaelab_event": True}  # marks a log record whose content also went to on_event
+STEP_EVENT_EVERY = 50  # updates between two "step" events
 
 
 @dataclass
@@ -237,6 +240,10 @@ class Trainer:
             st.acc_n += bsz
             st.batch += 1
             st.step += 1
+            if st.step % STEP_EVENT_EVERY == 0:
+                self.on_event({"event": "step", "phase": phase.name, "step": st.step,
+                               "terms": {k: float(t) for k, t in zip(terms, vals)},
+                               "lr": {name: o.param_groups[0]["lr"] for name, o in opts.items()}})
             if bar is not None:
                 bar.update(1)
                 if st.batch % 20 == 0 or st.batch == n_batches:
@@ -309,18 +316,23 @@ class Trainer:
                  + (f", cluster acc {rec['test']['cluster_accuracy']:.4f}" if "cluster_accuracy" in rec.get("test", {}) else ""),
                  extra=EVENT)
         self.on_event({"event": "epoch", **rec})
-        self._write_grids()
+        files = self._write_grids()
+        if files:
+            self.on_event({"event": "grids", "phase": phase.name, "epoch": st.epoch, "step": st.step, "files": files})
 
-    def _write_grids(self) -> None:
+    def _write_grids(self) -> dict[str, str]:
+        """Write samples.png (where the variant samples) and reconstructions.png; return {name: path} written."""
         v = self.variant
+        files: dict[str, str] = {}
         if v.data_kind != "image":  # feature vectors have no picture
-            return
+            return files
         with torch.random.fork_rng(devices=[]), torch.no_grad(), evaluating(v):
             torch.manual_seed(1234)
             g = torch.Generator().manual_seed(1234)
             try:
                 y = torch.arange(64) % v.config.n_classes if v.conditional else None
                 save_grid(v.sample(64, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
+                files["samples"] = str(self.run_dir / "samples.png")
             except NotAvailable:
                 pass
             src = self.x_test if self.x_test is not None else self.x
@@ -331,6 +343,8 @@ class Trainer:
             rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
             pairs = torch.stack([xb, rec.to(xb.dtype)], 1).reshape(-1, *xb.shape[1:])  # original, reconstruction
             save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
+            files["reconstructions"] = str(self.run_dir / "reconstructions.png")
+        return files
 
 
 def _is_compile_error(e: Exception) -> bool:
