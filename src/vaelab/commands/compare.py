@@ -21,17 +21,20 @@ def add_parser(sub) -> None:
                     "evaluated, and summarised in OUT/results.{json,csv,md} and OUT/report/index.html. Resumable: "
                     "run the same command again to finish an interrupted study. Exit status 1 if a run failed "
                     "(it is recorded and the others go on).")
-    p.add_argument("--variants", default="all", help="'all' (every registered variant) or a comma list (default all)")
+    p.add_argument("--config", metavar="FILE",
+                   help="the study's options in a JSON or YAML file (option names with _ for -, or a study.json); "
+                        "flags given here override it")
+    p.add_argument("--variants", default=None, help="'all' (every registered variant) or a comma list (default all)")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist; --quick: mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper; --quick: small)")
-    p.add_argument("--latent-dim", type=int, default=16, help="latent size of every variant (default 16)")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent size of every variant (default 16)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
     p.add_argument("--seeds", default=None, help="comma list of seeds, e.g. 0,1,2 (default 0)")
-    p.add_argument("--protocol", default="paper",
+    p.add_argument("--protocol", default=None,
                    help="paper: RMSprop, lr 1e-3, batch 100 for all (the seed's Table 1); fast: Adam, lr 1e-3, "
                         "batch 100 for all (default paper)")
-    p.add_argument("--binarize", default="none", help="none | static | dynamic (default none)")
+    p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
     p.add_argument("--phase-epochs", type=int, default=None, metavar="N",
                    help="cap every extra-phase budget (config keys *_epochs, e.g. VaDE pretrain, VQ-VAE prior) at N "
                         "(default: the variants' own; --quick: 5)")
@@ -60,6 +63,16 @@ def settings_from_args(args: argparse.Namespace):
     from ..errors import ConfigError
     from ..study import DEFAULTS, QUICK, Settings
 
+    if getattr(args, "config", None):
+        from ..configfile import compare_settings_from_file
+
+        for key, val in compare_settings_from_file(args.config).items():
+            cur = getattr(args, key)
+            if cur is None or cur == [] or cur is False:  # not given on the command line
+                setattr(args, key, val)
+    for key, default in (("variants", "all"), ("latent_dim", 16), ("protocol", "paper"), ("binarize", "none")):
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     base = QUICK if args.quick else DEFAULTS
     pick = lambda val, key: base[key] if val is None else val  # noqa: E731
     variants = parse_variants(args.variants)
@@ -88,10 +101,9 @@ def run(args: argparse.Namespace) -> int:
     from ..report import finish_study
     from ..study import run_study
 
-    if args.dataset is not None:
-        check_choice(args.dataset, "--dataset", DATASETS)
-    check_choice(args.binarize, "--binarize", BINARIZATIONS)
     s = settings_from_args(args)
+    check_choice(s.dataset, "--dataset", DATASETS)
+    check_choice(s.binarize, "--binarize", BINARIZATIONS)
     if s.tensorboard:
         from ..tensorboard_log import check_available
 

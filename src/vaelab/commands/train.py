@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
                                    "for any config key (see `vaelab list`).")
     p.add_argument("variant", nargs="?", help="variant name (see `vaelab list`)")
     p.add_argument("--resume", metavar="RUN_DIR", help="resume an interrupted run from its last checkpoint")
+    p.add_argument("--config", metavar="FILE",
+                   help="a run config (JSON or YAML) with the keys of a run's config.json: variant, model, train; "
+                        "flags given here override it (RUN/config.json re-creates that run)")
     p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper)")
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
     progress = _Progress(quiet=args.no_progress)
     if args.resume:
+        if args.config:
+            raise ConfigError("give either --config FILE or --resume RUN_DIR, not both (a resumed run keeps its config.json)")
         if args.variant:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")
         done = _finished(args.resume, args.epochs)
@@ -72,9 +77,22 @@ def run(args: argparse.Namespace) -> int:
         stderr_log(summary(run_dir, progress.seconds))
         print(run_dir)
         return 0
+    model, file_train = {}, {}
+    if args.config:
+        from ..configfile import train_config_from_file
+
+        file_variant, model, file_train = train_config_from_file(args.config)
+        args.variant = args.variant or file_variant
     if not args.variant:
-        raise ConfigError("VARIANT is required (or --resume RUN_DIR); see `vaelab list`")
-    tc = TrainConfig()
+        raise ConfigError("VARIANT is required (or --resume RUN_DIR, or --config FILE naming one); see `vaelab list`")
+    if args.config:
+        from ..registry import make_config
+
+        try:
+            make_config(args.variant, **{**model, **({"data_shape": tuple(model["data_shape"])} if "data_shape" in model else {})})
+        except ConfigError as e:
+            raise ConfigError(f"{args.config}: model: {e}") from None
+    tc = TrainConfig(**file_train)
     for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("epochs", args.epochs),
                      ("batch_size", args.batch_size), ("train_size", args.train_size), ("lr", args.lr), ("optimizer", args.optimizer),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
@@ -83,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if val is not None:
             setattr(tc, key, val)
     tc.progress = not args.no_progress
-    model = parse_overrides(args.set)
+    model.update(parse_overrides(args.set))
     if args.backbone is not None:
         model["backbone"] = args.backbone
     if args.latent_dim is not None:
