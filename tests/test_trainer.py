@@ -71,15 +71,22 @@ def test_load_refuses_an_invalid_stored_config_in_one_line(tmp_path, edit, what)
 
 
 def test_trainer_reports_structured_events(tmp_path):
-    """Progress goes to on_event as dicts (nothing has to parse log text): a phase event, then one epoch
-    event per epoch carrying the epoch's metrics.jsonl record."""
+    """Progress goes to on_event as dicts (nothing has to parse log text): a phase event, a step event every
+    STEP_EVENT_EVERY updates, one epoch event per epoch carrying the epoch's metrics.jsonl record, then
+    the epoch's picture files."""
+    from vaelab.training.trainer import STEP_EVENT_EVERY
+
     events = []
-    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False, train_size=300), tmp_path / "r",
+    run = vaelab.train("vae", SMALL, TrainConfig(epochs=2, progress=False, train_size=300, batch_size=10), tmp_path / "r",
                        on_event=events.append)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in events] == ["phase", "epoch", "epoch"]
+    assert STEP_EVENT_EVERY == 50  # 30 updates an epoch: one step event, at update 50 (in epoch 2)
+    assert [e["event"] for e in events] == ["phase", "epoch", "grids", "step", "epoch", "grids"]
     assert events[0] == {"event": "phase", "phase": "train", "epochs": 2}
-    assert [{k: v for k, v in e.items() if k != "event"} for e in events[1:]] == lines
+    assert [{k: v for k, v in e.items() if k != "event"} for e in events if e["event"] == "epoch"] == lines
+    step = events[3]
+    assert step["step"] == 50 and set(step["terms"]) == {"loss", "recon", "kl"} and step["lr"] == {"model": 1e-3}
+    assert events[2]["files"] == {"samples": str(run / "samples.png"), "reconstructions": str(run / "reconstructions.png")}
 
 
 def test_same_seed_bitwise_identical(tmp_path):
