@@ -32,6 +32,7 @@ from .training.config import TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models.base import Variant
+    from .reference_classifier import Classifier
 
 
 def run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -203,7 +204,7 @@ def evaluate_run(
     iwae_n: int = 1000,
     seed: int = 0,
     data_dir: str | None = None,
-    classifier=None,
+    classifier: "Classifier | None" = None,
     write: bool = True,
     tensorboard: bool | None = None,
     batch_size: int = 500,
