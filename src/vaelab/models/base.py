@@ -108,6 +108,15 @@ class Variant(nn.Module):
         """Decoded posterior mean, as probabilities in [0, 1]."""
         return torch.sigmoid(self.decode(self.encode(x, y).mean, y).float())
 
+    def sample_labels(self, n: int, y: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The labels of ``sample(n, y)`` for a conditional variant: ``y`` checked to hold n labels, or n
+        drawn uniformly over the classes when it is None."""
+        if y is None:
+            y = torch.randint(self.config.n_classes, (n,), generator=generator)
+        if y.shape[0] != n:
+            raise ValueError(f"{self.name}: sample(n={n}) got {y.shape[0]} labels")
+        return y
+
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws from the model's generative distribution, as probabilities in [0, 1]."""

@@ -104,10 +104,7 @@ class CVAE(GaussianVAE):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images of classes ``y`` (n,), as probabilities: z ~ p(z|y), x ~ p(x|z, y); y uniform when not given."""
-        if y is None:
-            y = torch.randint(self.config.n_classes, (n,), generator=generator)
-        if y.shape[0] != n:
-            raise ValueError(f"{self.name}: sample(n={n}) got {y.shape[0]} labels")
+        y = self.sample_labels(n, y, generator)
         z = self.conditional_prior(y).sample(generator=generator)  # (n, D): one draw per label
         return torch.sigmoid(self.decode(z, y).float())
 

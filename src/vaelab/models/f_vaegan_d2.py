@@ -87,12 +87,15 @@ class FVAEGAND2(FeatureVAE):
             objective = objective + l2
             terms.update(w2=w2, gp2=gp2)
         update(objective, optimizers["critic"])
-        # encoder and generator: every n_critic-th step
-        vae, recon, kl = self.vae_loss(x, y)
-        if self.generator_turn():
+        # encoder and generator: every n_critic-th step (the VAE loss is reported every step, its graph
+        # built only when it is used)
+        turn = self.generator_turn()
+        with torch.set_grad_enabled(turn and torch.is_grad_enabled()):
+            vae, recon, kl = self.vae_loss(x, y)
+        if turn:
             fake, fake_u = self._fakes(y, xu.shape[0])
             adv = -self.d1(fake, a).float().mean()
             if fake_u is not None:
                 adv = adv - self.d2(fake_u).float().mean()
-            update(vae + c.gamma * adv, optimizers["model"])
+            update(vae + c.gamma * adv, optimizers["model"], params=self.vae_parameters())
         return {"loss": vae.detach(), "recon": recon.detach(), "kl": kl.detach(), **terms}

@@ -126,10 +126,7 @@ class FeatureGenerator(Variant):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n feature vectors of classes ``y`` (n,) (uniform over all classes when not given)."""
-        if y is None:
-            y = torch.randint(self.config.n_classes, (n,), generator=generator)
-        if y.shape[0] != n:
-            raise ValueError(f"{self.name}: sample(n={n}) got {y.shape[0]} labels")
+        y = self.sample_labels(n, y, generator)
         z = self.noise(n, self.class_attributes, generator)
         return torch.sigmoid(self.decode(z, y).float())
 
