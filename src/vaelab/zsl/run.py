@@ -228,15 +228,15 @@ def run_eszsl(cfg: ZSLConfig, sp: Split) -> dict[str, Any]:
     """ESZSL with (γ, λ) chosen on the seen classes: the last two seen classes act as unseen."""
     train_classes = sorted(set(int(c) for c in sp.y_train))
     val_unseen = sorted(sp.seen)[-2:]
-    fit_mask = ~np.isin(sp.y_train, val_unseen)
+    held = np.isin(sp.y_train, val_unseen)
+    x_fit, y_fit, x_held, y_held = sp.x_train[~held], sp.y_train[~held], sp.x_train[held], sp.y_train[held]
+    fit_classes = [c for c in train_classes if c not in val_unseen]
     best, best_acc = (1.0, 1.0), -1.0
     for g in ESZSL_GRID:
         for lam in ESZSL_GRID:
-            v = eszsl_fit(sp.x_train[fit_mask], sp.y_train[fit_mask], sp.attributes,
-                          [c for c in train_classes if c not in val_unseen], g, lam)
-            held = ~fit_mask
-            pred = restricted_argmax(eszsl_scores(sp.x_train[held], v, sp.attributes), val_unseen)
-            acc = per_class_accuracy(pred, sp.y_train[held], val_unseen)
+            v = eszsl_fit(x_fit, y_fit, sp.attributes, fit_classes, g, lam)
+            pred = restricted_argmax(eszsl_scores(x_held, v, sp.attributes), val_unseen)
+            acc = per_class_accuracy(pred, y_held, val_unseen)
             if acc > best_acc + 1e-12:
                 best, best_acc = (g, lam), acc
     v = eszsl_fit(sp.x_train, sp.y_train, sp.attributes, train_classes, *best)
