@@ -26,7 +26,7 @@ from safetensors.numpy import save as st_save
 from ..data import Dataset, load_dataset, sources, to_tensor
 from ..io import atomic_write_bytes, atomic_write_json, read_json
 from ..nn.utils import batched
-from ..reference_classifier import ARCH, default_recipe, train_classifier
+from ..reference_classifier import ARCH, data_hash, default_recipe, train_classifier
 from .benchmark import VERSION, class_attributes, fold_classes
 
 SETTINGS = ("inductive", "transductive")
@@ -72,15 +72,6 @@ class Split:
         return int(self.x_train.shape[1])
 
 
-def _images_hash(*sets: Dataset) -> str:
-    h = hashlib.sha256()
-    for ds in sets:
-        h.update(repr(tuple(ds.images.shape)).encode())
-        h.update(np.ascontiguousarray(ds.images).tobytes())
-        h.update(np.ascontiguousarray(ds.labels.astype(np.int64)).tobytes())
-    return h.hexdigest()
-
-
 def extractor_training_set(train: Dataset, seen: list[int]) -> Dataset:
     """The seen classes' training images, labels renumbered 0..len(seen)-1: all the extractor sees."""
     keep = np.isin(train.labels, seen)
@@ -96,7 +87,7 @@ def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Cal
     train, test = load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
     recipe = default_recipe(dataset)
     expected = {"benchmark_version": VERSION, "dataset": dataset, "fold": fold, "seen": seen, "unseen": unseen,
-                "recipe": recipe.to_dict(), "arch": ARCH, "images_sha256": _images_hash(train, test)}
+                "recipe": recipe.to_dict(), "arch": ARCH, "images_sha256": [data_hash(train), data_hash(test)]}
     key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:12]
     d = sources.cache_dir() / "zsl"
     stem = f"{dataset}-fold{fold}-{key}"
