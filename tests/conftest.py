@@ -26,7 +26,7 @@ TEST_MNIST5K_RECIPE = dict(epochs=3)
 def full_mnist_dir() -> Path:
     d = find_full_mnist()
     if d is None:
-        pytest.skip("full MNIST not found ($VAELAB_DATA/mnist or ../shared/data/mnist)")
+        pytest.skip("full MNIST not found: set VAELAB_DATA to a directory holding mnist/")
     return d
 
 

@@ -16,16 +16,12 @@ SRC = Path(vaelab.__file__).resolve().parents[1]
 
 
 def find_full_mnist() -> Path | None:
-    """The full MNIST IDX files: $VAELAB_DATA/mnist, else shared/data/mnist beside the repo (CI puts
-    shared/ at <repo>/../shared; a worktree may sit one level deeper)."""
-    cands = []
-    if os.environ.get("VAELAB_DATA"):
-        cands.append(Path(os.environ["VAELAB_DATA"]) / "mnist")
-    cands += [REPO.parent / "shared" / "data" / "mnist", REPO.parent.parent / "shared" / "data" / "mnist"]
-    for d in cands:
-        if any((d / n).is_file() for n in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")):
-            return d
-    return None
+    """The full MNIST IDX files in $VAELAB_DATA/mnist (the README's way to run the tests that need
+    them), or None."""
+    if not os.environ.get("VAELAB_DATA"):
+        return None
+    d = Path(os.environ["VAELAB_DATA"]) / "mnist"
+    return d if any((d / n).is_file() for n in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")) else None
 
 
 #: The full MNIST IDX files for the tests that need them (they skip where it is None).

@@ -10,7 +10,7 @@ from helpers import FULL_MNIST, LocalServer, cli
 from vaelab.data import SHA256, binarize, idx, load_dataset, to_tensor
 from vaelab.errors import ConfigError, DataError
 
-needs_mnist = pytest.mark.skipif(FULL_MNIST is None, reason="full MNIST not found ($VAELAB_DATA/mnist or ../shared/data/mnist)")
+needs_mnist = pytest.mark.skipif(FULL_MNIST is None, reason="full MNIST not found: set VAELAB_DATA to a directory holding mnist/")
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
