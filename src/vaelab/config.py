@@ -62,7 +62,7 @@ class VariantConfig:
     backbone: str = "paper"  # paper: the seed's Fig. 3 conv net (13M params); small: a light conv net; mlp; dec: DEC's 500-500-2000 MLP
     data_shape: tuple[int, ...] = (1, 28, 28)
     n_classes: int = 10
-    likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits
+    likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits: bernoulli | logistic (8-bit RGB; the default for colour data)
 
     def validate(self) -> None:
         from .nn.backbones import BACKBONES
@@ -72,7 +72,7 @@ class VariantConfig:
         check(len(self.data_shape) in (1, 3) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
               f"must be (C, H, W) or (D,), got {self.data_shape!r}")
         check_int(self.n_classes, "n_classes", 1)
-        check_choice(self.likelihood, "likelihood", ("bernoulli",))
+        check_choice(self.likelihood, "likelihood", ("bernoulli", "logistic"))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}

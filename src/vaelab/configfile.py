@@ -5,7 +5,7 @@ command line. Flags given on the command line override the file.
 * ``train``: the keys of a run's ``config.json`` — ``variant``, ``model`` (the variant's config),
   ``train`` (:class:`vaelab.TrainConfig` fields) — so any run's ``config.json`` re-creates that run.
   Its record-only keys (``versions``, ``parameters``, ``command``, ``created``) are ignored.
-* ``compare``: the study's settings by their option names (``variants``, ``dataset``, ``data_dir``,
+* ``compare``: the study's settings by their option names (``variants``, ``dataset``, ``data_dir``, ``image_size``,
   ``backbone``, ``latent_dim``, ``epochs``, ``seeds``, ``protocol``, ``binarize``, ``phase_epochs``,
   ``set``, ``n_samples``, ``iwae_k``, ``iwae_n``, ``map_points``, ``out``, ``quick``), flat or under
   ``settings`` as in a study's ``study.json``.
@@ -22,7 +22,7 @@ from typing import Any
 from .errors import ConfigError
 
 RECORD_KEYS = {"versions", "parameters", "command", "created"}
-COMPARE_KEYS = {"variants": (str, list), "dataset": (str,), "data_dir": (str,), "backbone": (str,), "latent_dim": (int,),
+COMPARE_KEYS = {"variants": (str, list), "dataset": (str,), "data_dir": (str,), "image_size": (int,), "backbone": (str,), "latent_dim": (int,),
                 "epochs": (int,), "seeds": (str, list), "protocol": (str,), "binarize": (str,), "phase_epochs": (int,),
                 "set": (list, dict), "n_samples": (int,), "iwae_k": (int,), "iwae_n": (int,), "map_points": (int,),
                 "out": (str,), "quick": (bool,)}

@@ -206,7 +206,10 @@ def classifier_dir() -> Path:
 
 def cache_stem(dataset: str, recipe: Recipe) -> str:
     """``<dataset>`` for the dataset's standard recipe, ``<dataset>-<recipe hash>`` for any other."""
-    return dataset if recipe == default_recipe(dataset) else f"{dataset}-{recipe.tag()}"
+    from .data import user
+
+    name = user.short_name(dataset) if user.is_user_spec(dataset) else dataset
+    return name if recipe == default_recipe(dataset) else f"{name}-{recipe.tag()}"
 
 
 def _sha256(b: bytes) -> str:
@@ -285,11 +288,15 @@ def load_or_train(
     recipe: Recipe | None = None,
     retrain: bool = False,
     log: Callable[[str], None] | None = None,
+    image_size: int | None = None,
 ) -> Classifier:
-    """The reference classifier of dataset ``dataset`` (``mnist``, ``fashion-mnist``, ``mnist-5k``),
-    trained on its training split on first use and cached; see :func:`obtain`."""
-    train_set = load_dataset(dataset, "train", data_dir)
-    test_set = load_dataset(dataset, "test", data_dir)
+    """The reference classifier of dataset ``dataset`` (``mnist``, ``fashion-mnist``, ``mnist-5k``, or a
+    labelled ``folder:``/``npz:`` dataset, at ``image_size``), trained on its training split on first
+    use and cached; see :func:`obtain`."""
+    train_set = load_dataset(dataset, "train", data_dir, image_size=image_size)
+    test_set = load_dataset(dataset, "test", data_dir, image_size=image_size)
     if len(train_set) == 0 or len(test_set) == 0:
         raise DataError(f"{dataset}: empty split; cannot train a classifier")
+    if not train_set.labelled:
+        raise DataError(f"{dataset}: has no labels; a reference classifier needs them")
     return obtain(train_set, test_set, recipe, retrain, log)

@@ -100,7 +100,6 @@ def train(
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
     trainer's progress events (see :mod:`vaelab.training.trainer`).
     """
-    from .data import load_dataset
     from .training.trainer import Trainer
 
     if tensorboard:
@@ -123,16 +122,15 @@ def train(
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
     train_cfg.validate()  # (a resumed run's stored config was checked by _stored; this checks extra_epochs)
     # the data first: missing data must not leave an empty run directory behind
-    train_set = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir)
+    train_set, test_set = load_splits(train_cfg)
     if train_cfg.train_size:
         train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
                                         labels=train_set.labels[:train_cfg.train_size])
-    test_set = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir)
+    if not resume:
+        model_cfg = data_defaults(variant, model_cfg, train_set)
     with RunLock(run_dir):
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
-        model_cfg.setdefault("data_shape", train_set.shape)
-        model_cfg.setdefault("n_classes", train_set.n_classes)
         model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
         v = build_variant(variant, model_cfg, train_cfg.seed)
         resolved = {"variant": variant, "model": v.config.to_dict(), "train": dataclasses.asdict(train_cfg),
@@ -161,6 +159,44 @@ def train(
             if tb is not None:
                 tb.close()
     return run_dir
+
+
+def load_splits(train_cfg: TrainConfig, data_dir: str | None = None):
+    """(train, test) :class:`vaelab.data.Dataset` of a run's data; a DataError when the two splits
+    differ in image shape or classes (a folder dataset whose test images have another size or colour)."""
+    from .data import load_dataset
+    from .errors import DataError
+
+    where = data_dir if data_dir is not None else train_cfg.data_dir
+    train_set = load_dataset(train_cfg.dataset, "train", where, image_size=train_cfg.image_size)
+    test_set = load_dataset(train_cfg.dataset, "test", where, image_size=train_cfg.image_size)
+    if train_set.shape != test_set.shape:
+        raise DataError(f"{train_cfg.dataset}: training images are {train_set.shape} (C, H, W) but test images are "
+                        f"{test_set.shape}; give --image-size, and one colour mode for both")
+    if train_set.n_classes != test_set.n_classes:
+        raise DataError(f"{train_cfg.dataset}: the training split has {train_set.n_classes} classes, the test split "
+                        f"{test_set.n_classes}")
+    return train_set, test_set
+
+
+def data_defaults(variant: str, model_cfg: dict[str, Any], train_set) -> dict[str, Any]:
+    """The model config completed from the data: ``data_shape``, ``n_classes`` and the likelihood
+    (Bernoulli for greyscale, the discretised logistic for RGB: :mod:`vaelab.losses.likelihood`).
+    A conditional or clustering variant on unlabelled data is a ConfigError."""
+    cls = get(variant)
+    out = dict(model_cfg)
+    out.setdefault("data_shape", train_set.shape)
+    if not train_set.labelled:
+        if cls.conditional:
+            raise ConfigError(f"{variant}: needs class labels, and {train_set.name} has none (give it class folders, "
+                              f"or a 'y' array)")
+        if cls.clusters and out.get("n_clusters") is None:
+            raise ConfigError(f"{variant}: {train_set.name} has no labels to count clusters from; give --set n_clusters=K")
+        out.setdefault("n_classes", 1)
+    out.setdefault("n_classes", train_set.n_classes)
+    if len(train_set.shape) == 3 and train_set.shape[0] == 3 and "logistic" in cls.likelihoods:
+        out.setdefault("likelihood", "logistic")
+    return out
 
 
 def load(run_dir: str | Path) -> "Variant":
@@ -240,9 +276,10 @@ def evaluate_run(
         ck_path = run_dir / "checkpoint.json"
         ck_state = read_json(ck_path) if ck_path.is_file() else {}
         data_dir = data_dir if data_dir is not None else conf["train"].get("data_dir")
-        test = load_dataset(dataset, "test", data_dir)
-        if classifier is None:
-            classifier = load_or_train(dataset, data_dir, log=say)
+        image_size = conf["train"].get("image_size")
+        test = load_dataset(dataset, "test", data_dir, image_size=image_size)
+        if classifier is None and test.labelled:
+            classifier = load_or_train(dataset, data_dir, log=say, image_size=image_size)
         n_test = len(test)
         lap("load")
         out: dict[str, Any] = {}
@@ -252,18 +289,22 @@ def evaluate_run(
             y = torch.as_tensor(test.labels)
             x_in = binarize(x_grey, mode, torch.Generator().manual_seed(scoring.BINARIZE_SEED))  # what the model sees
             yc = y if v.conditional else None
-            say(f"reconstructing {n_test} test images")
-            out.update(scoring.reconstruction_scores(v, classifier, x_in, test.labels, yc, batch_size))
-            real_feats, _ = classifier.run(x_grey)
-            lap("reconstruction")
-            say(f"drawing {n_samples} samples")
-            out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples,
-                                             torch.Generator().manual_seed(seed), batch_size))
-            lap("samples")
+            if classifier is None:
+                out.update(scoring.unlabelled_scores(v, dataset))
+            else:
+                say(f"reconstructing {n_test} test images")
+                out.update(scoring.reconstruction_scores(v, classifier, x_in, test.labels, yc, batch_size))
+                real_feats, _ = classifier.run(x_grey)
+                lap("reconstruction")
+                say(f"drawing {n_samples} samples")
+                out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples,
+                                                 torch.Generator().manual_seed(seed), batch_size))
+                lap("samples")
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
-            out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
-            lap("clusters")
-            if scoring.has_task_metrics(v):
+            if classifier is not None:
+                out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
+                lap("clusters")
+            if classifier is not None and scoring.has_task_metrics(v):
                 say("task metrics")
                 out.update(scoring.task_scores(v, x_in, y, torch.Generator().manual_seed(seed + 3), set(out)))
                 lap("task")
@@ -278,8 +319,9 @@ def evaluate_run(
             "binarization": mode, "binarize_seed": scoring.BINARIZE_SEED if mode == "dynamic" else None,
             "n_samples": n_samples, "sample_labels": "balanced (i mod n_classes)" if v.conditional else None,
             "iwae_k": iwae_k, "iwae_n": min(iwae_n, n_test), "seed": seed,
-            "classifier_test_accuracy": classifier.test_accuracy,
-            "classifier": {k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
+            "classifier_test_accuracy": None if classifier is None else classifier.test_accuracy,
+            "classifier": None if classifier is None else {
+                k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
             "checkpoint": {k: ck_state.get(k) for k in ("done", "phase", "epoch", "step")},
             "eval_seconds": round(time.perf_counter() - t_start, 2), "stage_seconds": stages,
             "created": now(), "versions": versions(),

@@ -69,6 +69,12 @@ def is_available(value: Any) -> bool:
     return not (isinstance(value, dict) and value.get("available") is False)
 
 
+def unlabelled_scores(v: Variant, dataset: str) -> dict[str, Any]:
+    """Every classifier or label metric, absent: an unlabelled dataset has no reference classifier."""
+    why = absent(f"{dataset} has no labels, so there is no reference classifier to score with")
+    return {k: why for k in ("recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *CLUSTER_KEYS)}
+
+
 def reconstruction_scores(v: Variant, classifier, x_in: torch.Tensor, labels: np.ndarray, y: torch.Tensor | None,
                           batch_size: int) -> dict[str, float]:
     """The seed's Table 2 metric: the classifier's accuracy on reconstructions of ``x_in`` (and on
@@ -209,7 +215,9 @@ def format_table(res: dict[str, Any]) -> str:
     ]
     rows += [(key, val, "") for key, val in res.items() if "." in key]
     hist = res["sample_class_histogram"]
-    lines = [f"{m['variant']} on {m['dataset']} ({m['run_dir']}); classifier test accuracy {m['classifier_test_accuracy']:.4f}"]
+    acc = m["classifier_test_accuracy"]
+    lines = [f"{m['variant']} on {m['dataset']} ({m['run_dir']}); "
+             + (f"classifier test accuracy {acc:.4f}" if acc is not None else "no labels, no reference classifier")]
     w = max(len(r[0]) for r in rows)
     for key, val, note in rows:
         if isinstance(val, dict) and val.get("available") is False:

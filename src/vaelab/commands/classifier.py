@@ -11,21 +11,20 @@ def add_parser(sub) -> None:
                        description="The reference CNN behind the classifier metrics of `vaelab evaluate`. Trained "
                                    "deterministically on the dataset's training split on first use and cached in the "
                                    "user cache dir; a cached one whose data hash or recipe does not match is retrained.")
-    p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist | mnist-5k (default mnist)")
+    p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist | mnist-5k | folder:DIR | npz:FILE (default mnist)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--image-size", type=int, default=None, metavar="N", help="folder:/npz: datasets: resize to N×N")
     p.add_argument("--retrain", action="store_true", help="train anew even if a matching classifier is cached")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..reference_classifier import cache_stem, classifier_dir, default_recipe, load_or_train
-    from ..data import DATASETS
-    from ..errors import ConfigError
+    from ..data import check_dataset
     from . import stderr_log
 
-    if args.dataset not in DATASETS:
-        raise ConfigError(f"--dataset {args.dataset!r} is not valid; choose one of {', '.join(DATASETS)}")
-    clf = load_or_train(args.dataset, args.data_dir, retrain=args.retrain, log=stderr_log)
+    check_dataset(args.dataset, "--dataset")
+    clf = load_or_train(args.dataset, args.data_dir, retrain=args.retrain, log=stderr_log, image_size=args.image_size)
     m = clf.meta
     stem = cache_stem(args.dataset, default_recipe(args.dataset))
     print(f"dataset        {m['dataset']} ({m['n_train']} training images, {m['n_test']} test images)")

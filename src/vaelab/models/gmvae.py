@@ -32,7 +32,7 @@ from torch import nn
 from ..config import VariantConfig, check_int, check_range
 from ..distributions.gaussian import DiagonalGaussian, StandardNormal
 from ..distributions.mixture import MixtureOfGaussians
-from ..losses.likelihood import LIKELIHOODS
+from ..losses.likelihood import make_likelihood
 from ..nn import make_decoder, make_encoder
 from ..registry import register
 from .base import Batch, Variant
@@ -71,7 +71,7 @@ class GMVAE(Variant):
         self.decoder = make_decoder(c.data_shape, D, c.backbone)
         self.prior_net = nn.Sequential(nn.Linear(c.w_dim, c.prior_hidden), nn.Tanh(), nn.Linear(c.prior_hidden, 2 * K * D))
         self.w_prior = StandardNormal(c.w_dim)
-        self.log_lik = LIKELIHOODS[c.likelihood]
+        self.log_lik = make_likelihood(c.likelihood, c.data_shape)
 
     @property
     def n_clusters(self) -> int:

@@ -10,7 +10,7 @@ import torch
 
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..losses.gradients import score_correction
-from ..losses.likelihood import LIKELIHOODS
+from ..losses.likelihood import make_likelihood
 from ..nn import GaussianHead, make_decoder, make_encoder
 from ..registry import register
 from .base import Batch, Variant
@@ -27,7 +27,7 @@ class GaussianVAE(Variant):
         self.head = GaussianHead(self.encoder.out_features, c.latent_dim)  # → (μ, log σ²)
         self.decoder = make_decoder(c.data_shape, c.latent_dim, c.backbone, cond_dim=cond)
         self.prior = StandardNormal(c.latent_dim)
-        self.log_lik = LIKELIHOODS[c.likelihood]
+        self.log_lik = make_likelihood(c.likelihood, c.data_shape)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
         return self.head(self.encoder(x, self.condition(y)))

@@ -140,7 +140,8 @@ class VAEGAN(GaussianVAE):
         return [*self.encoder.parameters(), *self.head.parameters()]
 
     def decoder_parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.decoder.parameters())
+        """The decoder's, and the likelihood's learned scale when the pixel term uses it."""
+        return list(self.decoder.parameters()) + (list(self.log_lik.parameters()) if self.config.pixel_weight > 0 else [])
 
     def discriminator_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.discriminator.parameters())

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..config import VariantConfig, check, check_int, check_range
-from ..losses.likelihood import LIKELIHOODS
+from ..losses.likelihood import make_likelihood
 from ..nn.backbones import _CONV, ConvTrunk, DeconvHead
 from ..nn.pixelcnn import PixelCNN
 from ..nn.quantizer import CodeGrid, VectorQuantizer
@@ -96,7 +96,7 @@ class VQVAE(Variant):
         self.quantizer = VectorQuantizer(c.num_codes, c.latent_dim, c.ema, c.ema_decay, c.ema_eps, c.restart_after)
         self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, c2, 3, padding=1), nn.ReLU(), DeconvHead(c2, c1, ch))
         self.prior = PixelCNN(c.num_codes, c.prior_channels, c.prior_layers)
-        self.log_lik = LIKELIHOODS[c.likelihood]
+        self.log_lik = make_likelihood(c.likelihood, c.data_shape)
         # Which phase loss() serves (0 train, 1 prior): a buffer, so a resumed run restores it.
         self.register_buffer("phase_index", torch.zeros((), dtype=torch.int64))
 

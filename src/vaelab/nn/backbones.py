@@ -27,6 +27,8 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 BACKBONES = ("paper", "small", "mlp", "dec", "svae")
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
 _MLP = {"mlp": (512, 512), "dec": (500, 500, 2000), "svae": (256, 128)}  # hidden widths, input side first
@@ -89,7 +91,8 @@ class Encoder(nn.Module):
             self.fc = nn.Sequential(nn.Linear(flat + cond_dim, fc), nn.LeakyReLU(0.1))
         else:
             if backbone in _CONV:
-                raise ValueError(f"backbone {backbone!r} needs (C, H, W) data with H, W divisible by 4, got {self.data_shape}")
+                raise ConfigError(f"backbone: {backbone!r} needs (C, H, W) images with H and W divisible by 4, got "
+                                  f"{self.data_shape} (resize with --image-size, or use --backbone mlp)")
             hidden = _MLP[backbone]
             self.trunk = nn.Flatten()
             self.fc = _mlp((math.prod(self.data_shape) + cond_dim, *hidden))
@@ -118,7 +121,8 @@ class Decoder(nn.Module):
             self.head: nn.Module = DeconvHead(c2, c1, self.data_shape[0])
         else:
             if backbone in _CONV:
-                raise ValueError(f"backbone {backbone!r} needs (C, H, W) data with H, W divisible by 4, got {self.data_shape}")
+                raise ConfigError(f"backbone: {backbone!r} needs (C, H, W) images with H and W divisible by 4, got "
+                                  f"{self.data_shape} (resize with --image-size, or use --backbone mlp)")
             hidden = _MLP[backbone][::-1]
             self.grid = None
             self.fc = _mlp((n_in, *hidden))

@@ -38,7 +38,7 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
     results = results if results is not None else read_json(out / "results.json")
     s = results["settings"]
     rdir = out / "report"
-    test = load_dataset(s["dataset"], "test", s.get("data_dir"))
+    test = load_dataset(s["dataset"], "test", s.get("data_dir"), image_size=s.get("image_size"))
     x_all = to_tensor(test.images)
     if s.get("binarize", "none") != "none":
         x_all = binarize(x_all, "static")  # what the model sees, shown deterministically

@@ -163,10 +163,12 @@ def run_study(s: Settings, say: Callable[[str], None] | None = None, executor: E
                                                "created": (study or {}).get("created", started)})
         classifier = None
         if any(run_state(sp, s) not in ("done", "failed") for sp in specs):
+            from ..data import load_dataset, user
             from ..reference_classifier import load_or_train
 
-            say(f"reference classifier for {s.dataset} (trained once, then cached)")
-            classifier = load_or_train(s.dataset, s.data_dir, log=say)
+            if not user.is_user_spec(s.dataset) or load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size).labelled:
+                say(f"reference classifier for {s.dataset} (trained once, then cached)")
+                classifier = load_or_train(s.dataset, s.data_dir, log=say, image_size=s.image_size)
         t0 = time.perf_counter()
         jobs = [Job(spec, s, classifier, f"[{i}/{len(specs)}] {spec.variant} seed {spec.seed}", say)
                 for i, spec in enumerate(specs, 1)]

@@ -23,6 +23,7 @@ def plan(s: Settings) -> list[RunSpec]:
 
     from ..data import load_dataset
     from ..registry import get, make_config
+    from ..rundir import data_defaults
     from ..training.config import TrainConfig
 
     if s.protocol not in PROTOCOLS:
@@ -31,7 +32,8 @@ def plan(s: Settings) -> list[RunSpec]:
                           ("--iwae-k", s.iwae_k, 0), ("--iwae-n", s.iwae_n, 0), ("--map-points", s.map_points, 10)):
         check_int(val, name, lo)
     check_int(s.phase_epochs, "--phase-epochs", 0, optional=True)
-    test = load_dataset(s.dataset, "test", s.data_dir)  # fails early (exit 2) on missing data
+    check_int(s.image_size, "--image-size", 4, optional=True)
+    test = load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size)  # fails early (exit 2) on missing data
     specs: list[RunSpec] = []
     for name in s.variants:
         cls = get(name)
@@ -44,14 +46,14 @@ def plan(s: Settings) -> list[RunSpec]:
         extra.update(s.overrides.get(name, {}))
         model.update(extra)
         try:
-            conf = make_config(name, **{**model, "data_shape": test.shape, "n_classes": test.n_classes})
+            conf = make_config(name, **data_defaults(name, model, test))
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
         with torch.random.fork_rng(devices=[]):
             phases = [(p.name, s.epochs if p.epochs is None else int(p.epochs)) for p in cls(conf).phases()]
         tdict = train_settings(s)
         for seed in s.seeds:
-            tc = TrainConfig(dataset=s.dataset, data_dir=s.data_dir, epochs=s.epochs, seed=seed, binarize=s.binarize,
+            tc = TrainConfig(dataset=s.dataset, data_dir=s.data_dir, image_size=s.image_size, epochs=s.epochs, seed=seed, binarize=s.binarize,
                              progress=s.progress, **tdict)
             tc.validate()
             specs.append(RunSpec(name, seed, Path(s.out) / "runs" / f"{name}-s{seed}", dict(model), conf.to_dict(), tc,

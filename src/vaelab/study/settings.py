@@ -71,7 +71,7 @@ DEFAULTS = {"dataset": "mnist", "backbone": "paper", "epochs": 10, "seeds": (0,)
 EVAL_SEED = 0  # every run is evaluated with the same sample seed
 #: The TrainConfig fields that define a run's experiment: an existing run dir must agree on them to be
 #: resumed or reused (speed knobs such as fused/compile/channels_last and progress may differ).
-EXPERIMENT_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "seed", "binarize", "precision")
+EXPERIMENT_KEYS = ("dataset", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed", "binarize", "precision")
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Settings:
     out: Path
     dataset: str = "mnist"
     data_dir: str | None = None
+    image_size: int | None = None  # folder:/npz: datasets: resize every image to this square size
     backbone: str = "paper"
     latent_dim: int = 16
     epochs: int = 10
@@ -102,8 +103,11 @@ class Settings:
 
     def study_key(self) -> dict[str, Any]:
         """The settings that make runs comparable; recorded in study.json."""
-        return {"dataset": self.dataset, "backbone": self.backbone, "latent_dim": self.latent_dim, "epochs": self.epochs,
-                "protocol": self.protocol, "binarize": self.binarize, "phase_epochs": self.phase_epochs}
+        key = {"dataset": self.dataset, "backbone": self.backbone, "latent_dim": self.latent_dim, "epochs": self.epochs,
+               "protocol": self.protocol, "binarize": self.binarize, "phase_epochs": self.phase_epochs}
+        if self.image_size is not None:
+            key["image_size"] = self.image_size
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -155,6 +159,8 @@ def canonical_command(s: Settings) -> str:
     parts = ["vaelab", "compare", "--variants", ",".join(s.variants), "--dataset", s.dataset]
     if s.data_dir:
         parts += ["--data-dir", str(s.data_dir)]
+    if s.image_size is not None:
+        parts += ["--image-size", str(s.image_size)]
     parts += ["--backbone", s.backbone, "--latent-dim", str(s.latent_dim), "--epochs", str(s.epochs),
               "--seeds", ",".join(map(str, s.seeds)), "--protocol", s.protocol, "--binarize", s.binarize]
     if s.phase_epochs is not None:

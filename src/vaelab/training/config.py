@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check_choice, check_int, check_range
-from ..data import BINARIZATIONS, DATASETS
+from ..data import BINARIZATIONS, check_dataset
 from ..optim import OPTIMIZERS
 
 PRECISIONS = ("fp32", "bf16")
@@ -19,6 +19,7 @@ class TrainConfig:
 
     dataset: str = "mnist-5k"
     data_dir: str | None = None
+    image_size: int | None = None  # folder:/npz: datasets: resize every image to this square size
     epochs: int = 10
     train_size: int = 0  # use only the first N training images (0 = all); for quick runs and tests
     batch_size: int = 100
@@ -35,7 +36,8 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        check_choice(self.dataset, "dataset", DATASETS)
+        check_dataset(self.dataset, "dataset")
+        check_int(self.image_size, "image_size", 4, optional=True)
         check_int(self.epochs, "epochs", 0)
         check_int(self.train_size, "train_size", 0)
         check_int(self.batch_size, "batch_size", 1)
