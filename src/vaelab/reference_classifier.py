@@ -91,8 +91,20 @@ RECIPES = {
 }
 
 
-def default_recipe(dataset: str) -> Recipe:
-    return RECIPES.get(dataset, Recipe())
+#: The user's datasets (folder:, npz:): as many epochs as give about this many updates (as mnist-5k's
+#: recipe does), within [Recipe().epochs, USER_MAX_EPOCHS].
+USER_UPDATES = 800
+USER_MAX_EPOCHS = 200
+
+
+def default_recipe(dataset: str, n_train: int | None = None) -> Recipe:
+    """The recipe of a built-in dataset; for another with ``n_train`` training images, the default
+    recipe with enough epochs for about USER_UPDATES updates."""
+    if dataset in RECIPES or not n_train:
+        return RECIPES.get(dataset, Recipe())
+    base = Recipe()
+    per_epoch = math.ceil(n_train / base.batch_size)
+    return dataclasses.replace(base, epochs=min(USER_MAX_EPOCHS, max(base.epochs, math.ceil(USER_UPDATES / per_epoch))))
 
 
 def data_hash(ds: Dataset) -> str:
@@ -208,8 +220,9 @@ def cache_stem(dataset: str, recipe: Recipe) -> str:
     """``<dataset>`` for the dataset's standard recipe, ``<dataset>-<recipe hash>`` for any other."""
     from .data import user
 
-    name = user.short_name(dataset) if user.is_user_spec(dataset) else dataset
-    return name if recipe == default_recipe(dataset) else f"{name}-{recipe.tag()}"
+    if user.is_user_spec(dataset):
+        return f"{user.short_name(dataset)}-{recipe.tag()}"
+    return dataset if recipe == default_recipe(dataset) else f"{dataset}-{recipe.tag()}"
 
 
 def _sha256(b: bytes) -> str:
@@ -253,7 +266,7 @@ def obtain(
     recipe and weights match, else trained now and cached (weights, then JSON; both atomic)."""
     from .provenance import now, versions
 
-    recipe = recipe or default_recipe(train_set.name)
+    recipe = recipe or default_recipe(train_set.name, len(train_set))
     stem = cache_stem(train_set.name, recipe)
     expected = _expected(train_set, test_set, recipe)
     if not retrain:

@@ -128,6 +128,7 @@ def train(
                                         labels=train_set.labels[:train_cfg.train_size])
     if not resume:
         model_cfg = data_defaults(variant, model_cfg, train_set)
+        make_config(variant, **{**model_cfg, "data_shape": tuple(model_cfg["data_shape"])})  # the config with the data's shape
     with RunLock(run_dir):
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")

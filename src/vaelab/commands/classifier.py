@@ -19,14 +19,14 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reference_classifier import cache_stem, classifier_dir, default_recipe, load_or_train
+    from ..reference_classifier import classifier_dir, load_or_train
     from ..data import check_dataset
     from . import stderr_log
 
     check_dataset(args.dataset, "--dataset")
     clf = load_or_train(args.dataset, args.data_dir, retrain=args.retrain, log=stderr_log, image_size=args.image_size)
     m = clf.meta
-    stem = cache_stem(args.dataset, default_recipe(args.dataset))
+    stem = m["stem"]
     print(f"dataset        {m['dataset']} ({m['n_train']} training images, {m['n_test']} test images)")
     print(f"test accuracy  {m['test_accuracy']:.4f}")
     print(f"trained        {m['created']} in {m['train_seconds']:.0f}s ({m['torch_threads']} threads)")

@@ -1,4 +1,4 @@
-"""Decoder likelihoods log p(x|z), per example, in nats, always computed in float32.
+"""Decoder likelihoods log p(x|z), per example, in nats, computed in float32 (float64 stays float64).
 
 The decoder outputs one logit per pixel and channel; its image is sigmoid(logit) in [0, 1] for every
 likelihood, so samples and reconstructions are drawn the same way whichever is used.
@@ -26,6 +26,11 @@ LOGISTIC_INIT_SCALE = 0.1  # s at initialisation, in units of the [0, 1] pixel r
 LOGISTIC_MIN_LOG_SCALE = -7.0  # s ≥ e^-7 ≈ 0.0009, a quarter of a bin: keeps the bound finite
 
 
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    """Low-precision tensors (bf16 under autocast) to float32; float32 and float64 as they are."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def _event_sum(t: torch.Tensor, event_ndim: int) -> torch.Tensor:
     return t.flatten(start_dim=t.dim() - event_ndim).sum(-1)
 
@@ -49,10 +54,10 @@ def discretized_logistic_log_prob(logits: torch.Tensor, x: torch.Tensor, log_sca
     whose logarithm is finite and accurate for every a > b; the first level has mass σ(a), the last σ(−b).
     """
     event_ndim = x.dim() - 1
-    logits = logits.float()
-    x = x.float().expand_as(logits)
+    logits = _f32(logits)
+    x = x.to(logits.dtype).expand_as(logits)
     m = torch.sigmoid(logits)
-    inv_s = torch.exp(-log_scale.float().clamp(min=LOGISTIC_MIN_LOG_SCALE))
+    inv_s = torch.exp(-log_scale.to(logits.dtype).clamp(min=LOGISTIC_MIN_LOG_SCALE))
     half = 0.5 / LEVELS
     a = (x + half - m) * inv_s
     b = (x - half - m) * inv_s

@@ -47,7 +47,8 @@ def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _conv_ok(data_shape: tuple[int, ...]) -> bool:
+def conv_shape_ok(data_shape: tuple[int, ...]) -> bool:
+    """Whether the conv backbones take data of this shape: (C, H, W) with H and W divisible by 4."""
     return len(data_shape) == 3 and data_shape[1] % 4 == 0 and data_shape[2] % 4 == 0
 
 
@@ -84,7 +85,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.cond_dim = cond_dim
-        if backbone in _CONV and _conv_ok(self.data_shape):
+        if backbone in _CONV and conv_shape_ok(self.data_shape):
             c1, c2, fc = _CONV[backbone]
             self.trunk: nn.Module = ConvTrunk(self.data_shape[0], c1, c2)
             flat = c2 * (self.data_shape[1] // 4) * (self.data_shape[2] // 4)
@@ -114,7 +115,7 @@ class Decoder(nn.Module):
         self.data_shape = tuple(data_shape)
         self.cond_dim = cond_dim
         n_in = in_dim + cond_dim
-        if backbone in _CONV and _conv_ok(self.data_shape):
+        if backbone in _CONV and conv_shape_ok(self.data_shape):
             c1, c2, fc = _CONV[backbone]
             self.grid = (c2, self.data_shape[1] // 4, self.data_shape[2] // 4)
             self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
