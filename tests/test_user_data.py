@@ -242,3 +242,15 @@ def test_compare_on_an_rgb_folder_writes_a_colour_report(rgb_folder, tmp_path):
     assert "img/vae-samples.png" in html
     a = np.asarray(Image.open(out / "report" / "img" / "vae-samples.png").convert("RGB")).astype(int)
     assert np.abs(a[..., 0] - a[..., 1]).max() > 0  # colour pixels, not grey
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_rgb_at_28_and_64_pixels_through_image_size(size, tmp_path):
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "c.npz", x=rng.integers(0, 256, (30, 20, 20, 3), dtype=np.uint8), y=np.arange(30) % 3)
+    run = vaelab.train("vae", {"backbone": "small", "latent_dim": 2},
+                       vaelab.TrainConfig(dataset=f"npz:{tmp_path / 'c.npz'}", image_size=size, epochs=1, progress=False),
+                       tmp_path / "r")
+    v = vaelab.load(run)
+    assert v.config.data_shape == (3, size, size) and v.sample(2).shape == (2, 3, size, size)
+    assert Image.open(run / "samples.png").mode == "RGB"
