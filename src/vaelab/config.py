@@ -69,8 +69,8 @@ class VariantConfig:
 
         check_int(self.latent_dim, "latent_dim", 1)
         check_choice(self.backbone, "backbone", BACKBONES)
-        check(len(self.data_shape) in (1, 3) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
-              f"must be (C, H, W) or (D,), got {self.data_shape!r}")
+        check(len(self.data_shape) in (1, 3, 4) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
+              f"must be (C, H, W), (T, C, H, W) or (D,), got {self.data_shape!r}")
         check(is_mlp(self.backbone) or len(self.data_shape) != 3 or conv_shape_ok(tuple(self.data_shape)), "backbone",
               f"{self.backbone!r} needs (C, H, W) images with H and W divisible by 4, got {tuple(self.data_shape)} "
               f"(resize with --image-size, or use --backbone mlp)")

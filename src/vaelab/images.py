@@ -13,10 +13,14 @@ from .io import atomic_write_bytes
 
 
 def grid_array(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
-    """(N, C, H, W) floats in [0, 1] → one uint8 (H', W') or (H', W', 3) grid, ``nrow`` images per row."""
+    """(N, C, H, W) floats in [0, 1] → one uint8 (H', W') or (H', W', 3) grid, ``nrow`` images per row.
+    Sequences (N, T, C, H, W) give one row of T frames per sequence (``nrow`` is ignored)."""
     a = images.detach().cpu().float().numpy() if torch.is_tensor(images) else np.asarray(images, dtype=np.float32)
     if a.ndim == 3:
         a = a[:, None]
+    if a.ndim == 5:
+        nrow = a.shape[1]
+        a = a.reshape(-1, *a.shape[2:])
     n, c, h, w = a.shape
     nrow = nrow or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / nrow))

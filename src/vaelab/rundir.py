@@ -100,6 +100,7 @@ def train(
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
     trainer's progress events (see :mod:`vaelab.training.trainer`).
     """
+    from .data import SEQUENCE_DATASETS
     from .training.trainer import Trainer
 
     if tensorboard:
@@ -116,7 +117,7 @@ def train(
         train_cfg = train_cfg or TrainConfig()
         model_cfg = dict(model_cfg or {})
         make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
-        if get(variant).data_kind != "image":
+        if get(variant).data_kind == "features":
             raise ConfigError(f"{variant}: generates feature vectors for zero-shot learning, not images; train and "
                               f"score it with `vaelab zsl --method {variant}`")
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
@@ -126,6 +127,10 @@ def train(
     if train_cfg.train_size:
         train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
                                         labels=train_set.labels[:train_cfg.train_size])
+    if (get(variant).data_kind == "sequence") != train_set.is_sequence:
+        raise ConfigError(f"{variant}: models {'sequences' if get(variant).data_kind == 'sequence' else 'images'}, but "
+                          f"{train_cfg.dataset} holds {'sequences' if train_set.is_sequence else 'images'}"
+                          + (f"; choose one of {', '.join(SEQUENCE_DATASETS)}" if not train_set.is_sequence else ""))
     if not resume:
         model_cfg = data_defaults(variant, model_cfg, train_set)
         make_config(variant, **{**model_cfg, "data_shape": tuple(model_cfg["data_shape"])})  # the config with the data's shape

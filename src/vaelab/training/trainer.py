@@ -324,20 +324,21 @@ class Trainer:
         """Write samples.png (where the variant samples) and reconstructions.png; return {name: path} written."""
         v = self.variant
         files: dict[str, str] = {}
-        if v.data_kind != "image":  # feature vectors have no picture
+        if v.data_kind not in ("image", "sequence"):  # feature vectors have no picture
             return files
         with torch.random.fork_rng(devices=[]), torch.no_grad(), evaluating(v):
             torch.manual_seed(1234)
             g = torch.Generator().manual_seed(1234)
+            n = 8 if v.data_kind == "sequence" else 64  # a sequence takes a row of frames
             try:
-                y = torch.arange(64) % v.config.n_classes if v.conditional else None
-                save_grid(v.sample(64, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
+                y = torch.arange(n) % v.config.n_classes if v.conditional else None
+                save_grid(v.sample(n, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
                 files["samples"] = str(self.run_dir / "samples.png")
             except NotAvailable:
                 pass
             src = self.x_test if self.x_test is not None else self.x
             ys = self.y_test if self.x_test is not None else self.y
-            xb = src[:32]
+            xb = src[:8 if v.data_kind == "sequence" else 32]
             if self.cfg.binarize != "none":
                 xb = binarize(xb, "static")
             rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
