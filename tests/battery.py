@@ -36,11 +36,16 @@ def tiny_batch(n: int = B, seed: int = 0) -> dict:
 
 
 def batch_for(v, n: int = B, seed: int = 0) -> dict:
-    """A batch the variant takes: images, or for feature generators features in [0, 1] whose last
+    """A batch the variant takes: images, sequences of frames for sequence models, or for feature generators features in [0, 1] whose last
     quarter is unlabelled (label −1) when the variant is transductive."""
-    if getattr(v, "data_kind", "image") != "features":
+    kind = getattr(v, "data_kind", "image")
+    if kind == "image":
         return tiny_batch(n, seed)
     g = torch.Generator().manual_seed(seed)
+    if kind == "sequence":  # sparse ink in every frame of (n, T, C, H, W)
+        shape = (n, *v.config.data_shape)
+        x = (torch.rand(shape, generator=g) > 0.7).float() * torch.rand(shape, generator=g)
+        return {"x": x, "y": torch.arange(n) % 10, "index": torch.arange(n), "dataset_size": 1000}
     x = torch.rand(n, *v.config.data_shape, generator=g)
     y = torch.arange(n) % 10
     if getattr(v.config, "transductive", False):

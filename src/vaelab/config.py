@@ -65,15 +65,15 @@ class VariantConfig:
     likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits: bernoulli | logistic (8-bit RGB; the default for colour data)
 
     def validate(self) -> None:
-        from .nn.backbones import BACKBONES, conv_shape_ok, is_mlp
+        from .nn.backbones import BACKBONES, conv_shape_ok, is_mlp, shape_error
 
         check_int(self.latent_dim, "latent_dim", 1)
         check_choice(self.backbone, "backbone", BACKBONES)
         check(len(self.data_shape) in (1, 3, 4) and all(int(s) >= 1 for s in self.data_shape), "data_shape",
               f"must be (C, H, W), (T, C, H, W) or (D,), got {self.data_shape!r}")
-        check(is_mlp(self.backbone) or len(self.data_shape) != 3 or conv_shape_ok(tuple(self.data_shape)), "backbone",
-              f"{self.backbone!r} needs (C, H, W) images with H and W divisible by 4, got {tuple(self.data_shape)} "
-              f"(resize with --image-size, or use --backbone mlp)")
+        frame = tuple(self.data_shape[-3:])  # an image, or a sequence's frame
+        if not (is_mlp(self.backbone) or len(self.data_shape) == 1 or conv_shape_ok(frame, self.backbone)):
+            raise shape_error(self.backbone, frame)
         check_int(self.n_classes, "n_classes", 1)
         check_choice(self.likelihood, "likelihood", ("bernoulli", "logistic"))
 

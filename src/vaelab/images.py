@@ -45,3 +45,26 @@ def save_grid(images, path: str | Path, nrow: int | None = None, scale: int = 2)
     """Write a PNG grid atomically."""
     atomic_write_bytes(path, png_bytes(grid_array(images, nrow), scale))
     return Path(path)
+
+
+def gif_bytes(sequences: torch.Tensor | np.ndarray, nrow: int | None = None, scale: int = 2, frame_ms: int = 200) -> bytes:
+    """Sequences (N, T, C, H, W) in [0, 1] → an animated GIF (looping) whose frame t is the grid of
+    every sequence's frame t, ``nrow`` sequences per row."""
+    a = sequences.detach().cpu().float() if torch.is_tensor(sequences) else torch.as_tensor(np.asarray(sequences, np.float32))
+    if a.dim() != 5:
+        raise ValueError(f"gif_bytes takes sequences (N, T, C, H, W), got shape {tuple(a.shape)}")
+    frames = []
+    for t in range(a.shape[1]):
+        img = Image.fromarray(grid_array(a[:, t], nrow))
+        if scale > 1:
+            img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        frames.append(img)
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return buf.getvalue()
+
+
+def save_gif(sequences, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
+    """Write an animated GIF of sequences atomically (see :func:`gif_bytes`)."""
+    atomic_write_bytes(path, gif_bytes(sequences, nrow, scale))
+    return Path(path)

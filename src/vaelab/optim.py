@@ -75,3 +75,10 @@ def apply_lr_scale(optimizers: Iterable[torch.optim.Optimizer], factor: float) -
         for group in opt.param_groups:
             group.setdefault("base_lr", group["lr"])
             group["lr"] = group["base_lr"] * factor
+
+
+def linear_warmup(step: int, steps: int) -> float:
+    """A weight that rises linearly to 1 over the first ``steps`` training updates: (step + 1) / steps
+    at update ``step`` (0-based), then 1; always 1 when ``steps`` is 0 (e.g. KL annealing, Bowman et
+    al. 2016)."""
+    return 1.0 if steps <= 0 else min(1.0, (step + 1) / steps)

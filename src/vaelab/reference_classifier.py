@@ -14,6 +14,13 @@ Dropout(0.3) → FC(128→10). About 0.45M parameters and 3.1M multiply-adds per
 convolutions instead of full-resolution ones + max-pooling make it several times cheaper to train on
 CPU (benchmarks/README.md, "Reference classifier").
 
+Sequence datasets (Moving MNIST) get a **judge** instead (``SequenceJudgeNet``, the S3VAE paper's
+evaluation classifier): every frame through the ``dcgan`` conv trunk (:mod:`vaelab.nn.backbones`) and
+FC(→128) + ReLU; the content (digit) logits from the mean of the frame features (the 128-d features
+behind FID-style metrics), the motion (direction) logits from an MLP over the concatenated frame
+features, which keep where the digit is in each frame. Trained on both labels at once (the sum of the
+two cross-entropies); its record holds ``test_accuracy`` (content) and ``motion_accuracy``.
+
 Recipe (``Recipe``): AdamW (weight decay 1e-4), one-cycle learning rate peaking at 3e-3, batch 128,
 random translations of up to ±``shift`` pixels, a fixed seed; epochs per dataset in ``RECIPES``.
 """
@@ -38,6 +45,7 @@ from torch.nn import functional as F
 from .data import Dataset, load_dataset, sources, to_tensor
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
+from .nn.backbones import ConvTrunk, dcgan_widths
 from .nn.utils import batched
 
 FEATURE_DIM = 128
@@ -64,6 +72,46 @@ class ClassifierNet(nn.Module):
         return self.out(self.drop(self.features(x)))  # (B, n_classes)
 
 
+class SequenceJudgeNet(nn.Module):
+    """Sequences (B, T, C, H, W) in [0, 1] → content logits (B, n_classes); ``motion_logits`` → (B, n_motions);
+    ``features`` → (B, 128), the mean of the per-frame features."""
+
+    def __init__(self, shape: tuple[int, ...], n_classes: int = 10, n_motions: int = 8):
+        super().__init__()
+        t, c, h, _ = shape
+        widths = dcgan_widths(h)
+        self.frame = nn.Sequential(ConvTrunk(c, *widths), nn.Flatten(), nn.Linear(widths[-1] * 16, FEATURE_DIM), nn.ReLU())
+        self.drop = nn.Dropout(0.3)
+        self.out = nn.Linear(FEATURE_DIM, n_classes)
+        self.motion = nn.Sequential(nn.Linear(t * FEATURE_DIM, FEATURE_DIM), nn.ReLU(), nn.Linear(FEATURE_DIM, n_motions))
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        return self.frame(x.flatten(0, 1).float() - 0.5).view(b, t, -1)  # (B, T, 128)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.frames(x).mean(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(self.features(x)))
+
+    def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content logits, motion logits) from one pass over the frames."""
+        h = self.frames(x)
+        return self.out(self.drop(h.mean(1))), self.motion(h.flatten(1))
+
+    def motion_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.motion(self.frames(x).flatten(1))
+
+
+def make_net(shape: tuple[int, ...], n_classes: int, n_motions: int = 0) -> nn.Module:
+    """The classifier of data of ``shape``: :class:`ClassifierNet` for images (C, H, W), the
+    :class:`SequenceJudgeNet` for sequences (T, C, H, W) with ``n_motions`` direction classes."""
+    if len(shape) == 4:
+        return SequenceJudgeNet(tuple(shape), n_classes, n_motions)
+    return ClassifierNet(shape[0], n_classes, tuple(shape[1:]))
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a reference classifier is trained. ``n_train`` (0 = all) trains on the first n images only."""
@@ -88,6 +136,8 @@ RECIPES = {
     "mnist": Recipe(epochs=6),
     "fashion-mnist": Recipe(epochs=10, shift=0),  # centred garments: translations cost accuracy here
     "mnist-5k": Recipe(epochs=25),  # 4,000 training images: more passes for a comparable number of steps
+    "moving-mnist": Recipe(epochs=8, batch_size=64, shift=0),  # the judge (sequences already move)
+    "moving-mnist-5k": Recipe(epochs=20, batch_size=64, shift=0),
 }
 
 
@@ -131,6 +181,20 @@ class Classifier:
     def n_classes(self) -> int:
         return int(self.net.out.out_features)
 
+    @property
+    def is_judge(self) -> bool:
+        """Whether this is a sequence judge (it also predicts motion)."""
+        return hasattr(self.net, "motion_logits")
+
+    @torch.no_grad()
+    def predict_motion(self, sequences: torch.Tensor | np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """A judge's predicted motion class (N,) int64 of sequences in [0, 1] (uint8 scaled)."""
+        if not self.is_judge:
+            raise TypeError("predict_motion needs a sequence judge")
+        x = torch.as_tensor(sequences)
+        x = to_tensor(x) if x.dtype == torch.uint8 else x
+        return batched(lambda i, j: self.net.motion_logits(x[i:j].float()).argmax(1), x.shape[0], batch_size).numpy()
+
     @torch.no_grad()
     def run(self, images: torch.Tensor | np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 128) float64, class probabilities (N, n_classes) float64) of images in [0, 1].
@@ -158,6 +222,8 @@ def _shift(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     """Translate each image by an independent random offset in [-s, s]² (zero padding)."""
     if s <= 0:
         return x
+    if x.dim() != 4:  # sequences: no translation augmentation
+        return x
     b, _, h, w = x.shape
     padded = F.pad(x, (s, s, s, s))
     dy = torch.randint(0, 2 * s + 1, (b,), generator=g)
@@ -176,6 +242,15 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size:
     return int((pred.numpy() == labels).sum()) / max(len(labels), 1)
 
 
+def n_motions(ds: Dataset) -> int:
+    """The number of motion classes of a sequence dataset (0 for images)."""
+    if not ds.is_sequence:
+        return 0
+    from .data.moving_mnist import N_MOTIONS
+
+    return N_MOTIONS
+
+
 def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], None] | None = None) -> ClassifierNet:
     """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``.
 
@@ -184,9 +259,10 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
     n = len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set))
     x = to_tensor(train_set.images[:n])
     y = torch.as_tensor(train_set.labels[:n])
+    motion = torch.as_tensor(train_set.factors["motion"][:n]) if train_set.is_sequence else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        net = ClassifierNet(train_set.shape[0], int(train_set.n_classes), train_set.shape[1:])
+        net = make_net(train_set.shape, int(train_set.n_classes), n_motions(train_set))
         g = torch.Generator().manual_seed(recipe.seed + 1)
         steps_per_epoch = math.ceil(n / recipe.batch_size)
         opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -197,7 +273,11 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
             t0, tot = time.perf_counter(), 0.0
             for b in range(steps_per_epoch):
                 idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-                loss = F.cross_entropy(net(_shift(x[idx], recipe.shift, g)), y[idx])
+                if motion is None:
+                    loss = F.cross_entropy(net(_shift(x[idx], recipe.shift, g)), y[idx])
+                else:
+                    content, moves = net.both(x[idx])
+                    loss = F.cross_entropy(content, y[idx]) + F.cross_entropy(moves, motion[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -210,6 +290,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
 
 # ----- the cache --------------------------------------------------------------------------------
 ARCH = "ClassifierNet-v1"  # bump when ClassifierNet changes: cached weights of another architecture are retrained
+JUDGE_ARCH = "SequenceJudgeNet-v1"  # the same for the sequence judge
 
 
 def classifier_dir() -> Path:
@@ -230,7 +311,7 @@ def _sha256(b: bytes) -> str:
 
 
 def _expected(train_set: Dataset, test_set: Dataset, recipe: Recipe) -> dict[str, Any]:
-    return {"arch": ARCH, "recipe": recipe.to_dict(), "data_sha256": data_hash(train_set), "test_sha256": data_hash(test_set)}
+    return {"arch": JUDGE_ARCH if train_set.is_sequence else ARCH, "recipe": recipe.to_dict(), "data_sha256": data_hash(train_set), "test_sha256": data_hash(test_set)}
 
 
 def _try_load(stem: str, expected: dict[str, Any]) -> tuple[Classifier | None, str]:
@@ -247,8 +328,7 @@ def _try_load(stem: str, expected: dict[str, Any]) -> tuple[Classifier | None, s
         blob = wpath.read_bytes()
         if _sha256(blob) != meta.get("weights_sha256"):
             return None, "cached weights do not match their record"
-        shape = tuple(meta["shape"])
-        net = ClassifierNet(shape[0], int(meta["n_classes"]), shape[1:])
+        net = make_net(tuple(meta["shape"]), int(meta["n_classes"]), int(meta.get("n_motions", 0)))
         net.load_state_dict(st_load(blob), strict=True)
     except Exception as e:  # unreadable or inconsistent cache entry: retrain rather than trust it
         return None, f"cached classifier unreadable ({type(e).__name__}: {e})"
@@ -281,17 +361,22 @@ def obtain(
     net = train_classifier(train_set, recipe, log)
     seconds = time.perf_counter() - t0
     acc = accuracy(net, test_set.images, test_set.labels)
+    extra = {}
+    if test_set.is_sequence:
+        extra = {"n_motions": n_motions(test_set),
+                 "motion_accuracy": float((Classifier(net, {}).predict_motion(test_set.images) == test_set.factors["motion"]).mean())}
     blob = st_save({k: v.contiguous() for k, v in net.state_dict().items()})
     meta = {**expected, "dataset": train_set.name, "stem": stem, "test_accuracy": acc,
             "n_train": len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set)),
             "n_test": len(test_set), "shape": list(train_set.shape), "n_classes": int(train_set.n_classes),
             "feature_dim": FEATURE_DIM, "train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads(),
-            "weights_sha256": _sha256(blob), "created": now(), "versions": versions()}
+            "weights_sha256": _sha256(blob), "created": now(), "versions": versions(), **extra}
     d = classifier_dir()
     atomic_write_bytes(d / f"{stem}.safetensors", blob)
     atomic_write_json(d / f"{stem}.json", meta)
     if log:
-        log(f"classifier {stem}: test accuracy {acc:.4f} ({seconds:.0f}s); cached in {d}")
+        motion = f", motion {extra['motion_accuracy']:.4f}" if extra else ""
+        log(f"classifier {stem}: test accuracy {acc:.4f}{motion} ({seconds:.0f}s); cached in {d}")
     return Classifier(net, meta)
 
 

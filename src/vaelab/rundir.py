@@ -306,6 +306,11 @@ def evaluate_run(
                 out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples,
                                                  torch.Generator().manual_seed(seed), batch_size))
                 lap("samples")
+            if classifier is not None and test.is_sequence:
+                say("sequence metrics (content and motion)")
+                out.update(scoring.sequence_scores(v, classifier, x_in, test.labels, test.factors["motion"],
+                                                   torch.Generator().manual_seed(seed + 4), batch_size))
+                lap("sequences")
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
             if classifier is not None:
                 out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))

@@ -27,6 +27,19 @@ Clustering (variants with clusters = True), on the test set:
   cluster_accuracy, cluster_nmi, cluster_ari
 The variant's own task (``Variant.task_metrics``, only variants that define one), e.g. cvae-quadrant:
   cond_neg_elbo, cond_nll, cond_nll_baseline   the missing quadrants' −log p(y|x) estimates (nats)
+Sequences (sequence variants on a sequence dataset, judged by the dataset's judge classifier of
+digit and motion, :class:`vaelab.reference_classifier.SequenceJudgeNet`; the S3VAE paper's protocol),
+over the whole test set:
+  content_accuracy       each test sequence's static code z_f kept, the dynamics drawn from the prior:
+                         judge digit accuracy against the test sequence's digit (content preserved)
+  content_is, content_h_y_given_x, content_h_y
+                         IS, H(y|x) and H(y) (nats) of the judge's digit probabilities on those sequences
+  motion_accuracy        each test sequence's dynamics z_1:T kept, z_f drawn from the prior: judge
+                         motion accuracy against the test sequence's direction (motion preserved)
+  swap_content_accuracy, swap_motion_accuracy
+                         z_f of sequence i with z_1:T of sequence π(i) (a seeded permutation): the
+                         judge's digit against i's, its motion against π(i)'s
+  recon_motion_accuracy  the judge's motion accuracy on reconstructions (recon_accuracy: its digit)
 Cost (from metrics.jsonl; machine-dependent):
   parameters, seconds_per_epoch, images_per_s (main phase: "train", else the last), train_seconds,
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
@@ -44,7 +57,8 @@ import numpy as np
 import torch
 
 from .metrics.clustering import clustering_scores
-from .metrics.generative import class_histogram, fid, inception_score, precision_recall, total_variation
+from .metrics.generative import (class_histogram, conditional_entropy, fid, inception_score, marginal_entropy,
+                                 precision_recall, total_variation)
 from .metrics.likelihood import variant_log_weights
 from .models.base import NotAvailable, Variant
 from .nn.utils import batched
@@ -55,9 +69,11 @@ SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_hi
 LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
 COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max")
+SEQUENCE_KEYS = ("content_accuracy", "content_is", "content_h_y_given_x", "content_h_y", "motion_accuracy",
+                 "swap_content_accuracy", "swap_motion_accuracy", "recon_motion_accuracy")
 #: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
 STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
-                           *CLUSTER_KEYS, *COST_KEYS, "meta"})
+                           *CLUSTER_KEYS, *SEQUENCE_KEYS, *COST_KEYS, "meta"})
 
 
 def absent(reason: Any) -> dict[str, Any]:
@@ -109,6 +125,30 @@ def sample_scores(v: Variant, classifier, real_feats: np.ndarray, labels: np.nda
     out["cond_accuracy"] = (float((probs.argmax(1) == wanted.numpy()).mean()) if v.conditional
                             else absent(f"{v.name} is not a conditional variant"))
     return out
+
+
+def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, motion: np.ndarray,
+                    generator: torch.Generator, batch_size: int) -> dict[str, Any]:
+    """The sequence metrics above for test sequences ``x`` (N, T, C, H, W) with digit ``labels`` and
+    ``motion`` labels (N,); deterministic given ``generator``."""
+    n = x.shape[0]
+    rec = batched(lambda i, j: v.reconstruct(x[i:j]).float(), n, batch_size)
+    fixed_f = batched(lambda i, j: v.fix_static(x[i:j], generator=generator).float(), n, batch_size)
+    _, probs = judge.run(fixed_f)
+    fixed_t = batched(lambda i, j: v.fix_dynamic(x[i:j], generator=generator).float(), n, batch_size)
+    perm = torch.randperm(n, generator=generator)
+    swapped = batched(lambda i, j: v.swap(x[i:j], x[perm[i:j]]).float(), n, batch_size)
+    p = perm.numpy()
+    return {
+        "content_accuracy": float((probs.argmax(1) == labels).mean()),
+        "content_is": inception_score(probs),
+        "content_h_y_given_x": conditional_entropy(probs),
+        "content_h_y": marginal_entropy(probs),
+        "motion_accuracy": float((judge.predict_motion(fixed_t) == motion).mean()),
+        "swap_content_accuracy": float((judge.predict(swapped) == labels).mean()),
+        "swap_motion_accuracy": float((judge.predict_motion(swapped) == motion[p]).mean()),
+        "recon_motion_accuracy": float((judge.predict_motion(rec) == motion).mean()),
+    }
 
 
 def likelihood_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, iwae_k: int, iwae_n: int, seed: int,

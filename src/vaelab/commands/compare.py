@@ -137,9 +137,11 @@ def parse_variants(text: str | None) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise ConfigError("--variants: give 'all' or a comma-separated list of variant names")
-    feats = [n for n in names if n in variants() and n not in known]
-    if feats:
-        raise ConfigError(f"--variants: {feats[0]} generates feature vectors for zero-shot learning; run it with `vaelab zsl`")
+    other = [n for n in names if n in variants() and n not in known]
+    if other:
+        raise ConfigError(f"--variants: {other[0]} " + ("models sequences; run it with `vaelab sequences`"
+                                                         if get(other[0]).data_kind == "sequence" else
+                                                         "generates feature vectors for zero-shot learning; run it with `vaelab zsl`"))
     bad = [n for n in names if n not in known]
     if bad:
         raise ConfigError(f"--variants: unknown variant {bad[0]!r}; valid: all, {', '.join(known)}")

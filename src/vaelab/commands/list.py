@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     for name in variants():
         cls = get(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        where = "  [feature vectors: run with `vaelab zsl`]" if cls.data_kind != "image" else ""
+        where = {"features": "  [feature vectors: run with `vaelab zsl`]",
+                 "sequence": "  [sequences: --dataset moving-mnist[-5k]; study: `vaelab sequences`]"}.get(cls.data_kind, "")
         print(f"{name:12s} {doc}{where}")
         if args.verbose:
             for f in dataclasses.fields(cls.Config):

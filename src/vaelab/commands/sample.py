@@ -1,4 +1,10 @@
-"""vaelab sample RUN [--n 64] [--out grid.png]"""
+"""vaelab sample RUN [--n 64] [--out grid.png]
+
+For a sequence model (S3VAE, DSVAE) it writes, beside the run (or into --out, a directory), frame
+strips (PNG, one row per sequence) and animated GIFs of: prior samples, reconstructions of test
+sequences (original row, then its reconstruction), swaps (the content of one test sequence with the
+motion of another: content row, motion row, swap row), and each test sequence's content with new
+dynamics from the prior."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +17,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
     p.add_argument("run_dir", metavar="RUN", help="run directory")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", default=None, help="PNG path (default RUN/samples-SEED.png)")
+    p.add_argument("--out", default=None, help="PNG path (default RUN/samples-SEED.png); for sequence models a "
+                   "directory (default RUN)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nrow", type=int, default=None, help="images per row")
     p.add_argument("--label", type=int, default=None, help="class to draw (conditional variants)")
@@ -30,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     v = load(args.run_dir)
+    if v.data_kind == "sequence":
+        for path in sample_sequences(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
+            print(path)
+        return 0
     g = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     y, nrow = None, args.nrow
@@ -55,3 +66,34 @@ def run(args: argparse.Namespace) -> int:
     save_grid(x, out, nrow=nrow)
     print(out)
     return 0
+
+
+def sample_sequences(v, run_dir: Path, n: int, seed: int, out: str | None = None) -> list[Path]:
+    """The sequence pictures described in the module doc, ``n`` examples each; returns the paths."""
+    import torch
+
+    from ..data import load_dataset, to_tensor
+    from ..images import save_gif, save_grid
+    from ..rundir import run_config
+
+    train = run_config(run_dir)["train"]
+    test = load_dataset(train["dataset"], "test", train.get("data_dir"))
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(test), generator=g)[:2 * n]
+    x = to_tensor(test.images[pick.numpy()])
+    a, b = x[:n], x[n:2 * n]
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        sets = {
+            "samples": v.sample(n, generator=g),
+            "reconstructions": torch.stack([a, v.reconstruct(a)], 1).flatten(0, 1),
+            "swaps": torch.stack([a, b, v.swap(a, b)], 1).flatten(0, 1),
+            "content-fixed": torch.stack([a, v.fix_static(a, generator=g)], 1).flatten(0, 1),
+        }
+    folder = Path(out) if out else run_dir
+    paths = []
+    for name, seqs in sets.items():
+        paths.append(save_grid(seqs, folder / f"{name}-{seed}.png"))
+        per_row = {"samples": 4, "reconstructions": 2, "swaps": 3, "content-fixed": 2}[name]
+        paths.append(save_gif(seqs, folder / f"{name}-{seed}.gif", nrow=per_row))
+    return paths

@@ -13,7 +13,9 @@ A sequence is T frames (default 8) of 64×64 pixels in which one 28×28 MNIST di
   (direction, speed) pairs. Frame t+1 is frame t moved by the velocity; a coordinate that would leave
   {0, …, 36} is reflected back into it and that velocity component flips (the bounce).
 * **Labels.** ``labels``: the digit's class (for two digits: 10·first + second). Factors kept beside
-  it: ``motion`` (the direction k of the first digit at frame 1, before any bounce, 0…7) and ``speed``.
+  it: ``motion`` (the direction k of the first digit at frame 1, before any bounce, 0…7), ``speed``,
+  and ``step_directions`` (N, T−1): the direction class of each frame-to-frame move of the first digit
+  from the signs of its displacement (after bounces; −1 where it did not move).
 * **Two digits.** Each has its own digit, start and motion; pixels combine by max.
 
 Sizes and seeds (``SPECS``): ``moving-mnist`` draws 10,000 training sequences from the 60,000 MNIST
@@ -57,8 +59,8 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
              seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``n`` sequences from ``digits`` (M, 28, 28) uint8 with their labels (M,).
 
-    Returns (sequences uint8 (n, frames, 1, 64, 64), content labels (n,), {"motion": (n,), "speed": (n,)}).
-    """
+    Returns (sequences uint8 (n, frames, 1, 64, 64), content labels (n,),
+    {"motion": (n,), "speed": (n,), "step_directions": (n, frames − 1)})."""
     if digits.ndim != 3 or digits.shape[1:] != (DIGIT, DIGIT):
         raise ValueError(f"digits must be (M, {DIGIT}, {DIGIT}), got {digits.shape}")
     rng = np.random.default_rng(seed)
@@ -68,6 +70,10 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
     span = FRAME - DIGIT  # positions 0..span
     labels = np.zeros(n, dtype=np.int64)
     motion = speed = None
+    steps = np.full((n, max(frames - 1, 0)), -1, dtype=np.int64)
+    sign_class = np.full((3, 3), -1, dtype=np.int64)  # [sign x + 1, sign up + 1] → direction class
+    for k, (cx, cy) in enumerate(DIRECTIONS):
+        sign_class[cx + 1, cy + 1] = k
     rows_n = np.arange(n)[:, None, None]
     offs = np.arange(DIGIT)
     for j in range(n_digits):
@@ -86,11 +92,15 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
                 low, high = pos < 0, pos > span
                 pos = np.where(low, -pos, np.where(high, 2 * span - pos, pos))
                 vel = np.where(low | high, -vel, vel)
+                if j == 0:
+                    moved = pos - prev
+                    steps[:, t - 1] = sign_class[np.sign(moved[:, 0]) + 1, np.sign(-moved[:, 1]) + 1]
+            prev = pos
             r = pos[:, 1, None, None] + offs[None, :, None]
             c = pos[:, 0, None, None] + offs[None, None, :]
             frame = out[:, t]
             frame[rows_n, r, c] = np.maximum(frame[rows_n, r, c], d)
-    return out[:, :, None], labels, {"motion": motion, "speed": speed}
+    return out[:, :, None], labels, {"motion": motion, "speed": speed, "step_directions": steps}
 
 
 def load(name: str, split: str, digits: np.ndarray, digit_labels: np.ndarray):

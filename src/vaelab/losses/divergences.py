@@ -178,6 +178,25 @@ def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, d
     return (log_qz - log_qz_dims.sum(-1)).mean()
 
 
+def grouped_total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, sizes: Sequence[int],
+                              dataset_size: int, estimator: str = "mss") -> torch.Tensor:
+    """KL(q(z) ‖ Π_g q(z_g)) of the aggregate posterior between consecutive groups of dimensions of
+    ``sizes`` (summing to D), from one minibatch as :func:`total_correlation` (which is the case of
+    one dimension per group). With two groups (a, b) it is the mutual information I(z_a; z_b) of
+    the aggregate posterior, e.g. S3VAE's penalty between the static and the dynamic latents. Scalar."""
+    z, mu, logvar = _f32(z, mu, logvar)
+    if sum(sizes) != z.shape[-1]:
+        raise ValueError(f"group sizes {list(sizes)} do not add up to the {z.shape[-1]} latent dimensions")
+    m = z.shape[0]
+    if dataset_size < m:
+        raise ValueError(f"dataset_size ({dataset_size}) must be at least the batch size ({m})")
+    mat = gaussian_log_density_matrix(z, mu, logvar)  # (M, M, D)
+    logw = _log_weights(m, dataset_size, estimator, mat)
+    joint = torch.logsumexp(logw + mat.sum(-1), dim=1)
+    parts = sum(torch.logsumexp(logw + g.sum(-1), dim=1) for g in mat.split(list(sizes), dim=-1))
+    return (joint - parts).mean()
+
+
 def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
                      estimator: str = "mss") -> dict[str, torch.Tensor]:
     """The three terms of E_p(n) KL(q(z|n) ‖ p(z)) for p = N(0, I) (Chen et al. 2018, eq. 2), scalars:

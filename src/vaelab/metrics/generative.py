@@ -68,17 +68,36 @@ def inception_score(probs) -> float:
 
     Computed over all N rows at once (no 10-split averaging). 1 when every row is the same; at most C
     (confident predictions spread evenly over C classes)."""
-    p = as_f64(probs, "probs", ndim=2)
-    if p.shape[0] == 0:
-        raise ValueError("probs: empty")
-    if np.any(p < 0) or not np.allclose(p.sum(1), 1.0, atol=1e-6):
-        raise ValueError("probs: rows must be probability vectors (non-negative, summing to 1)")
+    p = _probs(probs)
     py = p.mean(0, keepdims=True)
     kl = (xlogy(p, p) - xlogy(p, py)).sum(1)  # (N,); p > 0 implies p(y) > 0
     return float(math.exp(kl.mean()))
 
 
 @torch.no_grad()
+def conditional_entropy(probs) -> float:
+    """H(y|x) = mean_x H(p(y|x)) in nats of class probabilities (N, C): low when each generated item is
+    classified confidently (the S3VAE paper's H(y|x); docs/equations.md, "Metrics")."""
+    p = _probs(probs)
+    return float(-xlogy(p, p).sum(1).mean())
+
+
+def marginal_entropy(probs) -> float:
+    """H(y) = H(mean_x p(y|x)) in nats of class probabilities (N, C): at most log C, high when the
+    generated items cover the classes evenly. log IS = H(y) − H(y|x)."""
+    py = _probs(probs).mean(0)
+    return float(-xlogy(py, py).sum())
+
+
+def _probs(probs) -> np.ndarray:
+    p = as_f64(probs, "probs", ndim=2)
+    if p.shape[0] == 0:
+        raise ValueError("probs: empty")
+    if np.any(p < 0) or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+        raise ValueError("probs: rows must be probability vectors (non-negative, summing to 1)")
+    return p
+
+
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances (A, B) in float64, ‖a‖² + ‖b‖² − 2 a·b clipped at 0."""
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)

@@ -43,6 +43,7 @@ from torch import nn
 from ..config import VariantConfig, check, check_int, check_range
 from ..distributions.vmf import HypersphericalUniform, VonMisesFisher
 from ..registry import register
+from ..optim import linear_warmup
 from .vae import GaussianVAE
 
 
@@ -107,8 +108,7 @@ class SVAE(GaussianVAE):
     def kl_weight(self, step: int) -> float:
         """The KL's weight at training update ``step`` (0-based): (step + 1) / kl_warmup_steps up to 1;
         always 1 in eval mode."""
-        w = self.config.kl_warmup_steps
-        return 1.0 if not self.training or w == 0 else min(1.0, (step + 1) / w)
+        return linear_warmup(step, self.config.kl_warmup_steps) if self.training else 1.0
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

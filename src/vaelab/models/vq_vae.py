@@ -94,7 +94,7 @@ class VQVAE(Variant):
         self.grid = (hh // 4, ww // 4)
         self.encoder = nn.Sequential(ConvTrunk(ch, c1, c2), nn.Conv2d(c2, c.latent_dim, 1))  # → z_e (B, D, H/4, W/4)
         self.quantizer = VectorQuantizer(c.num_codes, c.latent_dim, c.ema, c.ema_decay, c.ema_eps, c.restart_after)
-        self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, c2, 3, padding=1), nn.ReLU(), DeconvHead(c2, c1, ch))
+        self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, c2, 3, padding=1), nn.ReLU(), DeconvHead(c2, c1, out_ch=ch))
         self.prior = PixelCNN(c.num_codes, c.prior_channels, c.prior_layers)
         self.log_lik = make_likelihood(c.likelihood, c.data_shape)
         # Which phase loss() serves (0 train, 1 prior): a buffer, so a resumed run restores it.

@@ -8,6 +8,10 @@ about 13.2M parameters with a 16-d latent.
 ``small``: the same shape at a quarter of the width (32/64 channels, FC 256); ≥ 5× cheaper, for
 quick runs and tests.
 
+``dcgan``: stride-2 4×4 convolutions down to 4×4 maps (DCGAN's shape, Radford et al. 2016), 16
+channels doubling per layer up to 64, FC 256; the decoder mirrors it. For larger square frames
+(e.g. 64×64 Moving MNIST), where the two-layer trunks spend most of their time at full resolution.
+
 ``mlp``: two 512-unit layers, for flat inputs (feature vectors, shape (D,)) or flattened images.
 
 ``dec``: the 500-500-2000 MLP of DEC's stacked autoencoder (Xie et al. 2016), which VaDE (Jiang et
@@ -29,7 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-BACKBONES = ("paper", "small", "mlp", "dec", "svae")
+BACKBONES = ("paper", "small", "dcgan", "mlp", "dec", "svae")
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
 _MLP = {"mlp": (512, 512), "dec": (500, 500, 2000), "svae": (256, 128)}  # hidden widths, input side first
 
@@ -47,35 +51,65 @@ def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def conv_shape_ok(data_shape: tuple[int, ...]) -> bool:
-    """Whether the conv backbones take data of this shape: (C, H, W) with H and W divisible by 4."""
-    return len(data_shape) == 3 and data_shape[1] % 4 == 0 and data_shape[2] % 4 == 0
+def conv_shape_ok(data_shape: tuple[int, ...], backbone: str = "paper") -> bool:
+    """Whether the conv backbones take data of this shape: (C, H, W) with H and W divisible by 4
+    (``dcgan``: square, H = 4·2^k with k ≥ 1)."""
+    if len(data_shape) != 3:
+        return False
+    if backbone == "dcgan":
+        h = data_shape[1]
+        return h == data_shape[2] and h >= 8 and h % 4 == 0 and (h // 4) & (h // 4 - 1) == 0
+    return data_shape[1] % 4 == 0 and data_shape[2] % 4 == 0
+
+
+def dcgan_widths(size: int) -> tuple[int, ...]:
+    """Channels of the ``dcgan`` trunk's layers for square images of ``size`` (one layer per halving to 4)."""
+    return tuple(min(16 * 2 ** i, 64) for i in range(int(math.log2(size // 4))))
+
+
+def shape_error(backbone: str, data_shape: tuple[int, ...]) -> ConfigError:
+    need = "square images of 4·2^k pixels (8, 16, 32, 64, ...)" if backbone == "dcgan" else \
+        "(C, H, W) images with H and W divisible by 4"
+    return ConfigError(f"backbone: {backbone!r} needs {need}, got {data_shape} (resize with --image-size, "
+                       f"or use --backbone mlp)")
 
 
 class ConvTrunk(nn.Module):
-    """Two stride-2 4×4 convolutions: (B, C, H, W) → (B, c2, H/4, W/4)."""
+    """Stride-2 4×4 convolutions with LeakyReLU(0.1), one per width: (B, C, H, W) → (B, widths[-1], H/2^n, W/2^n)."""
 
-    def __init__(self, in_ch: int, c1: int, c2: int):
+    def __init__(self, in_ch: int, *widths: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(in_ch, c1, 4, 2, 1), nn.LeakyReLU(0.1),
-            nn.Conv2d(c1, c2, 4, 2, 1), nn.LeakyReLU(0.1),
-        )
-        self.out_channels = c2
+        layers: list[nn.Module] = []
+        for a, b in zip((in_ch, *widths[:-1]), widths):
+            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.1)]
+        self.net = nn.Sequential(*layers)
+        self.out_channels = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
 class DeconvHead(nn.Module):
-    """Two stride-2 4×4 transposed convolutions: (B, c2, H/4, W/4) → logits (B, C, H, W)."""
+    """Stride-2 4×4 transposed convolutions through ``widths`` (deepest first) to ``out_ch`` logits, ReLU
+    between them: (B, widths[0], H/2^n, W/2^n) → (B, out_ch, H, W)."""
 
-    def __init__(self, c2: int, c1: int, out_ch: int):
+    def __init__(self, *widths: int, out_ch: int):
         super().__init__()
-        self.net = nn.Sequential(nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c1, out_ch, 4, 2, 1))
+        layers: list[nn.Module] = []
+        for a, b in zip(widths, (*widths[1:], out_ch)):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU()]
+        self.net = nn.Sequential(*layers[:-1])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
+
+
+def _conv_widths(backbone: str, data_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """(trunk widths, FC width) of a conv backbone."""
+    if backbone == "dcgan":
+        return dcgan_widths(data_shape[1]), 256
+    c1, c2, fc = _CONV[backbone]
+    return (c1, c2), fc
 
 
 class Encoder(nn.Module):
@@ -85,15 +119,15 @@ class Encoder(nn.Module):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.cond_dim = cond_dim
-        if backbone in _CONV and conv_shape_ok(self.data_shape):
-            c1, c2, fc = _CONV[backbone]
-            self.trunk: nn.Module = ConvTrunk(self.data_shape[0], c1, c2)
-            flat = c2 * (self.data_shape[1] // 4) * (self.data_shape[2] // 4)
+        if not is_mlp(backbone):
+            if not conv_shape_ok(self.data_shape, backbone):
+                raise shape_error(backbone, self.data_shape)
+            widths, fc = _conv_widths(backbone, self.data_shape)
+            self.trunk: nn.Module = ConvTrunk(self.data_shape[0], *widths)
+            down = 2 ** len(widths)
+            flat = widths[-1] * (self.data_shape[1] // down) * (self.data_shape[2] // down)
             self.fc = nn.Sequential(nn.Linear(flat + cond_dim, fc), nn.LeakyReLU(0.1))
         else:
-            if backbone in _CONV:
-                raise ConfigError(f"backbone: {backbone!r} needs (C, H, W) images with H and W divisible by 4, got "
-                                  f"{self.data_shape} (resize with --image-size, or use --backbone mlp)")
             hidden = _MLP[backbone]
             self.trunk = nn.Flatten()
             self.fc = _mlp((math.prod(self.data_shape) + cond_dim, *hidden))
@@ -115,15 +149,15 @@ class Decoder(nn.Module):
         self.data_shape = tuple(data_shape)
         self.cond_dim = cond_dim
         n_in = in_dim + cond_dim
-        if backbone in _CONV and conv_shape_ok(self.data_shape):
-            c1, c2, fc = _CONV[backbone]
-            self.grid = (c2, self.data_shape[1] // 4, self.data_shape[2] // 4)
+        if not is_mlp(backbone):
+            if not conv_shape_ok(self.data_shape, backbone):
+                raise shape_error(backbone, self.data_shape)
+            widths, fc = _conv_widths(backbone, self.data_shape)
+            down = 2 ** len(widths)
+            self.grid = (widths[-1], self.data_shape[1] // down, self.data_shape[2] // down)
             self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
-            self.head: nn.Module = DeconvHead(c2, c1, self.data_shape[0])
+            self.head: nn.Module = DeconvHead(*widths[::-1], out_ch=self.data_shape[0])
         else:
-            if backbone in _CONV:
-                raise ConfigError(f"backbone: {backbone!r} needs (C, H, W) images with H and W divisible by 4, got "
-                                  f"{self.data_shape} (resize with --image-size, or use --backbone mlp)")
             hidden = _MLP[backbone][::-1]
             self.grid = None
             self.fc = _mlp((n_in, *hidden))

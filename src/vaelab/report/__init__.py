@@ -127,7 +127,8 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
         say(f"report: bar chart failed: {type(e).__name__}: {e}")
     path = rdir / "index.html"
     zsl = read_json(out / "zsl-results.json") if (out / "zsl-results.json").is_file() else None  # `vaelab zsl --study --out OUT`
-    atomic_write_text(path, render(results, figs, bars, n_recon=N_RECON, map_points=len(pick), zsl=zsl))
+    seqs = read_json(out / "sequence-results.json") if (out / "sequence-results.json").is_file() else None  # `vaelab sequences --out OUT`
+    atomic_write_text(path, render(results, figs, bars, n_recon=N_RECON, map_points=len(pick), zsl=zsl, sequences=seqs))
     return path
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line, eval_sizes,
                              fmt_metric, ordered, paper_seconds_note, task_rows)
+from .sequences import section as sequence_section
 from .zsl import section as zsl_section
 
 CSS = """
@@ -58,7 +59,7 @@ def _img(src: str | None, reason: str | None, alt: str) -> str:
 
 
 def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str | None, n_recon: int, map_points: int,
-           zsl: dict[str, Any] | None = None) -> str:
+           zsl: dict[str, Any] | None = None, sequences: dict[str, Any] | None = None) -> str:
     s = results["settings"]
     env = results["environment"]
     V = results["variants"]
@@ -223,6 +224,8 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     # ----- provenance -----------------------------------------------------------------------------------
     if zsl:
         a(zsl_section(zsl))
+    if sequences:
+        a(sequence_section(sequences))
     a("<h2 id=\"provenance\">How this report was made</h2><dl>")
     prov = [
         ("command", results.get("command") or "?"),

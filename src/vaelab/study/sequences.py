@@ -1,0 +1,196 @@
+"""The sequence study (``vaelab sequences``): S3VAE, each of its regularisers removed in turn, and
+DSVAE, on a Moving-MNIST dataset, over several seeds, scored by the dataset's judge (the S3VAE paper's
+protocol, docs/equations.md "S3VAE and DSVAE").
+
+Layout of the output directory ``OUT``::
+
+    OUT/sequence-study.json          the settings (checked again on every invocation)
+    OUT/runs/<row>-s<seed>/          one vaelab run dir each (plus failed.json when it failed)
+    OUT/sequence-results.{json,md}   mean ± sd per row, and every run's numbers
+    OUT/report/sequences.html        the page (with strips and GIFs of seed 0's runs in report/img/)
+
+Every run is brought to trained + evaluated by the same code as ``vaelab compare``'s
+(:func:`vaelab.study.execute.execute`), so it resumes after an interruption and a failure is
+recorded and skipped on the next invocation (``--retry-failed`` to try again).
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..provenance import now, versions
+from .settings import RunSpec, Settings
+
+#: (key, label, variant, model overrides): the S3VAE paper's comparison and ablation.
+ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("s3vae", "S3VAE", "s3vae", {}),
+    ("s3vae-no-scc", "S3VAE w/o static consistency", "s3vae", {"scc_weight": 0.0}),
+    ("s3vae-no-dfp", "S3VAE w/o dynamic factor prediction", "s3vae", {"dfp_weight": 0.0}),
+    ("s3vae-no-mi", "S3VAE w/o MI penalty", "s3vae", {"mi_weight": 0.0}),
+    ("dsvae", "DSVAE", "dsvae", {}),
+)
+METRICS = ("content_accuracy", "content_is", "content_h_y_given_x", "content_h_y", "motion_accuracy",
+           "swap_content_accuracy", "swap_motion_accuracy", "recon_accuracy", "neg_elbo", "seconds_per_epoch")
+#: The S3VAE paper's Moving-MNIST row (its own generator and judge: context, not comparable) —
+#: None until read off the paper (see the module's note in docs/equations.md).
+PUBLISHED: dict[str, dict[str, float]] | None = None
+
+
+@dataclasses.dataclass
+class SequenceStudy:
+    """Everything that defines a sequence study."""
+
+    out: Path
+    dataset: str = "moving-mnist"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 1e-3
+    rows: tuple[str, ...] = tuple(r[0] for r in ROWS)
+    n_samples: int = 1000
+    iwae_k: int = 50
+    iwae_n: int = 200
+    retry_failed: bool = False
+    command: str | None = None
+
+    def key(self) -> dict[str, Any]:
+        """The settings that make the runs comparable (recorded in sequence-study.json)."""
+        return {"dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+
+    def settings(self) -> Settings:
+        """The evaluation settings in the form :func:`vaelab.study.execute.execute` reads."""
+        return Settings(variants=[], out=self.out, dataset=self.dataset, epochs=self.epochs, seeds=self.seeds,
+                        n_samples=self.n_samples, iwae_k=self.iwae_k, iwae_n=self.iwae_n,
+                        retry_failed=self.retry_failed, progress=False)
+
+
+def specs(st: SequenceStudy) -> list[tuple[str, RunSpec]]:
+    """(row key, RunSpec) of every run, row-major; every config validated before anything trains."""
+    import torch
+
+    from ..data import load_dataset
+    from ..registry import get, make_config
+    from ..rundir import data_defaults
+    from ..training.config import TrainConfig
+
+    rows = {r[0]: r for r in ROWS}
+    unknown = [r for r in st.rows if r not in rows]
+    if unknown:
+        raise ConfigError(f"--rows: unknown row {unknown[0]!r}; choose from {', '.join(rows)}")
+    test = load_dataset(st.dataset, "test")
+    if not test.is_sequence:
+        raise ConfigError(f"--dataset: {st.dataset} holds images; the sequence study needs moving-mnist or moving-mnist-5k")
+    out = []
+    for key in st.rows:
+        _, _, variant, overrides = rows[key]
+        conf = make_config(variant, **data_defaults(variant, dict(overrides), test))
+        with torch.random.fork_rng(devices=[]):
+            phases = [(p.name, st.epochs if p.epochs is None else int(p.epochs)) for p in get(variant)(conf).phases()]
+        for seed in st.seeds:
+            tc = TrainConfig(dataset=st.dataset, epochs=st.epochs, seed=seed, batch_size=st.batch_size, lr=st.lr,
+                             optimizer="adam", progress=False)
+            tc.validate()
+            out.append((key, RunSpec(variant, seed, Path(st.out) / "runs" / f"{key}-s{seed}", dict(overrides),
+                                     conf.to_dict(), tc, phases, dict(overrides))))
+    return out
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per row: mean and sample sd (0 for one run) of every metric over its successful runs."""
+    out = []
+    for key, label, variant, overrides in ROWS:
+        recs = [r for r in records if r["row"] == key]
+        if not recs:
+            continue
+        ok = [r for r in recs if r["status"] == "ok"]
+        row: dict[str, Any] = {"row": key, "label": label, "variant": variant, "overrides": overrides,
+                               "n": len(ok), "n_failed": len(recs) - len(ok)}
+        for m in METRICS:
+            vals = [float(r["eval"][m]) for r in ok if isinstance((r.get("eval") or {}).get(m), (int, float))]
+            if vals:
+                row[m] = statistics.fmean(vals)
+                row[m + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(row)
+    return out
+
+
+def _cell(row: dict[str, Any], m: str) -> str:
+    if m not in row:
+        return "n/a"
+    pct = m.endswith("accuracy")
+    v, sd = (100 * row[m], 100 * row[m + "_sd"]) if pct else (row[m], row[m + "_sd"])
+    return f"{v:.1f} ± {sd:.1f}" if pct or m == "neg_elbo" else f"{v:.3f} ± {sd:.3f}"
+
+
+COLUMNS = (("content_accuracy", "content acc. %"), ("content_is", "IS"), ("content_h_y_given_x", "H(y|x)"),
+           ("content_h_y", "H(y)"), ("motion_accuracy", "motion acc. %"), ("swap_content_accuracy", "swap content %"),
+           ("swap_motion_accuracy", "swap motion %"), ("neg_elbo", "−ELBO (nats/seq.)"))
+
+
+def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any] | None) -> str:
+    lines = [f"# Sequence study on {st.dataset}", "",
+             f"{st.epochs} epochs, Adam lr {st.lr:g}, batch {st.batch_size}; seeds {', '.join(map(str, st.seeds))}; "
+             "mean ± sd over seeds. Content: z_f of a test sequence kept, dynamics from the prior, judged digit; "
+             "IS, H(y|x), H(y) on those sequences (nats). Motion: the test sequence's dynamics kept, z_f from the prior, "
+             "judged direction. Swap: z_f of one test sequence with z_1:T of another.", ""]
+    if judge:
+        lines += [f"Judge ({judge.get('stem')}): digit accuracy {100 * judge['test_accuracy']:.2f}%, motion accuracy "
+                  f"{100 * judge.get('motion_accuracy', float('nan')):.2f}% on the real test sequences.", ""]
+    if st.command:
+        lines += [f"`{st.command}`", ""]
+    lines += ["| model | " + " | ".join(c[1] for c in COLUMNS) + " | n |",
+              "|---|" + "---|" * len(COLUMNS) + "---|"]
+    for r in rows:
+        failed = f" ({r['n_failed']} failed)" if r["n_failed"] else ""
+        lines.append(f"| {r['label']} | " + " | ".join(_cell(r, c[0]) for c in COLUMNS) + f" | {r['n']}{failed} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the study; write sequence-results.{json,md} and the HTML page; return the results."""
+    from ..commands.sample import sample_sequences
+    from ..io import RunLock, atomic_write_json, atomic_write_text, read_json
+    from ..reference_classifier import load_or_train
+    from ..rundir import load
+    from .execute import _stderr, execute
+
+    say = say or _stderr
+    out = Path(st.out)
+    plan = specs(st)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        meta_path = out / "sequence-study.json"
+        if meta_path.is_file():
+            have = read_json(meta_path).get("settings", {})
+            k = next((k for k, v in st.key().items() if have.get(k) != v), None)
+            if k is not None:
+                raise ConfigError(f"{out}: holds a sequence study with {k}={have.get(k)!r}, this one asks "
+                                  f"{st.key()[k]!r}; use another --out")
+        atomic_write_json(meta_path, {"settings": st.key(), "created": now()})
+        say(f"judge for {st.dataset} (trained once, then cached)")
+        judge = load_or_train(st.dataset, log=say)
+        s = st.settings()
+        records = []
+        for i, (key, spec) in enumerate(plan, 1):
+            rec = execute(spec, s, judge, f"[{i}/{len(plan)}] {key} seed {spec.seed}", say)
+            records.append({**rec, "row": key})
+        rows = aggregate(records)
+        judge_meta = {k: judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
+        img = out / "report" / "img"
+        pictures = {}
+        for key, spec in plan:
+            if spec.seed == st.seeds[0] and (spec.run_dir / "eval.json").is_file():
+                paths = sample_sequences(load(spec.run_dir), spec.run_dir, 6, 0, str(img / key))
+                pictures[key] = [str(p.relative_to(out / "report")) for p in paths]
+        results = {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
+                   "judge": judge_meta, "rows": rows, "runs": records, "pictures": pictures,
+                   "command": st.command, "created": now(), "versions": versions()}
+        atomic_write_json(out / "sequence-results.json", results)
+        atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta))
+        from ..report.sequences import write_page
+
+        write_page(out, results)
+    return results

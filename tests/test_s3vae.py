@@ -1,0 +1,341 @@
+"""S3VAE and DSVAE: the causal prior, the regularisers, the frame-measured motion labels, the judge's
+metrics and their plumbing (the shared battery runs in test_variants.py)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import vaelab
+from vaelab.data import moving_mnist as mm
+from vaelab.losses.divergences import grouped_total_correlation, total_correlation
+from vaelab.metrics.generative import conditional_entropy, inception_score, marginal_entropy
+from vaelab.models.s3vae import frame_directions
+
+F64 = torch.float64
+SHAPE = (4, 1, 28, 28)
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return vaelab.build("s3vae", backbone="small", latent_dim=4, dynamic_dim=3, hidden=16, data_shape=SHAPE, **kw)
+
+
+def _digits(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    d = np.zeros((n, 28, 28), np.uint8)
+    d[:, 5:23, 7:21] = rng.integers(1, 256, (n, 18, 14), dtype=np.uint8)
+    return d, np.arange(n) % 10
+
+
+# ----- the learned prior ------------------------------------------------------------------------
+def test_dynamic_prior_is_causal():
+    v = tiny().eval()
+    z = torch.randn(5, 6, 3)
+    base = v.dynamic_prior.conditional(z)
+    for t in range(6):
+        z2 = z.clone()
+        z2[:, t] += 3.0  # change z_t only
+        p = v.dynamic_prior.conditional(z2)
+        # p(z_s | z_<s) for s <= t does not see z_t; for s = t + 1 it does
+        assert torch.equal(p.mean[:, :t + 1], base.mean[:, :t + 1]) and torch.equal(p.logvar[:, :t + 1], base.logvar[:, :t + 1])
+        if t + 1 < 6:
+            assert not torch.allclose(p.mean[:, t + 1], base.mean[:, t + 1])
+
+
+def test_dynamic_prior_samples_follow_its_conditionals():
+    """Ancestral draws: z_1 ~ p(z_1) exactly (mean and variance of many draws), z_t from the conditional."""
+    v = tiny().eval().requires_grad_(False)
+    z = v.dynamic_prior.sample(20000, 3, generator=torch.Generator().manual_seed(0))
+    p1 = v.dynamic_prior.conditional(z[:1])  # p(z_1) does not depend on anything
+    m, sd = p1.mean[0, 0], (0.5 * p1.logvar[0, 0]).exp()
+    assert torch.allclose(z[:, 0].mean(0), m, atol=4 * float(sd.max()) / math.sqrt(20000))
+    assert torch.allclose(z[:, 0].std(0), sd, rtol=0.03)
+    # standardised by their own conditionals, the later steps are N(0, 1) too
+    p = v.dynamic_prior.conditional(z)
+    eps = (z - p.mean) / (0.5 * p.logvar).exp()
+    assert abs(float(eps.mean())) < 0.02 and abs(float(eps.std()) - 1) < 0.02
+
+
+def test_posterior_of_z_t_reads_only_frames_up_to_t():
+    v = tiny().eval()
+    x = torch.rand(2, *SHAPE)
+    _, q = v.encode_sequence(x)
+    x2 = x.clone()
+    x2[:, 2] = torch.rand(2, *SHAPE[1:])  # change frame 3 of 4
+    _, q2 = v.encode_sequence(x2)
+    assert torch.equal(q.mean[:, :2], q2.mean[:, :2]) and not torch.allclose(q.mean[:, 2], q2.mean[:, 2])
+
+
+# ----- the regularisers -------------------------------------------------------------------------
+def test_static_consistency_is_zero_for_identical_codes_and_positive_for_swapped_ones():
+    """With every frame of a sequence the same, its shuffled copy is itself: anchor = positive, and
+    the triplet term is max(m − ‖a − n‖, 0) — zero once the other sequence is farther than the margin.
+    Swapping the roles (the other sequence as the positive) makes it positive."""
+    v = tiny(dfp_weight=0.0, mi_weight=0.0, triplet_margin=1e-3).eval()
+    frame = torch.rand(3, 1, *SHAPE[1:])
+    x = frame.expand(3, SHAPE[0], *SHAPE[1:]).contiguous()
+    _, terms = v.loss({"x": x, "dataset_size": 100}, 0)
+    a = v.encode(x).mean.detach().double()
+    dist = (a - a.roll(1, 0) + 1e-6).norm(dim=1)
+    assert float(dist.min()) > 1e-3  # the other sequences are farther than the margin
+    assert float(terms["scc"]) == 0.0
+    swapped = torch.nn.functional.triplet_margin_loss(a, a.roll(1, 0), a, margin=1e-3)
+    assert float(swapped) > 0 and float(swapped) == pytest.approx(float((dist + 1e-3 - 1e-6).mean()), rel=1e-4)
+
+
+def test_grouped_mutual_information_matches_the_gaussian_closed_form():
+    """I(z_a; z_b) of a Gaussian aggregate posterior: ½ (log det C_aa + log det C_bb − log det C)."""
+    g = torch.Generator().manual_seed(5)
+    n, s = 1000, 0.6  # posteriors wide enough that the 1000-point mixture is close to its Gaussian limit
+    a = torch.randn(4, 4, generator=g, dtype=F64)
+    cov = a @ a.T / 4 + 0.5 * torch.eye(4, dtype=F64)
+    mu = torch.randn(n, 4, generator=g, dtype=F64) @ torch.linalg.cholesky(cov).T
+    lv = torch.full_like(mu, 2 * math.log(s))
+    z = mu + s * torch.randn(n, 4, generator=g, dtype=F64)
+    c = cov + s * s * torch.eye(4, dtype=F64)
+    exact = 0.5 * float(torch.logdet(c[:2, :2]) + torch.logdet(c[2:, 2:]) - torch.logdet(c))
+    assert exact > 0.1
+    assert float(grouped_total_correlation(z, mu, lv, (2, 2), n)) == pytest.approx(exact, abs=0.03)
+    # one dimension per group is the total correlation
+    assert torch.allclose(grouped_total_correlation(z, mu, lv, (1, 1, 1, 1), n), total_correlation(z, mu, lv, n))
+    with pytest.raises(ValueError, match="add up"):
+        grouped_total_correlation(z, mu, lv, (2, 1), n)
+
+
+def test_grouped_mutual_information_of_independent_groups_is_near_zero():
+    g = torch.Generator().manual_seed(6)
+    mu = torch.randn(1000, 3, generator=g, dtype=F64)
+    lv = torch.full_like(mu, 2 * math.log(0.6))
+    z = mu + 0.6 * torch.randn(1000, 3, generator=g, dtype=F64)
+    assert abs(float(grouped_total_correlation(z, mu, lv, (1, 2), 1000))) < 0.02
+
+
+def test_motion_labels_from_frames_agree_with_the_generator():
+    d, y = _digits()
+    seq, _, f = mm.generate(d, y, 1000, frames=8, seed=4)
+    labels, valid = frame_directions(torch.as_tensor(seq).float() / 255)
+    truth = torch.as_tensor(f["step_directions"])
+    assert torch.equal(valid, truth >= 0)
+    agree = float((labels[valid] == truth[valid]).float().mean())
+    assert agree >= 0.99, agree  # the centre of mass moves exactly with the digit: in practice all agree
+    # and the first move of sequences that do not bounce on it is the labelled motion
+    first = labels[:, 0].numpy()
+    unbounced = f["step_directions"][:, 0] == f["motion"]
+    assert unbounced.mean() > 0.7 and (first[unbounced] == f["motion"][unbounced]).mean() >= 0.99
+
+
+def test_dynamic_factor_prediction_ignores_frames_without_a_move():
+    x = torch.zeros(2, 3, 1, 16, 16)
+    x[:, :, 0, 4:8, 4:8] = 1.0  # a square that never moves
+    x[1, 2, 0, 4:8, 4:8] = 0.0
+    x[1, 2, 0, 4:8, 8:12] = 1.0  # ... except in the last step of sequence 2: 4 px right
+    labels, valid = frame_directions(x)
+    assert valid.tolist() == [[False, False], [False, True]] and int(labels[1, 1]) == 0
+
+
+def test_regularisers_switch_off_and_dsvae_has_none():
+    terms = lambda v: set(v.loss({"x": torch.rand(3, *SHAPE), "dataset_size": 100}, 0)[1])  # noqa: E731
+    assert terms(tiny()) == {"loss", "recon", "kl_f", "kl_t", "scc", "dfp", "mi"}
+    assert terms(tiny(scc_weight=0.0)) == {"loss", "recon", "kl_f", "kl_t", "dfp", "mi"}
+    assert terms(tiny(mi_weight=0.0, dfp_weight=0.0)) == {"loss", "recon", "kl_f", "kl_t", "scc"}
+    torch.manual_seed(0)
+    ds = vaelab.build("dsvae", backbone="small", latent_dim=4, dynamic_dim=3, hidden=16, data_shape=SHAPE)
+    assert terms(ds) == {"loss", "recon", "kl_f", "kl_t"} and ds.direction is None
+
+
+def test_loss_without_regularisers_is_the_negative_elbo_estimate():
+    """DSVAE's loss is −ELBO: the mean of −log w over one posterior draw equals it in expectation."""
+    torch.manual_seed(0)
+    v = vaelab.build("dsvae", backbone="small", latent_dim=4, dynamic_dim=3, hidden=16, data_shape=SHAPE).eval()
+    x = (torch.rand(4, *SHAPE) > 0.8).float()
+    torch.manual_seed(1)
+    losses = torch.stack([v.loss({"x": x, "dataset_size": 100}, 0)[0] for _ in range(300)])
+    torch.manual_seed(2)
+    lw = v.log_weights(x, 300)  # (K, B)
+    ref = -lw.mean()
+    se = float(torch.sqrt(losses.var() / 300 + lw.mean(1).var() / 300))
+    assert abs(float(losses.mean() - ref)) < 4 * se + 1e-3
+
+
+def test_swap_and_fixes_keep_the_right_codes():
+    v = tiny().eval()
+    a, b = torch.rand(2, *SHAPE), torch.rand(2, *SHAPE)
+    qa_f, _ = v.encode_sequence(a)
+    _, qb_t = v.encode_sequence(b)
+    assert torch.allclose(v.swap(a, b), v.log_lik.image(v.decode_sequence(qa_f.mean, qb_t.mean)))
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(v.fix_static(a, generator=g()), v.fix_static(a, generator=g()))
+    assert v.fix_dynamic(a, generator=g()).shape == a.shape
+
+
+# ----- the judge's metrics ----------------------------------------------------------------------
+def test_entropies_and_inception_score_on_oracle_probabilities():
+    onehot = np.eye(4)[np.arange(400) % 4]
+    assert conditional_entropy(onehot) == pytest.approx(0.0, abs=1e-12)
+    assert marginal_entropy(onehot) == pytest.approx(math.log(4))
+    uniform = np.full((10, 4), 0.25)
+    assert conditional_entropy(uniform) == pytest.approx(math.log(4)) and inception_score(uniform) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(5), 200)
+    assert math.log(inception_score(p)) == pytest.approx(marginal_entropy(p) - conditional_entropy(p))
+
+
+def test_judge_net_shapes_and_sequence_scores_on_an_oracle():
+    """sequence_scores counts what the judge says: with a model whose fixes return the input itself
+    and a judge reading the labels off the input, every accuracy is 1."""
+    from vaelab import scoring
+    from vaelab.reference_classifier import Classifier, make_net
+
+    net = make_net((4, 1, 16, 16), 10, 8)
+    assert net(torch.rand(3, 4, 1, 16, 16)).shape == (3, 10) and net.motion_logits(torch.rand(3, 4, 1, 16, 16)).shape == (3, 8)
+
+    class Out(torch.nn.Module):  # features (digit/10, motion/10) → confident digit logits
+        out_features = 10
+
+        def forward(self, f):
+            return torch.nn.functional.one_hot((f[:, 0] * 10).round().long(), 10).float() * 50
+
+    class Oracle(torch.nn.Module):  # reads digit/10 and motion/10 off pixels [0, 0, 0, 0:2] of frame 1
+        out = Out()
+
+        def features(self, x):
+            return x[:, 0, 0, 0, :2]
+
+        def motion_logits(self, x):
+            return torch.nn.functional.one_hot((x[:, 0, 0, 0, 1] * 10).round().long(), 8).float() * 50
+
+    class Model:  # every generation keeps its input; a swap takes the motion pixel from the motion sequence
+        def reconstruct(self, x):
+            return x
+
+        def fix_static(self, x, generator=None):
+            return x
+
+        fix_dynamic = fix_static
+
+        def swap(self, content, motion):
+            out = content.clone()
+            out[:, 0, 0, 0, 1] = motion[:, 0, 0, 0, 1]
+            return out
+
+    judge = Classifier(Oracle(), {"test_accuracy": 1.0})
+    labels, motion = np.arange(40) % 10, np.arange(40) % 8
+    x = torch.zeros(40, 4, 1, 8, 8)
+    x[:, 0, 0, 0, 0] = torch.as_tensor(labels) / 10
+    x[:, 0, 0, 0, 1] = torch.as_tensor(motion) / 10
+    out = scoring.sequence_scores(Model(), judge, x, labels, motion, torch.Generator().manual_seed(0), 16)
+    for k in ("content_accuracy", "motion_accuracy", "swap_content_accuracy", "swap_motion_accuracy", "recon_motion_accuracy"):
+        assert out[k] == 1.0, (k, out[k])
+    assert out["content_h_y_given_x"] == pytest.approx(0.0, abs=1e-12) and out["content_h_y"] == pytest.approx(math.log(10))
+
+
+# ----- runs, pictures, the judge, the study's tables ---------------------------------------------
+TINY_MODEL = {"backbone": "dcgan", "latent_dim": 4, "dynamic_dim": 3, "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from vaelab.rundir import train
+    from vaelab.training.config import TrainConfig
+
+    d = tmp_path_factory.mktemp("s3") / "run"
+    train("s3vae", dict(TINY_MODEL), TrainConfig(dataset="moving-mnist-5k", epochs=1, batch_size=16, train_size=48,
+                                                 progress=False, eval_every=0), d)
+    return d
+
+
+def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_run, tmp_path):
+    from PIL import Image
+
+    from vaelab.commands.sample import sample_sequences
+    from vaelab.rundir import load, train
+    from vaelab.training.config import TrainConfig
+
+    # the same run again, in two invocations (1 epoch, then 1 more), equals one of 2 epochs
+    a, b = tmp_path / "a", tmp_path / "b"
+    cfg = dict(dataset="moving-mnist-5k", batch_size=16, train_size=32, progress=False, eval_every=0)
+    train("s3vae", dict(TINY_MODEL), TrainConfig(epochs=2, **cfg), a)
+    train("s3vae", dict(TINY_MODEL), TrainConfig(epochs=1, **cfg), b)
+    train(None, run_dir=b, resume=True, extra_epochs=2)  # the new total
+    assert (a / "checkpoint.safetensors").read_bytes() == (b / "checkpoint.safetensors").read_bytes()
+
+    paths = sample_sequences(load(tiny_run), tiny_run, 3, 0, str(tmp_path / "pics"))
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"{k}-0.{e}" for k in ("samples", "reconstructions", "swaps", "content-fixed") for e in ("png", "gif"))
+    gif = Image.open(tmp_path / "pics" / "swaps-0.gif")
+    assert gif.n_frames == 8  # one GIF frame per sequence frame
+    strip = Image.open(tmp_path / "pics" / "swaps-0.png")
+    assert strip.height > strip.width / 8 * 9 - 40  # 9 rows (3 examples × content, motion, swap) of 8 frames
+
+
+def _subset(ds, n):
+    from vaelab.data import Dataset
+
+    return Dataset(ds.name, ds.split, ds.images[:n], ds.labels[:n], n_classes=ds.n_classes,
+                   factors={k: v[:n] for k, v in ds.factors.items()})
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tmp_path_factory):
+    from vaelab.data import load_dataset
+    from vaelab.reference_classifier import Recipe, obtain
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VAELAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    tr, te = load_dataset("moving-mnist-5k", "train"), load_dataset("moving-mnist-5k", "test")
+    judge = obtain(_subset(tr, 96), _subset(te, 48), Recipe(epochs=1, batch_size=32, shift=0))
+    again = obtain(_subset(tr, 96), _subset(te, 48), Recipe(epochs=1, batch_size=32, shift=0))  # from the cache
+    mp.undo()
+    assert again.meta["weights_sha256"] == judge.meta["weights_sha256"]
+    return judge
+
+
+def test_judge_trains_on_both_labels_and_scores_a_run(tiny_run, tiny_judge):
+    from vaelab import scoring
+    from vaelab.data import load_dataset, to_tensor
+    from vaelab.rundir import load
+
+    assert tiny_judge.is_judge and set(tiny_judge.meta) >= {"motion_accuracy", "n_motions", "test_accuracy"}
+    assert tiny_judge.meta["arch"] == "SequenceJudgeNet-v1" and tiny_judge.meta["n_motions"] == 8
+    te = _subset(load_dataset("moving-mnist-5k", "test"), 40)
+    v = load(tiny_run)
+    score = lambda: scoring.sequence_scores(v, tiny_judge, to_tensor(te.images), te.labels, te.factors["motion"],  # noqa: E731
+                                            torch.Generator().manual_seed(4), 16)
+    ev = score()
+    assert set(ev) == set(scoring.SEQUENCE_KEYS)
+    assert all(0 <= ev[k] <= 1 for k in scoring.SEQUENCE_KEYS if k.endswith("accuracy"))
+    assert 1 <= ev["content_is"] <= 10 and 0 <= ev["content_h_y_given_x"] <= math.log(10) + 1e-9
+    assert ev == score()  # seeded
+
+
+@pytest.mark.slow
+def test_evaluate_run_reports_sequence_metrics(tiny_run, tiny_judge):
+    from vaelab.rundir import evaluate_run
+
+    ev = evaluate_run(tiny_run, n_samples=20, iwae_k=2, iwae_n=4, classifier=tiny_judge, write=False)
+    for k in ("content_accuracy", "motion_accuracy", "content_is", "swap_motion_accuracy", "recon_accuracy", "neg_elbo",
+              "iwae_nll", "fid"):
+        assert isinstance(ev[k], float) and math.isfinite(ev[k]), (k, ev[k])
+
+
+def test_sequence_study_tables_from_records():
+    from vaelab.report.sequences import section
+    from vaelab.study.sequences import SequenceStudy, aggregate, markdown
+
+    ev = lambda acc: {"content_accuracy": acc, "motion_accuracy": 0.5, "content_is": 5.0, "content_h_y": 2.0,  # noqa: E731
+                      "content_h_y_given_x": 0.3, "neg_elbo": 1000.0}
+    recs = [{"row": "s3vae", "status": "ok", "eval": ev(0.9)}, {"row": "s3vae", "status": "ok", "eval": ev(0.8)},
+            {"row": "dsvae", "status": "ok", "eval": ev(0.5)}, {"row": "dsvae", "status": "failed"}]
+    rows = aggregate(recs)
+    assert [r["row"] for r in rows] == ["s3vae", "dsvae"]
+    assert rows[0]["content_accuracy"] == pytest.approx(0.85) and rows[0]["content_accuracy_sd"] == pytest.approx(0.0707, abs=1e-4)
+    assert rows[1]["n"] == 1 and rows[1]["n_failed"] == 1 and rows[1]["content_accuracy_sd"] == 0.0
+    st = SequenceStudy(out="x", dataset="moving-mnist-5k", seeds=(0, 1))
+    md = markdown(rows, st, {"stem": "moving-mnist-5k", "test_accuracy": 0.99, "motion_accuracy": 0.98})
+    assert "| S3VAE | 85.0 ± 7.1 |" in md and "| DSVAE | 50.0 ± 0.0 |" in md and "1 (1 failed)" in md
+    html = section({"settings": {**st.key(), "seeds": [0, 1]}, "judge": {"stem": "j", "test_accuracy": 0.99}, "rows": rows,
+                    "pictures": {"s3vae": ["img/s3vae/swaps-0.png", "img/s3vae/swaps-0.gif"]}})
+    assert "85.0 ± 7.1" in html and 'src="img/s3vae/swaps-0.gif"' in html and "99.00%" in html
