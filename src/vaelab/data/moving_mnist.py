@@ -88,14 +88,13 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
             motion, speed = k.astype(np.int64), s.astype(np.int64)
         for t in range(frames):
             if t > 0:
-                pos = pos + vel
+                prev, pos = pos, pos + vel
                 low, high = pos < 0, pos > span
                 pos = np.where(low, -pos, np.where(high, 2 * span - pos, pos))
                 vel = np.where(low | high, -vel, vel)
                 if j == 0:
                     moved = pos - prev
                     steps[:, t - 1] = sign_class[np.sign(moved[:, 0]) + 1, np.sign(-moved[:, 1]) + 1]
-            prev = pos
             r = pos[:, 1, None, None] + offs[None, :, None]
             c = pos[:, 0, None, None] + offs[None, None, :]
             frame = out[:, t]
