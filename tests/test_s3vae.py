@@ -250,8 +250,7 @@ def tiny_run(tmp_path_factory):
 def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_run, tmp_path):
     from PIL import Image
 
-    from vaelab.commands.sample import sample_sequences
-    from vaelab.rundir import load, train
+    from vaelab.rundir import load, sequence_pictures, train
     from vaelab.training.config import TrainConfig
 
     # the same run again, in two invocations (1 epoch, then 1 more), equals one of 2 epochs
@@ -262,7 +261,7 @@ def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_ru
     train(None, run_dir=b, resume=True, extra_epochs=2)  # the new total
     assert (a / "checkpoint.safetensors").read_bytes() == (b / "checkpoint.safetensors").read_bytes()
 
-    paths = sample_sequences(load(tiny_run), tiny_run, 3, 0, str(tmp_path / "pics"))
+    paths = sequence_pictures(load(tiny_run), tiny_run, 3, 0, str(tmp_path / "pics"))
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{k}-0.{e}" for k in ("samples", "reconstructions", "swaps", "content-fixed") for e in ("png", "gif"))
     gif = Image.open(tmp_path / "pics" / "swaps-0.gif")
@@ -337,5 +336,5 @@ def test_sequence_study_tables_from_records():
     md = markdown(rows, st, {"stem": "moving-mnist-5k", "test_accuracy": 0.99, "motion_accuracy": 0.98})
     assert "| S3VAE | 85.0 ± 7.1 |" in md and "| DSVAE | 50.0 ± 0.0 |" in md and "1 (1 failed)" in md
     html = section({"settings": {**st.key(), "seeds": [0, 1]}, "judge": {"stem": "j", "test_accuracy": 0.99}, "rows": rows,
-                    "pictures": {"s3vae": ["img/s3vae/swaps-0.png", "img/s3vae/swaps-0.gif"]}})
+                    "pictures": {"s3vae": {"seed": 0, "files": ["img/s3vae/swaps-0.png", "img/s3vae/swaps-0.gif"]}}})
     assert "85.0 ± 7.1" in html and 'src="img/s3vae/swaps-0.gif"' in html and "99.00%" in html

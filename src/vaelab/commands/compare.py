@@ -56,7 +56,31 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     p.add_argument("--tensorboard", action="store_true",
                    help="each run logs to OUT/runs/RUN/tb/ as well: tensorboard --logdir OUT compares them (needs tensorboard)")
+    p.add_argument("--executor", default="serial", help="serial (one run after another, here) | ray (each run a Ray "
+                   "task; needs pip install 'vaelab[ray]') (default serial)")
+    p.add_argument("--address", default=None, help="--executor ray: a running Ray cluster (auto, or ray://HOST:10001); "
+                   "default: start a local Ray with --num-cpus CPUs")
+    p.add_argument("--num-cpus", type=int, default=None, help="--executor ray, local: CPUs Ray may use (default all)")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="--executor ray: CPUs (torch threads) per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="--executor ray: GPUs per run (default 0)")
     p.set_defaults(run=run)
+
+
+def make_executor(args: argparse.Namespace):
+    """The executor ``--executor`` names (None for serial)."""
+    from ..errors import ConfigError
+
+    if args.executor == "serial":
+        if args.address is not None:
+            raise ConfigError("--address: only with --executor ray")
+        return None
+    if args.executor != "ray":
+        raise ConfigError(f"--executor: {args.executor!r} is not valid; choose serial or ray")
+    from ..study.ray_executor import RayExecutor
+
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+    return RayExecutor(args.address, args.num_cpus, args.cpus_per_run, args.gpus_per_run)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -104,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from ..study import run_study
 
     s = settings_from_args(args)
+    executor = make_executor(args)
     check_dataset(s.dataset, "--dataset")
     check_choice(s.binarize, "--binarize", BINARIZATIONS)
     if s.tensorboard:
@@ -111,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_available()
     flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
-    res = run_study(s, finish=None if args.no_report else finish_study)
+    res = run_study(s, executor=executor, finish=None if args.no_report else finish_study)
     failed = sum(v["n_failed"] for v in res["variants"].values())
     total = sum(v["n_runs"] for v in res["variants"].values())
     print(f"{total - failed}/{total} runs ok; results in {s.out}/results.md"

@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     v = load(args.run_dir)
     if v.data_kind == "sequence":
-        for path in sample_sequences(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
+        from ..rundir import sequence_pictures
+
+        for path in sequence_pictures(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
             print(path)
         return 0
     g = torch.Generator().manual_seed(args.seed)
@@ -67,33 +69,3 @@ def run(args: argparse.Namespace) -> int:
     print(out)
     return 0
 
-
-def sample_sequences(v, run_dir: Path, n: int, seed: int, out: str | None = None) -> list[Path]:
-    """The sequence pictures described in the module doc, ``n`` examples each; returns the paths."""
-    import torch
-
-    from ..data import load_dataset, to_tensor
-    from ..images import save_gif, save_grid
-    from ..rundir import run_config
-
-    train = run_config(run_dir)["train"]
-    test = load_dataset(train["dataset"], "test", train.get("data_dir"))
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(test), generator=g)[:2 * n]
-    x = to_tensor(test.images[pick.numpy()])
-    a, b = x[:n], x[n:2 * n]
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        sets = {
-            "samples": v.sample(n, generator=g),
-            "reconstructions": torch.stack([a, v.reconstruct(a)], 1).flatten(0, 1),
-            "swaps": torch.stack([a, b, v.swap(a, b)], 1).flatten(0, 1),
-            "content-fixed": torch.stack([a, v.fix_static(a, generator=g)], 1).flatten(0, 1),
-        }
-    folder = Path(out) if out else run_dir
-    paths = []
-    for name, seqs in sets.items():
-        paths.append(save_grid(seqs, folder / f"{name}-{seed}.png"))
-        per_row = {"samples": 4, "reconstructions": 2, "swaps": 3, "content-fixed": 2}[name]
-        paths.append(save_gif(seqs, folder / f"{name}-{seed}.gif", nrow=per_row))
-    return paths

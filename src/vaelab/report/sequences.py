@@ -33,8 +33,9 @@ def section(res: dict[str, Any]) -> str:
                  + f"<td>{r['n']}</td></tr>")
     h.append("</table>")
     labels = {r["row"]: r["label"] for r in res["rows"]}
-    for key, paths in (res.get("pictures") or {}).items():
-        h.append(f"<h3>{escape(labels.get(key, key))} (seed {st['seeds'][0]})</h3><div class=\"grid\">")
+    for key, pics in (res.get("pictures") or {}).items():
+        paths = pics["files"]
+        h.append(f"<h3>{escape(labels.get(key, key))} (seed {pics['seed']})</h3><div class=\"grid\">")
         for name, caption in PICTURES:
             gif = next((p for p in paths if Path(p).name.startswith(name + "-") and p.endswith(".gif")), None)
             png = next((p for p in paths if Path(p).name.startswith(name + "-") and p.endswith(".png")), None)

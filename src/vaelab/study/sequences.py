@@ -11,7 +11,9 @@ Layout of the output directory ``OUT``::
 
 Every run is brought to trained + evaluated by the same code as ``vaelab compare``'s
 (:func:`vaelab.study.execute.execute`), so it resumes after an interruption and a failure is
-recorded and skipped on the next invocation (``--retry-failed`` to try again).
+recorded and skipped on the next invocation (``--retry-failed`` to try again). The tables cover
+every evaluated run in ``OUT/runs``, so rows and seeds may be added by later invocations (e.g. the
+ablations with fewer seeds than S3VAE and DSVAE).
 """
 from __future__ import annotations
 
@@ -98,6 +100,21 @@ def specs(st: SequenceStudy) -> list[tuple[str, RunSpec]]:
     return out
 
 
+def earlier_runs(out: Path, seen: set[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Records of the finished, evaluated runs in ``out/runs`` that this invocation did not plan (other
+    rows or seeds run into the same directory before), so a study can grow over several invocations."""
+    from ..io import read_json
+
+    keys = {r[0] for r in ROWS}
+    found = []
+    for d in sorted((out / "runs").glob("*-s*")):
+        key, _, seed = d.name.rpartition("-s")
+        if key in keys and seed.isdigit() and (key, int(seed)) not in seen and (d / "eval.json").is_file():
+            found.append({"row": key, "seed": int(seed), "run_dir": str(d), "status": "ok", "eval": read_json(d / "eval.json"),
+                          "state_before": "earlier invocation"})
+    return found
+
+
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per row: mean and sample sd (0 for one run) of every metric over its successful runs."""
     out = []
@@ -150,11 +167,11 @@ def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any
 
 
 def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the study; write sequence-results.{json,md} and the HTML page; return the results."""
-    from ..commands.sample import sample_sequences
+    """Run (or resume) the study; write sequence-results.{json,md} and the pictures; return the results
+    (``vaelab sequences`` then writes the page, :func:`vaelab.report.sequences.write_page`)."""
     from ..io import RunLock, atomic_write_json, atomic_write_text, read_json
     from ..reference_classifier import load_or_train
-    from ..rundir import load
+    from ..rundir import load, sequence_pictures
     from .execute import _stderr, execute
 
     say = say or _stderr
@@ -177,20 +194,20 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
         for i, (key, spec) in enumerate(plan, 1):
             rec = execute(spec, s, judge, f"[{i}/{len(plan)}] {key} seed {spec.seed}", say)
             records.append({**rec, "row": key})
+        records += earlier_runs(out, {(r["row"], r["seed"]) for r in records})
         rows = aggregate(records)
         judge_meta = {k: judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
         img = out / "report" / "img"
         pictures = {}
-        for key, spec in plan:
-            if spec.seed == st.seeds[0] and (spec.run_dir / "eval.json").is_file():
-                paths = sample_sequences(load(spec.run_dir), spec.run_dir, 6, 0, str(img / key))
-                pictures[key] = [str(p.relative_to(out / "report")) for p in paths]
+        for key in dict.fromkeys(r["row"] for r in records):  # each row's lowest-seed run
+            first = min((r for r in records if r["row"] == key and r["status"] == "ok"), key=lambda r: r["seed"], default=None)
+            if first is not None:
+                run = Path(first["run_dir"])
+                paths = sequence_pictures(load(run), run, 6, 0, str(img / key))
+                pictures[key] = {"seed": first["seed"], "files": [str(p.relative_to(out / "report")) for p in paths]}
         results = {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
                    "judge": judge_meta, "rows": rows, "runs": records, "pictures": pictures,
                    "command": st.command, "created": now(), "versions": versions()}
         atomic_write_json(out / "sequence-results.json", results)
         atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta))
-        from ..report.sequences import write_page
-
-        write_page(out, results)
     return results

@@ -1,0 +1,100 @@
+"""Studies on Ray (`vaelab compare --executor ray`): a 2-worker local Ray study gives the serial
+executor's deterministic results; a task whose worker dies is recorded as failed and the next
+invocation completes its run; without Ray the option is a one-line error."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+
+import pytest
+import torch
+
+from vaelab.cli import main
+from vaelab.study import Job, Settings, plan, run_study
+from vaelab.study.execute import _stderr
+from vaelab.scoring import COST_KEYS
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024 * 1024, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def tiny(out):
+    return Settings(variants=["vae"], out=out, dataset="mnist-5k", backbone="small", latent_dim=4, epochs=1, seeds=(0, 1),
+                    n_samples=20, iwae_k=2, iwae_n=10, progress=False)
+
+
+def deterministic(res):
+    """Every run's evaluation without its timings (and the per-run meta)."""
+    return {(r["variant"], r["seed"]): {k: v for k, v in r["eval"].items() if k not in COST_KEYS and k != "meta"}
+            for r in res["runs"]}
+
+
+def test_ray_study_equals_the_serial_one(tmp_path, mnist5k_quick_classifier, local_ray):
+    from vaelab.study.ray_executor import RayExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each Ray task runs torch on its one CPU; the serial reference does the same
+    try:
+        serial = run_study(tiny(tmp_path / "serial"), say=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    par = run_study(tiny(tmp_path / "ray"), say=lambda m: None, executor=RayExecutor(cpus_per_run=1))
+    assert [r["status"] for r in par["runs"]] == ["ok", "ok"]
+    assert deterministic(par) == deterministic(serial)
+    for seed in (0, 1):
+        a = (tmp_path / "serial" / "runs" / f"vae-s{seed}" / "checkpoint.safetensors").read_bytes()
+        b = (tmp_path / "ray" / "runs" / f"vae-s{seed}" / "checkpoint.safetensors").read_bytes()
+        assert a == b  # the same weights, bit for bit
+
+
+@dataclasses.dataclass
+class KillOnce:
+    """A study job whose worker process is killed (SIGKILL) the first time it runs."""
+
+    job: Job
+    flag: str
+
+    spec = property(lambda self: self.job.spec)
+    prefix = property(lambda self: self.job.prefix)
+    say = property(lambda self: self.job.say)
+
+    def __call__(self):
+        if not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.job()
+
+
+def test_a_killed_task_is_recorded_and_the_rerun_completes_it(tmp_path, mnist5k_quick_classifier, local_ray):
+    from vaelab.study.ray_executor import RayExecutor
+
+    s = tiny(tmp_path / "study")
+    jobs = [Job(spec, s, mnist5k_quick_classifier, f"vae seed {spec.seed}", _stderr) for spec in plan(s)]
+    ex = RayExecutor()
+    first = ex.map([KillOnce(jobs[0], str(tmp_path / "killed")), jobs[1]])
+    assert first[0]["status"] == "failed" and first[0]["stage"] == "worker" and "died" in first[0]["error"]
+    assert first[1]["status"] == "ok"
+    assert not (jobs[0].spec.run_dir / "failed.json").exists()  # an infrastructure failure: the run stays resumable
+    again = ex.map([KillOnce(jobs[0], str(tmp_path / "killed")), jobs[1]])  # the flag exists now: no kill
+    assert [r["status"] for r in again] == ["ok", "ok"] and again[1]["state_before"] == "done"
+
+
+def test_executor_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    assert main(["compare", "--variants", "vae", "--executor", "dask", "--out", str(tmp_path / "x")]) == 2
+    assert "--executor: 'dask' is not valid" in capsys.readouterr().err
+    assert main(["compare", "--variants", "vae", "--address", "auto", "--out", str(tmp_path / "x")]) == 2
+    assert "--address: only with --executor ray" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(["compare", "--variants", "vae", "--executor", "ray", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'vaelab[ray]'" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
