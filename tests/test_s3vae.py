@@ -298,7 +298,7 @@ def test_judge_trains_on_both_labels_and_scores_a_run(tiny_run, tiny_judge):
     from vaelab.rundir import load
 
     assert tiny_judge.is_judge and set(tiny_judge.meta) >= {"motion_accuracy", "n_motions", "test_accuracy"}
-    assert tiny_judge.meta["arch"] == "SequenceJudgeNet-v1" and tiny_judge.meta["n_motions"] == 8
+    assert tiny_judge.meta["arch"] == "SequenceJudgeNet-v2" and tiny_judge.meta["n_motions"] == 8
     te = _subset(load_dataset("moving-mnist-5k", "test"), 40)
     v = load(tiny_run)
     score = lambda: scoring.sequence_scores(v, tiny_judge, to_tensor(te.images), te.labels, te.factors["motion"],  # noqa: E731

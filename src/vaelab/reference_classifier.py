@@ -15,10 +15,9 @@ convolutions instead of full-resolution ones + max-pooling make it several times
 CPU (benchmarks/README.md, "Reference classifier").
 
 Sequence datasets (Moving MNIST) get a **judge** instead (``SequenceJudgeNet``, the S3VAE paper's
-evaluation classifier): every frame through the ``dcgan`` conv trunk (:mod:`vaelab.nn.backbones`) and
-FC(→128) + ReLU; the content (digit) logits from the mean of the frame features (the 128-d features
-behind FID-style metrics), the motion (direction) logits from an MLP over the concatenated frame
-features, which keep where the digit is in each frame. Trained on both labels at once (the sum of the
+evaluation classifier): every frame through a small conv trunk; the content (digit) logits from
+position-invariant frame features averaged over frames (the 128-d features behind FID-style
+metrics), the motion (direction) logits from an MLP over the frames' position-keeping features. Trained on both labels at once (the sum of the
 two cross-entropies); its record holds ``test_accuracy`` (content) and ``motion_accuracy``.
 
 Recipe (``Recipe``): AdamW (weight decay 1e-4), one-cycle learning rate peaking at 3e-3, batch 128,
@@ -45,7 +44,7 @@ from torch.nn import functional as F
 from .data import Dataset, load_dataset, sources, to_tensor
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
-from .nn.backbones import ConvTrunk, dcgan_widths
+from .nn.backbones import ConvTrunk
 from .nn.utils import batched
 
 FEATURE_DIM = 128
@@ -74,34 +73,45 @@ class ClassifierNet(nn.Module):
 
 class SequenceJudgeNet(nn.Module):
     """Sequences (B, T, C, H, W) in [0, 1] → content logits (B, n_classes); ``motion_logits`` → (B, n_motions);
-    ``features`` → (B, 128), the mean of the per-frame features."""
+    ``features`` → (B, 128), the mean over frames of each frame's content features.
+
+    Every frame goes through three stride-2 4×4 convolutions (16, 32, 64 channels). Content: the
+    maximum over positions of the last map (the digit's identity wherever it is) → FC(→128) + ReLU,
+    averaged over frames. Motion: the flattened last map of each frame (which keeps where the digit
+    is) → FC(→64) + ReLU, concatenated over frames → FC(→128) + ReLU → FC(→n_motions)."""
 
     def __init__(self, shape: tuple[int, ...], n_classes: int = 10, n_motions: int = 8):
         super().__init__()
-        t, c, h, _ = shape
-        widths = dcgan_widths(h)
-        self.frame = nn.Sequential(ConvTrunk(c, *widths), nn.Flatten(), nn.Linear(widths[-1] * 16, FEATURE_DIM), nn.ReLU())
+        t, c, h, w = shape
+        self.trunk = ConvTrunk(c, 16, 32, 64)
+        self.content = nn.Sequential(nn.Linear(64, FEATURE_DIM), nn.ReLU())
+        self.where = nn.Sequential(nn.Flatten(), nn.Linear(64 * (h // 8) * (w // 8), 64), nn.ReLU())
         self.drop = nn.Dropout(0.3)
         self.out = nn.Linear(FEATURE_DIM, n_classes)
-        self.motion = nn.Sequential(nn.Linear(t * FEATURE_DIM, FEATURE_DIM), nn.ReLU(), nn.Linear(FEATURE_DIM, n_motions))
+        self.motion = nn.Sequential(nn.Linear(t * 64, FEATURE_DIM), nn.ReLU(), nn.Linear(FEATURE_DIM, n_motions))
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
-        return self.frame(x.flatten(0, 1).float() - 0.5).view(b, t, -1)  # (B, T, 128)
+    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x.flatten(0, 1).float() - 0.5)  # (B·T, 64, H/8, W/8)
+
+    def _content(self, maps: torch.Tensor, b: int) -> torch.Tensor:
+        return self.content(maps.amax((-2, -1))).view(b, -1, FEATURE_DIM).mean(1)
+
+    def _motion(self, maps: torch.Tensor, b: int) -> torch.Tensor:
+        return self.motion(self.where(maps).view(b, -1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.frames(x).mean(1)
+        return self._content(self._maps(x), x.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.drop(self.features(x)))
 
     def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(content logits, motion logits) from one pass over the frames."""
-        h = self.frames(x)
-        return self.out(self.drop(h.mean(1))), self.motion(h.flatten(1))
+        maps = self._maps(x)
+        return self.out(self.drop(self._content(maps, x.shape[0]))), self._motion(maps, x.shape[0])
 
     def motion_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.motion(self.frames(x).flatten(1))
+        return self._motion(self._maps(x), x.shape[0])
 
 
 def make_net(shape: tuple[int, ...], n_classes: int, n_motions: int = 0) -> nn.Module:
@@ -290,7 +300,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
 
 # ----- the cache --------------------------------------------------------------------------------
 ARCH = "ClassifierNet-v1"  # bump when ClassifierNet changes: cached weights of another architecture are retrained
-JUDGE_ARCH = "SequenceJudgeNet-v1"  # the same for the sequence judge
+JUDGE_ARCH = "SequenceJudgeNet-v2"  # the same for the sequence judge
 
 
 def classifier_dir() -> Path:

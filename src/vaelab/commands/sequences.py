@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
                        seeds=parse_seeds(args.seeds), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, rows=rows,
                        n_samples=args.n_samples, iwae_k=args.iwae_k, iwae_n=args.iwae_n, retry_failed=args.retry_failed,
                        command="vaelab " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    from ..report.sequences import write_page
+    from ..report import write_sequence_page
 
     res = run_study(st)
-    write_page(st.out, res)
+    write_sequence_page(st.out, res)
     failed = sum(r["n_failed"] for r in res["rows"])
     print(Path(st.out) / "sequence-results.md")
     if failed:

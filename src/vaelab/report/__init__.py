@@ -155,3 +155,13 @@ def finish_study(out: Path, results: dict[str, Any], say: Callable[[str], None])
 
 
 __all__ = ["write_report", "finish_study", "render"]
+
+
+def write_sequence_page(out: str | Path, res: dict[str, Any]) -> Path:
+    """``OUT/report/sequences.html`` from the results of ``vaelab sequences``."""
+    from ..io import atomic_write_text
+    from .html import sequence_page
+
+    path = Path(out) / "report" / "sequences.html"
+    atomic_write_text(path, sequence_page(res))
+    return path

@@ -260,3 +260,9 @@ def zsl_page(zsl: dict[str, Any]) -> str:
     """A page holding only the zero-shot section."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
             f"<title>vaelab zsl</title><style>{CSS}</style></head><body>{zsl_section(zsl)}</body></html>\n")
+
+
+def sequence_page(res: dict[str, Any]) -> str:
+    """A page holding only the sequence section."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
+            f"<title>vaelab sequences</title><style>{CSS}</style></head><body>{sequence_section(res)}</body></html>\n")

@@ -1,7 +1,7 @@
 """The sequence section of the HTML report (``vaelab sequences``): the judge, the table of S3VAE, its
 ablations and DSVAE (mean ± sd over seeds), and seed 0's frame strips and GIFs of every row. Written
 on its own page (``OUT/report/sequences.html``) and added to the compare report when the study's
-output directory holds ``sequence-results.json``."""
+output directory holds ``sequence-results.json``; :func:`vaelab.report.write_sequence_page` writes the page."""
 from __future__ import annotations
 
 from html import escape
@@ -46,13 +46,3 @@ def section(res: dict[str, Any]) -> str:
         h.append("</div>")
     return "\n".join(h)
 
-
-def write_page(out: str | Path, res: dict[str, Any]) -> Path:
-    """``OUT/report/sequences.html``."""
-    from ..io import atomic_write_text
-    from .html import CSS
-
-    path = Path(out) / "report" / "sequences.html"
-    atomic_write_text(path, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
-                      f"<title>vaelab sequences</title><style>{CSS}</style></head><body>{section(res)}</body></html>\n")
-    return path
