@@ -91,10 +91,12 @@ def train(
     extra_epochs: int | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     tensorboard: bool = False,
+    device: str | None = None,
 ) -> Path:
     """Train ``variant`` into ``run_dir`` (or resume it) and return the run dir.
 
     ``tensorboard``: also log the trainer's events to ``run_dir/tb`` (:mod:`vaelab.tensorboard_log`).
+    ``device``: overrides the TrainConfig's (or the resumed run's) device.
 
     ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
@@ -121,7 +123,12 @@ def train(
             raise ConfigError(f"{variant}: generates feature vectors for zero-shot learning, not images; train and "
                               f"score it with `vaelab zsl --method {variant}`")
         run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{variant}-{train_cfg.dataset}-s{train_cfg.seed}"
+    if device is not None:  # where to train now; a run may move between devices (checkpoints hold CPU tensors)
+        train_cfg.device = device
     train_cfg.validate()  # (a resumed run's stored config was checked by _stored; this checks extra_epochs)
+    from .training.config import resolve_device
+
+    resolve_device(train_cfg.device)  # no CUDA where CUDA is asked for: a one-line error before anything is written
     # the data first: missing data must not leave an empty run directory behind
     train_set, test_set = load_splits(train_cfg)
     if train_cfg.train_size:

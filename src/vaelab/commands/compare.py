@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     p.add_argument("--tensorboard", action="store_true",
                    help="each run logs to OUT/runs/RUN/tb/ as well: tensorboard --logdir OUT compares them (needs tensorboard)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N: where every run trains (default auto: "
+                   "CUDA when available)")
     p.add_argument("--executor", default="serial", help="serial (one run after another, here) | ray (each run a Ray "
                    "task; needs pip install 'vaelab[ray]') (default serial)")
     p.add_argument("--address", default=None, help="--executor ray: a running Ray cluster (auto, or ray://HOST:10001); "
@@ -115,6 +117,7 @@ def settings_from_args(args: argparse.Namespace):
         n_samples=pick(args.n_samples, "n_samples"), iwae_k=pick(args.iwae_k, "iwae_k"), iwae_n=pick(args.iwae_n, "iwae_n"),
         map_points=pick(args.map_points, "map_points"), overrides=parse_sets(args.set, variants), quick=args.quick,
         retry_failed=args.retry_failed, progress=not args.no_progress, tensorboard=args.tensorboard, command=command_line(),
+        device=args.device,
     )
 
 
@@ -128,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     from ..study import run_study
 
     s = settings_from_args(args)
+    from ..training.config import resolve_device
+
+    resolve_device(s.device)  # no CUDA where CUDA is asked for: refused before anything is written
     executor = make_executor(args)
     check_dataset(s.dataset, "--dataset")
     check_choice(s.binarize, "--binarize", BINARIZATIONS)

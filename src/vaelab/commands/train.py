@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--optimizer", default=None, help="adam | rmsprop (default adam)")
     p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
     p.add_argument("--precision", default=None, help="fp32 | bf16 (default fp32)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N: where the model and the dataset live "
+                   "(default auto: CUDA when available); with --resume, moves the run there")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--no-fused", dest="fused", action="store_false", default=None,
                    help="plain (foreach) Adam instead of the fused kernel")
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             print(args.resume)
             return 0
         run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs, on_event=progress,
-                        tensorboard=args.tensorboard)
+                        tensorboard=args.tensorboard, device=args.device)
         stderr_log(summary(run_dir, progress.seconds))
         print(run_dir)
         return 0
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                      ("batch_size", args.batch_size), ("train_size", args.train_size), ("lr", args.lr), ("optimizer", args.optimizer),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
                      ("checkpoint_every_s", args.checkpoint_every), ("fused", args.fused),
-                     ("channels_last", args.channels_last), ("compile", args.compile)):
+                     ("channels_last", args.channels_last), ("compile", args.compile), ("device", args.device)):
         if val is not None:
             setattr(tc, key, val)
     tc.progress = not args.no_progress

@@ -54,7 +54,7 @@ def plan(s: Settings) -> list[RunSpec]:
         tdict = train_settings(s)
         for seed in s.seeds:
             tc = TrainConfig(dataset=s.dataset, data_dir=s.data_dir, image_size=s.image_size, epochs=s.epochs, seed=seed, binarize=s.binarize,
-                             progress=s.progress, **tdict)
+                             progress=s.progress, device=s.device, **tdict)
             tc.validate()
             specs.append(RunSpec(name, seed, Path(s.out) / "runs" / f"{name}-s{seed}", dict(model), conf.to_dict(), tc,
                                  phases, extra))

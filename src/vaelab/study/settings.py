@@ -99,6 +99,7 @@ class Settings:
     retry_failed: bool = False
     progress: bool = True
     tensorboard: bool = False  # each run also logs to its run dir's tb/ (tensorboard --logdir OUT)
+    device: str = "auto"  # where runs train (auto: CUDA when available); not part of the experiment
     command: str | None = None
 
     def study_key(self) -> dict[str, Any]:

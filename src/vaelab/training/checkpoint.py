@@ -28,7 +28,7 @@ def _optim_to_flat(name: str, opt: torch.optim.Optimizer, tensors: dict[str, tor
     for idx, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"optim.{name}.{idx}.{k}"] = v.detach().clone().contiguous()
+                tensors[f"optim.{name}.{idx}.{k}"] = v.detach().cpu().clone().contiguous()
             else:
                 scalars.setdefault(str(idx), {})[k] = v
     return {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -53,11 +53,11 @@ def save_checkpoint(
     rng: dict[str, torch.Tensor],
     state: dict[str, Any],
 ) -> Path:
-    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     state = dict(state)
     state["optimizers"] = {n: _optim_to_flat(n, o, tensors) for n, o in optimizers.items()}
     for k, v in rng.items():
-        tensors[f"rng.{k}"] = v.clone().contiguous()
+        tensors[f"rng.{k}"] = v.cpu().clone().contiguous()
     blob = st_save(tensors, metadata={"state": json.dumps(state)})
     path = Path(run_dir) / CHECKPOINT
     atomic_write_bytes(path, blob)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check_choice, check_int, check_range
+from ..errors import ConfigError
 from ..data import BINARIZATIONS, check_dataset
 from ..optim import OPTIMIZERS
 
@@ -34,6 +35,7 @@ class TrainConfig:
     checkpoint_every_s: float = 0.0  # extra mid-epoch checkpoints; 0 = only at epoch end and on Ctrl-C
     eval_every: int = 1  # test-set loss every N epochs (0 = never)
     progress: bool = True
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N: where the model and the dataset live
 
     def validate(self) -> None:
         check_dataset(self.dataset, "dataset")
@@ -48,9 +50,35 @@ class TrainConfig:
         check_choice(self.precision, "precision", PRECISIONS)
         check_range(self.checkpoint_every_s, "checkpoint_every_s", lo=0)
         check_int(self.eval_every, "eval_every", 0)
+        check_device(self.device)
 
 
-def autocast(precision: str):
+def check_device(name: str, key: str = "device") -> None:
+    """A ConfigError unless ``name`` is auto, cpu, cuda or cuda:N (the device itself is checked by
+    :func:`resolve_device`)."""
+    ok = name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
+    if not ok:
+        raise ConfigError(f"{key}: {name!r} is not valid; choose auto, cpu, cuda or cuda:N")
+
+
+def resolve_device(name: str, key: str = "--device") -> torch.device:
+    """The torch device ``name`` asks for: ``auto`` is CUDA when available, else the CPU. Asking for a
+    CUDA device this machine does not have is a ConfigError."""
+    check_device(name, key)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {name} asked for, but this machine has no CUDA device (torch.cuda.is_available() "
+                          f"is False with torch {torch.__version__}); use --device cpu")
+    index = int(name[5:]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}: {name} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device("cuda", index)
+
+
+def autocast(precision: str, device_type: str = "cpu"):
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

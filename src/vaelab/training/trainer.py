@@ -35,7 +35,7 @@ from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
 from ..optim import apply_lr_scale, make_optimizer_factory
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
-from .config import TrainConfig, autocast
+from .config import TrainConfig, autocast, resolve_device
 
 log = logging.getLogger("vaelab.train")
 EVENT = {"vaelab_event": True}  # marks a log record whose content also went to on_event
@@ -69,12 +69,14 @@ class Trainer:
                  on_event: Callable[[dict[str, Any]], None] | None = None):
         self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
         self.on_event = on_event or (lambda ev: None)
-        self.x = to_tensor(train_set.images)
+        self.device = resolve_device(cfg.device)
+        variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
+        self.x = to_tensor(train_set.images).to(self.device)
         if cfg.binarize == "static":
             self.x = binarize(self.x, "static")
-        self.y = torch.as_tensor(train_set.labels)
-        self.x_test = None if test_set is None else to_tensor(test_set.images[:10000])
-        self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000])
+        self.y = torch.as_tensor(train_set.labels).to(self.device)
+        self.x_test = None if test_set is None else to_tensor(test_set.images[:10000]).to(self.device)
+        self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000]).to(self.device)
         self.make = make_optimizer_factory(cfg)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.memory_format = torch.channels_last if cfg.channels_last and self.x.dim() == 4 else None
@@ -85,6 +87,11 @@ class Trainer:
             for m in variant.children():
                 m.compile()
             self._compiled = True
+
+    @property
+    def _rng_devices(self) -> list:
+        """The CUDA device whose RNG an evaluation must leave untouched (none on the CPU)."""
+        return [self.device] if self.device.type == "cuda" else []
 
     def _uncompile(self, err: Exception) -> None:
         """Fall back to eager mode after torch.compile failed (e.g. no C compiler for inductor)."""
@@ -100,7 +107,7 @@ class Trainer:
         """One train_step under the run's precision; on a compile failure, redo it eagerly."""
         rng = torch.get_rng_state() if self._compiled else None
         try:
-            with autocast(self.cfg.precision):
+            with autocast(self.cfg.precision, self.device.type):
                 return self.variant.train_step(batch, st.step, opts, phase.name)
         except Exception as e:  # only compile failures are retried
             if not self._compiled or not _is_compile_error(e):
@@ -109,7 +116,7 @@ class Trainer:
             torch.set_rng_state(rng)
             for o in opts.values():
                 o.zero_grad(set_to_none=True)
-            with autocast(self.cfg.precision):
+            with autocast(self.cfg.precision, self.device.type):
                 return self.variant.train_step(batch, st.step, opts, phase.name)
 
     # ----------------------------------------------------------------------------------------
@@ -123,7 +130,7 @@ class Trainer:
         cfg, v = self.cfg, self.variant
         phases = v.phases()
         g_shuffle = torch.Generator().manual_seed(cfg.seed)
-        g_bin = torch.Generator().manual_seed(cfg.seed + 1)
+        g_bin = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         st = State()
         opts: dict[str, torch.optim.Optimizer] = {}
         epoch_start_state = g_shuffle.get_state()
@@ -140,7 +147,12 @@ class Trainer:
                 load_optimizers(opts, tensors, saved)
             rng = rng_states(tensors)
             torch.set_rng_state(rng["torch"])
-            g_bin.set_state(rng["binarize"])
+            if self.device.type == "cuda" and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            try:
+                g_bin.set_state(rng["binarize"])
+            except RuntimeError:  # saved on another kind of device: a fresh binarisation stream from here on
+                log.warning("resumed on %s from a checkpoint of another device: the binarisation noise restarts", self.device)
             if "shuffle" in rng:  # early checkpoints lack it; mid-epoch ones regenerate the permutation below
                 g_shuffle.set_state(rng["shuffle"])
             epoch_start_state = rng["epoch_start"]
@@ -151,6 +163,8 @@ class Trainer:
         def checkpoint():
             rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "shuffle": g_shuffle.get_state(),
                    "epoch_start": epoch_start_state}
+            if self.device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state(self.device)
             save_checkpoint(self.run_dir, v, opts, rng, {**dataclasses.asdict(st), "train": dataclasses.asdict(cfg)})
 
         interrupted = {"flag": False}
@@ -217,7 +231,7 @@ class Trainer:
         last_ckpt = time.monotonic()
         while st.batch < n_batches:
             b = st.batch
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
             x = self.x[idx]
             if cfg.binarize == "dynamic":
                 x = binarize(x, "dynamic", g_bin)
@@ -268,15 +282,15 @@ class Trainer:
         """Mean loss terms of the variant over (x, y), with its own RNG stream (training's is untouched)."""
         v = self.variant
         acc: dict[str, float] = {}
-        with torch.random.fork_rng(devices=[]), evaluating(v):
+        with torch.random.fork_rng(devices=self._rng_devices), evaluating(v):
             torch.manual_seed(seed)
-            g = torch.Generator().manual_seed(seed)
+            g = torch.Generator(x.device).manual_seed(seed)
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i:i + batch_size]
                 if self.cfg.binarize != "none":
                     xb = binarize(xb, self.cfg.binarize, g)
                 # evaluation stays fp32 whatever the training precision
-                _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0]),
+                _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0], device=xb.device),
                                    "dataset_size": x.shape[0]}, step)
                 for k, t in terms.items():
                     acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
@@ -289,11 +303,11 @@ class Trainer:
         from ..metrics.clustering import clustering_scores
 
         v = self.variant
-        g = torch.Generator().manual_seed(self.cfg.seed + 7)
+        g = torch.Generator(x.device).manual_seed(self.cfg.seed + 7)
         mode = self.cfg.binarize
         with evaluating(v):
             pred = batched(lambda i, j: v.predict(x[i:j] if mode == "none" else binarize(x[i:j], mode, g)), x.shape[0], batch_size)
-        return {f"cluster_{k}": val for k, val in clustering_scores(pred, y).items()}
+        return {f"cluster_{k}": val for k, val in clustering_scores(pred.cpu(), y.cpu()).items()}
 
     def _end_epoch(self, phase, st) -> None:
         n = max(st.acc_n, 1)
@@ -326,12 +340,12 @@ class Trainer:
         files: dict[str, str] = {}
         if v.data_kind not in ("image", "sequence"):  # feature vectors have no picture
             return files
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), evaluating(v):
+        with torch.random.fork_rng(devices=self._rng_devices), torch.no_grad(), evaluating(v):
             torch.manual_seed(1234)
-            g = torch.Generator().manual_seed(1234)
+            g = torch.Generator(self.device).manual_seed(1234)
             n = 8 if v.data_kind == "sequence" else 64  # a sequence takes a row of frames
             try:
-                y = torch.arange(n) % v.config.n_classes if v.conditional else None
+                y = torch.arange(n, device=self.device) % v.config.n_classes if v.conditional else None
                 save_grid(v.sample(n, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
                 files["samples"] = str(self.run_dir / "samples.png")
             except NotAvailable:
