@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
         check_available()
     flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
-    res = run_study(s, executor=executor, finish=None if args.no_report else finish_study)
+    extra = {} if executor is None else {"executor": executor}  # serial: run_study's default
+    res = run_study(s, finish=None if args.no_report else finish_study, **extra)
     failed = sum(v["n_failed"] for v in res["variants"].values())
     total = sum(v["n_runs"] for v in res["variants"].values())
     print(f"{total - failed}/{total} runs ok; results in {s.out}/results.md"
