@@ -21,7 +21,7 @@ def test_unknown_variant_lists_valid():
     ({"latnet_dim": 3}, r"unknown config key latnet_dim; valid: .*latent_dim"),
     ({"latent_dim": 0}, r"latent_dim: must be an integer >= 1, got 0"),
     ({"latent_dim": 2.5}, r"latent_dim"),
-    ({"backbone": "resnet"}, r"backbone: 'resnet' is not valid; choose one of paper, small, mlp"),
+    ({"backbone": "resnet"}, r"backbone: 'resnet' is not valid; choose one of paper, small, dcgan, mlp"),
     ({"data_shape": (1, 0, 28)}, r"data_shape"),
 ])
 def test_invalid_config(cfg, pattern):
