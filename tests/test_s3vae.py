@@ -208,7 +208,7 @@ def test_judge_net_shapes_and_sequence_scores_on_an_oracle():
             return torch.nn.functional.one_hot((x[:, 0, 0, 0, 1] * 10).round().long(), 8).float() * 50
 
     class Model:  # every generation keeps its input; a swap takes the motion pixel from the motion sequence
-        def reconstruct(self, x):
+        def reconstruct(self, x, y=None):
             return x
 
         def fix_static(self, x, generator=None):

@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from .data import Dataset, load_dataset, sources, to_tensor
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
-from .nn.backbones import ConvTrunk
+from .nn.judge import SequenceJudgeNet
 from .nn.utils import batched
 
 FEATURE_DIM = 128
@@ -69,49 +69,6 @@ class ClassifierNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.drop(self.features(x)))  # (B, n_classes)
-
-
-class SequenceJudgeNet(nn.Module):
-    """Sequences (B, T, C, H, W) in [0, 1] → content logits (B, n_classes); ``motion_logits`` → (B, n_motions);
-    ``features`` → (B, 128), the mean over frames of each frame's content features.
-
-    Every frame goes through three stride-2 4×4 convolutions (16, 32, 64 channels). Content: the
-    maximum over positions of the last map (the digit's identity wherever it is) → FC(→128) + ReLU,
-    averaged over frames. Motion: the flattened last map of each frame (which keeps where the digit
-    is) → FC(→64) + ReLU, concatenated over frames → FC(→128) + ReLU → FC(→n_motions)."""
-
-    def __init__(self, shape: tuple[int, ...], n_classes: int = 10, n_motions: int = 8):
-        super().__init__()
-        t, c, h, w = shape
-        self.trunk = ConvTrunk(c, 16, 32, 64)
-        self.content = nn.Sequential(nn.Linear(64, FEATURE_DIM), nn.ReLU())
-        self.where = nn.Sequential(nn.Flatten(), nn.Linear(64 * (h // 8) * (w // 8), 64), nn.ReLU())
-        self.drop = nn.Dropout(0.3)
-        self.out = nn.Linear(FEATURE_DIM, n_classes)
-        self.motion = nn.Sequential(nn.Linear(t * 64, FEATURE_DIM), nn.ReLU(), nn.Linear(FEATURE_DIM, n_motions))
-
-    def _maps(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.flatten(0, 1).float() - 0.5)  # (B·T, 64, H/8, W/8)
-
-    def _content(self, maps: torch.Tensor, b: int) -> torch.Tensor:
-        return self.content(maps.amax((-2, -1))).view(b, -1, FEATURE_DIM).mean(1)
-
-    def _motion(self, maps: torch.Tensor, b: int) -> torch.Tensor:
-        return self.motion(self.where(maps).view(b, -1))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._content(self._maps(x), x.shape[0])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.drop(self.features(x)))
-
-    def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(content logits, motion logits) from one pass over the frames."""
-        maps = self._maps(x)
-        return self.out(self.drop(self._content(maps, x.shape[0]))), self._motion(maps, x.shape[0])
-
-    def motion_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self._motion(self._maps(x), x.shape[0])
 
 
 def make_net(shape: tuple[int, ...], n_classes: int, n_motions: int = 0) -> nn.Module:

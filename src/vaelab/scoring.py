@@ -91,11 +91,17 @@ def unlabelled_scores(v: Variant, dataset: str) -> dict[str, Any]:
     return {k: why for k in ("recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *CLUSTER_KEYS)}
 
 
+def reconstructions(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+    """The variant's reconstructions of ``x_in`` (float); ``y`` the labels a conditional variant is given."""
+    return batched(lambda i, j: v.reconstruct(x_in[i:j], None if y is None else y[i:j]).float(), x_in.shape[0], batch_size)
+
+
 def reconstruction_scores(v: Variant, classifier, x_in: torch.Tensor, labels: np.ndarray, y: torch.Tensor | None,
-                          batch_size: int) -> dict[str, float]:
+                          batch_size: int, rec: torch.Tensor | None = None) -> dict[str, float]:
     """The seed's Table 2 metric: the classifier's accuracy on reconstructions of ``x_in`` (and on
-    ``x_in`` itself); ``y`` are the labels a conditional variant is given, else None."""
-    rec = batched(lambda i, j: v.reconstruct(x_in[i:j], None if y is None else y[i:j]).float(), x_in.shape[0], batch_size)
+    ``x_in`` itself); ``y`` are the labels a conditional variant is given, else None. ``rec``: the
+    reconstructions if already made (:func:`reconstructions`)."""
+    rec = reconstructions(v, x_in, y, batch_size) if rec is None else rec
     return {"recon_accuracy": float((classifier.predict(rec) == labels).mean()),
             "real_accuracy": float((classifier.predict(x_in) == labels).mean())}
 
@@ -128,11 +134,11 @@ def sample_scores(v: Variant, classifier, real_feats: np.ndarray, labels: np.nda
 
 
 def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, motion: np.ndarray,
-                    generator: torch.Generator, batch_size: int) -> dict[str, Any]:
+                    generator: torch.Generator, batch_size: int, rec: torch.Tensor | None = None) -> dict[str, Any]:
     """The sequence metrics above for test sequences ``x`` (N, T, C, H, W) with digit ``labels`` and
-    ``motion`` labels (N,); deterministic given ``generator``."""
+    ``motion`` labels (N,); deterministic given ``generator``. ``rec``: the reconstructions if already made."""
     n = x.shape[0]
-    rec = batched(lambda i, j: v.reconstruct(x[i:j]).float(), n, batch_size)
+    rec = reconstructions(v, x, None, batch_size) if rec is None else rec
     fixed_f = batched(lambda i, j: v.fix_static(x[i:j], generator=generator).float(), n, batch_size)
     _, probs = judge.run(fixed_f)
     fixed_t = batched(lambda i, j: v.fix_dynamic(x[i:j], generator=generator).float(), n, batch_size)

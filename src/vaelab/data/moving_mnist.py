@@ -35,6 +35,10 @@ SPEEDS = (2, 3, 4)
 #: (cx, cy) of direction k (k·45°, counter-clockwise, y pointing up on screen; image rows run down)
 DIRECTIONS = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
 N_MOTIONS = len(DIRECTIONS)
+#: [sign of the x move + 1, sign of the upward move + 1] → direction class (−1 for no move)
+SIGN_CLASS = np.full((3, 3), -1, dtype=np.int64)
+for _k, (_cx, _cy) in enumerate(DIRECTIONS):
+    SIGN_CLASS[_cx + 1, _cy + 1] = _k
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,6 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
     labels = np.zeros(n, dtype=np.int64)
     motion = speed = None
     steps = np.full((n, max(frames - 1, 0)), -1, dtype=np.int64)
-    sign_class = np.full((3, 3), -1, dtype=np.int64)  # [sign x + 1, sign up + 1] → direction class
-    for k, (cx, cy) in enumerate(DIRECTIONS):
-        sign_class[cx + 1, cy + 1] = k
     rows_n = np.arange(n)[:, None, None]
     offs = np.arange(DIGIT)
     for j in range(n_digits):
@@ -94,7 +95,7 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
                 vel = np.where(low | high, -vel, vel)
                 if j == 0:
                     moved = pos - prev
-                    steps[:, t - 1] = sign_class[np.sign(moved[:, 0]) + 1, np.sign(-moved[:, 1]) + 1]
+                    steps[:, t - 1] = SIGN_CLASS[np.sign(moved[:, 0]) + 1, np.sign(-moved[:, 1]) + 1]
             r = pos[:, 1, None, None] + offs[None, :, None]
             c = pos[:, 0, None, None] + offs[None, None, :]
             frame = out[:, t]

@@ -36,9 +36,6 @@ ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 )
 METRICS = ("content_accuracy", "content_is", "content_h_y_given_x", "content_h_y", "motion_accuracy",
            "swap_content_accuracy", "swap_motion_accuracy", "recon_accuracy", "neg_elbo", "seconds_per_epoch")
-#: The S3VAE paper's Moving-MNIST row (its own generator and judge: context, not comparable) —
-#: None until read off the paper (see the module's note in docs/equations.md).
-PUBLISHED: dict[str, dict[str, float]] | None = None
 
 
 @dataclasses.dataclass
