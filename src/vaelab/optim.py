@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from .parallel import average_gradients
+
 OPTIMIZERS = ("adam", "rmsprop")
 MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, adam_betas=None, **kw) → the run's optimizer type
 
@@ -62,8 +64,8 @@ def update(objective: torch.Tensor, optimizers: torch.optim.Optimizer | Sequence
             opt.zero_grad(set_to_none=True)
         for p, g in zip(params, grads):
             p.grad = g
-    # (data-parallel training all-reduces the gradients here, before the step)
     if step:
+        average_gradients(p for opt in opts for group in opt.param_groups for p in group["params"])  # several processes
         for opt in opts:
             opt.step()
 

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from . import parallel
 from .errors import ConfigError, RunDirError
 from .io import RunLock, atomic_write_json, read_json
 from .provenance import now, versions
@@ -97,6 +99,8 @@ def train(
 
     ``tensorboard``: also log the trainer's events to ``run_dir/tb`` (:mod:`vaelab.tensorboard_log`).
     ``device``: overrides the TrainConfig's (or the resumed run's) device.
+    Started by torchrun as one of several processes, it joins their process group and trains its
+    share of every batch (:mod:`vaelab.parallel`); only rank 0 writes ``run_dir``.
 
     ``config.json`` records every resolved hyperparameter and the library versions; resuming reads
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
@@ -128,7 +132,7 @@ def train(
     train_cfg.validate()  # (a resumed run's stored config was checked by _stored; this checks extra_epochs)
     from .training.config import resolve_device
 
-    resolve_device(train_cfg.device)  # no CUDA where CUDA is asked for: a one-line error before anything is written
+    dev = resolve_device(train_cfg.device)  # no CUDA where CUDA is asked for: a one-line error before anything is written
     # the data first: missing data must not leave an empty run directory behind
     train_set, test_set = load_splits(train_cfg)
     if train_cfg.train_size:
@@ -138,11 +142,18 @@ def train(
         raise ConfigError(f"{variant}: models {'sequences' if get(variant).data_kind == 'sequence' else 'images'}, but "
                           f"{train_cfg.dataset} holds {'sequences' if train_set.is_sequence else 'images'}"
                           + (f"; choose one of {', '.join(SEQUENCE_DATASETS)}" if not train_set.is_sequence else ""))
+    if parallel.launched():  # one of several processes: a variant and batch that can be shared, before anything is written
+        parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set), int(os.environ["WORLD_SIZE"]))
     if not resume:
         model_cfg = data_defaults(variant, model_cfg, train_set)
         make_config(variant, **{**model_cfg, "data_shape": tuple(model_cfg["data_shape"])})  # the config with the data's shape
-    with RunLock(run_dir):
-        if not resume and (run_dir / CHECKPOINT).exists():
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
+    joined = parallel.launched() and parallel.world_size() == 1
+    parallel.init_from_env(parallel.local_device(dev))
+    main = parallel.is_main()
+    with RunLock(run_dir) if main else contextlib.nullcontext():
+        if main and not resume and (run_dir / CHECKPOINT).exists():  # (again, under the lock)
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
         model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
         v = build_variant(variant, model_cfg, train_cfg.seed)
@@ -154,11 +165,15 @@ def train(
             old = read_json(run_dir / "config.json")
             resolved["created"] = old.get("created", resolved["created"])
             resolved["command"] = old.get("command")
-        atomic_write_json(run_dir / "config.json", resolved)
-        handler = _setup_logging(run_dir)
+        if main:
+            atomic_write_json(run_dir / "config.json", resolved)
+        handler = _setup_logging(run_dir) if main else logging.NullHandler()
+        if parallel.world_size() > 1:
+            logging.getLogger("vaelab").info("data-parallel: %d processes (%s), this is rank %d", parallel.world_size(),
+                                             torch.distributed.get_backend(), parallel.rank())
         listeners = [f for f in (on_event,) if f is not None]
         tb = None
-        if tensorboard:
+        if tensorboard and main:
             from .tensorboard_log import TensorBoardLogger
 
             tb = TensorBoardLogger(run_dir)
@@ -171,6 +186,8 @@ def train(
             handler.close()
             if tb is not None:
                 tb.close()
+            if joined:  # this call joined the process group: it leaves it
+                parallel.close()
     return run_dir
 
 
@@ -306,7 +323,8 @@ def evaluate_run(
                 out.update(scoring.unlabelled_scores(v, dataset))
             else:
                 say(f"reconstructing {n_test} test images")
-                out.update(scoring.reconstruction_scores(v, classifier, x_in, test.labels, yc, batch_size))
+                rec = scoring.reconstructions(v, x_in, yc, batch_size)  # made once, scored by both stages
+                out.update(scoring.reconstruction_scores(v, classifier, x_in, test.labels, yc, batch_size, rec))
                 real_feats, _ = classifier.run(x_grey)
                 lap("reconstruction")
                 say(f"drawing {n_samples} samples")
@@ -316,7 +334,7 @@ def evaluate_run(
             if classifier is not None and test.is_sequence:
                 say("sequence metrics (content and motion)")
                 out.update(scoring.sequence_scores(v, classifier, x_in, test.labels, test.factors["motion"],
-                                                   torch.Generator().manual_seed(seed + 4), batch_size))
+                                                   torch.Generator().manual_seed(seed + 4), batch_size, rec))
                 lap("sequences")
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
             if classifier is not None:

@@ -35,6 +35,10 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N: where the model and the dataset live "
                    "(default auto: CUDA when available); with --resume, moves the run there")
     p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel training in N processes on this machine (gloo on the CPU, NCCL with one GPU each "
+                        "on CUDA), started through torch.distributed.run; the same as "
+                        "`torchrun --nproc_per_node N -m vaelab train ...`. --batch-size stays the global batch")
     p.add_argument("--no-fused", dest="fused", action="store_false", default=None,
                    help="plain (foreach) Adam instead of the fused kernel")
     p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format for conv nets")
@@ -58,6 +62,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from .. import parallel
     from ..config import parse_overrides
     from ..errors import ConfigError
     from ..rundir import train
@@ -67,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
     if args.no_flush_denormal:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
-    progress = _Progress(quiet=args.no_progress)
+    if args.nproc is not None and not parallel.launched():
+        return _launch(args)
+    main = os.environ.get("RANK", "0") == "0"  # of several processes, only rank 0 reports
+    progress = _Progress(quiet=args.no_progress or not main)
     if args.resume:
         if args.config:
             raise ConfigError("give either --config FILE or --resume RUN_DIR, not both (a resumed run keeps its config.json)")
@@ -75,13 +83,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give either VARIANT or --resume RUN_DIR, not both")
         done = _finished(args.resume, args.epochs)
         if done:
-            stderr_log(done)
-            print(args.resume)
+            if main:
+                stderr_log(done)
+                print(args.resume)
             return 0
         run_dir = train(None, resume=True, run_dir=args.resume, extra_epochs=args.epochs, on_event=progress,
                         tensorboard=args.tensorboard, device=args.device)
-        stderr_log(summary(run_dir, progress.seconds))
-        print(run_dir)
+        if main:
+            stderr_log(summary(run_dir, progress.seconds))
+            print(run_dir)
         return 0
     model, file_train = {}, {}
     if args.config:
@@ -106,16 +116,54 @@ def run(args: argparse.Namespace) -> int:
                      ("channels_last", args.channels_last), ("compile", args.compile), ("device", args.device)):
         if val is not None:
             setattr(tc, key, val)
-    tc.progress = not args.no_progress
+    tc.progress = not args.no_progress and main
     model.update(parse_overrides(args.set))
     if args.backbone is not None:
         model["backbone"] = args.backbone
     if args.latent_dim is not None:
         model["latent_dim"] = args.latent_dim
     run_dir = train(args.variant, model, tc, args.out, on_event=progress, tensorboard=args.tensorboard)
-    stderr_log(summary(run_dir, progress.seconds))
-    print(run_dir)
+    if main:
+        stderr_log(summary(run_dir, progress.seconds))
+        print(run_dir)
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--nproc N``: the same command in N processes through ``torch.distributed.run`` (torchrun).
+    What can be checked here is checked first, so bad input stays a one-line error (exit 2)."""
+    import subprocess
+    import sys
+
+    from .. import parallel
+    from ..errors import ConfigError
+    from ..registry import get
+    from ..rundir import run_config
+
+    n = args.nproc
+    if n < 1:
+        raise ConfigError(f"--nproc: {n} is not valid; give a number of processes ≥ 1")
+    variant = run_config(args.resume)["variant"] if args.resume else args.variant
+    if variant is not None and n > 1:  # (an unknown variant is a one-line error here too)
+        parallel.check_shareable(get(variant), args.batch_size or 100, args.train_size or 0, n)
+    device = args.device or "auto"
+    if device != "cpu" and n > 1:
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device: {device} asked for, but this machine has no CUDA device; use --device cpu")
+        if torch.cuda.is_available() and torch.cuda.device_count() < n:
+            raise ConfigError(f"--nproc {n}: this machine has {torch.cuda.device_count()} CUDA device(s); each process takes one")
+    argv, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "vaelab", *argv]
+    return subprocess.run(cmd).returncode
 
 
 class _Progress:

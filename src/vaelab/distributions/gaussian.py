@@ -12,6 +12,7 @@ import torch
 
 from ..losses.divergences import kl_normal_normal, kl_normal_std
 from .base import Centred, Distribution, Located, SampleShape, as_sample_shape, register_kl
+from ..parallel import batch_randn
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -38,7 +39,8 @@ class DiagonalGaussian(Located):
     def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised sample z = μ + σ ⊙ ε, shape sample_shape + (B, D)."""
         shape = as_sample_shape(sample_shape) + tuple(self.loc.shape)
-        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
+        # (data-parallel training: the noise of the global batch, this process's rows)
+        eps = batch_randn(shape, len(as_sample_shape(sample_shape)), dtype=self.loc.dtype, device=self.loc.device, generator=generator)
         return self.loc + self.scale * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -64,7 +66,7 @@ class StandardNormal(Centred):
     def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Standard normal draws, shape sample_shape + batch_shape + (dim,), float32, on ``device``."""
         shape = as_sample_shape(sample_shape) + tuple(self._batch_shape)
-        return torch.randn(*shape, self.dim, generator=generator, device=device)
+        return batch_randn((*shape, self.dim), 0, generator=generator, device=device)
 
     def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         return self.rsample(sample_shape, generator=generator, device=device)  # no parameters: nothing to detach

@@ -47,6 +47,7 @@ class BetaVAEConfig(VariantConfig):
 @register("beta-vae")
 class BetaVAE(GaussianVAE):
     """β-VAE (Higgins et al. 2017): β-weighted KL; mode=capacity: γ|KL − C| with C annealed (Burgess et al. 2018)."""
+    data_parallel = True
 
     loss_labels = {"train": "β-VAE objective: recon + weighted KL (nats/image)"}
 

@@ -67,6 +67,7 @@ class Config(VariantConfig):
 @register("cvae")
 class CVAE(GaussianVAE):
     """q(z|x, y) and p(x|z, y), both conditioned on the one-hot label; prior p(z|y) learned or N(0, I)."""
+    data_parallel = True
 
     loss_labels = {"train": "−ELBO of log p(x | y) (nats/image)"}
 

@@ -63,6 +63,7 @@ class Config(VariantConfig):
 @register("cvae-quadrant")
 class CVAEQuadrant(Variant):
     """Recognition q(z|x,y), prior p(z|x), generation p(y|x,z), on top of a baseline NN ŷ(x)."""
+    data_parallel = True
 
     likelihoods = ("bernoulli",)
     loss_labels = {"baseline": "baseline NN −log p(missing | given) (nats/image)", "train": "−ELBO of log p(missing | given) (nats/image)"}

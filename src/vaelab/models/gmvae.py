@@ -56,6 +56,7 @@ class Config(VariantConfig):
 @register("gmvae")
 class GMVAE(Variant):
     """GMVAE (Dilokthanakul et al. 2016): latents w, z and c with the conditional mixture prior p(z|w, c)."""
+    data_parallel = True
 
     loss_labels = {"train": "GMVAE loss: −ELBO with the KL(c) floor λ (nats/image)"}
 

@@ -63,6 +63,7 @@ class InfoVAEConfig(VariantConfig):
 @register("info-vae")
 class InfoVAE(GaussianVAE):
     """InfoVAE / MMD-VAE (Zhao et al. 2017): recon + (1−α) KL + (α+λ−1) MMD(aggregate posterior, prior)."""
+    data_parallel = "its MMD penalty compares the examples of a batch with each other, so one process's share of the batch would change the loss"
 
     loss_labels = {"train": "InfoVAE objective: recon + weighted KL + MMD (not a bound)"}
 

@@ -30,13 +30,13 @@ one of them to 0 in ``s3vae`` gives the ablations.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import VariantConfig, check, check_choice, check_int, check_range
+from ..data.moving_mnist import N_MOTIONS, SIGN_CLASS
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..losses.divergences import grouped_total_correlation
 from ..losses.likelihood import make_likelihood
@@ -45,7 +45,7 @@ from ..optim import linear_warmup
 from ..registry import register
 from .base import Batch, Variant
 
-N_DIRECTIONS = 8
+N_DIRECTIONS = N_MOTIONS
 
 
 @dataclass
@@ -96,16 +96,7 @@ def frame_directions(x: torch.Tensor, dead_zone: float = 0.5) -> tuple[torch.Ten
     return labels.clamp_min(0), valid
 
 
-def _sign_classes() -> torch.Tensor:
-    from ..data.moving_mnist import DIRECTIONS
-
-    table = torch.full((3, 3), -1, dtype=torch.long)  # [sign x + 1, sign up + 1] → class; (0, 0) → −1
-    for k, (cx, cy) in enumerate(DIRECTIONS):
-        table[cx + 1, cy + 1] = k
-    return table
-
-
-_SIGN_CLASS = _sign_classes()
+_SIGN_CLASS = torch.as_tensor(SIGN_CLASS)
 
 
 class SequencePosterior(nn.Module):
@@ -161,6 +152,7 @@ class DynamicPrior(nn.Module):
 @register("s3vae")
 class S3VAE(Variant):
     """Static z_f and dynamic z_1:T with the three self-supervised regularisers (see the module doc)."""
+    data_parallel = "its triplet negatives and mutual-information estimate compare the sequences of a batch with each other"
 
     Config = Config
     data_kind = "sequence"
@@ -310,8 +302,3 @@ class DSVAE(S3VAE):
     def extra_repr(self) -> str:
         return "the S3VAE networks without the three regularisers"
 
-
-def describe(v: S3VAE) -> dict[str, Any]:
-    """Which regularisers a run has on, for reports."""
-    c = v.config
-    return {"scc": c.scc_weight > 0, "dfp": c.dfp_weight > 0, "mi": c.mi_weight > 0}

@@ -71,6 +71,7 @@ class Config(VariantConfig):
 @register("s-vae")
 class SVAE(GaussianVAE):
     """S-VAE: vMF posterior, uniform prior on the hypersphere (Davidson et al. 2018)."""
+    data_parallel = "the von Mises-Fisher rejection sampler's draws depend on the whole batch, so the processes' random streams would part"
 
     loss_labels = {"train": "−ELBO (nats/image; KL warmed up over the first updates)"}
 

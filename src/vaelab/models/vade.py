@@ -117,6 +117,7 @@ def vade_kl(q: DiagonalGaussian, gamma: torch.Tensor, prior) -> tuple[torch.Tens
 @register("vade")
 class VaDE(GaussianVAE):
     """VaDE (Jiang et al. 2017): AE pretraining, GMM initialisation, then the mixture-prior ELBO."""
+    data_parallel = "its pretraining's input noise and augmentation are drawn per batch, not per process's share of it"
 
     loss_labels = {"pretrain": "autoencoder −log p(x|z) (nats/image)"}
 

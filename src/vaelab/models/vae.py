@@ -73,3 +73,4 @@ class GaussianVAE(Variant):
 @register("vae")
 class VAE(GaussianVAE):
     """The plain VAE of Kingma & Welling (2014)."""
+    data_parallel = True

@@ -64,6 +64,7 @@ from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
 from ..nn.utils import evaluating
 from ..optim import update
+from ..parallel import gather_rows, global_mean
 from ..registry import register
 from .base import Batch, NotAvailable
 from .vae import GaussianVAE
@@ -126,6 +127,7 @@ def feature_variance(f_real: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 @register("vae-gan")
 class VAEGAN(GaussianVAE):
     """VAE whose reconstruction error lives in a discriminator's features, trained with a GAN."""
+    data_parallel = True
 
     loss_labels = {"train": "encoder loss: KL + feature-space recon (not nats)"}
 
@@ -164,7 +166,7 @@ class VAEGAN(GaussianVAE):
         fake = d_logits[b:]  # (2B,) both kinds of fake
 
         kl = q.kl(self.prior).mean()
-        var = feature_variance(feats[:b]) if c.feature_norm else 1.0
+        var = feature_variance(gather_rows(feats[:b].detach())) if c.feature_norm else 1.0  # (data-parallel: the global batch's)
         llike = feature_nll(feats[:b], feats[b:2 * b], var).mean()
         # −L_GAN (eq. 33), real and fake weighted equally (the two fakes ½ each, as the authors' aegan.py,
         # real_vs_gen_weight = 0.5): −log Dis(x) − ½ log(1 − Dis(Dec(z_p))) − ½ log(1 − Dis(Dec(Enc(x)))).
@@ -223,7 +225,7 @@ class VAEGAN(GaussianVAE):
         take = {"encoder": True, "decoder": True, "discriminator": True}
         if c.balance:
             take["decoder"], take["discriminator"] = balance_updates(
-                float(o["real_cost"]), float(o["fake_cost"]), c.equilibrium, c.margin)
+                global_mean(o["real_cost"]), global_mean(o["fake_cost"]), c.equilibrium, c.margin)  # (the global batch's)
         names = list(groups)
         for i, name in enumerate(names):
             objective, params = groups[name]

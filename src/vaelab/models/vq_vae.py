@@ -79,6 +79,7 @@ class Config(VariantConfig):
 @register("vq-vae")
 class VQVAE(Variant):
     """VQ-VAE with an EMA (or loss-trained) codebook and a gated PixelCNN prior."""
+    data_parallel = True
 
     loss_labels = {"train": "VQ-VAE loss: recon (nats/image) + codebook + commitment", "prior": "PixelCNN −log p(codes) (nats/image)"}
 

@@ -103,6 +103,7 @@ def latent_discriminator(dim: int, hidden: int, layers: int) -> nn.Sequential:
 @register("wae")
 class WAE(GaussianVAE):
     """Wasserstein auto-encoder (Tolstikhin et al. 2018): cost + λ·D_Z(aggregate posterior, prior); mode=mmd|gan."""
+    data_parallel = "its MMD penalty compares the examples of a batch with each other, so one process's share of the batch would change the loss"
 
     loss_labels = {"train": "WAE objective: cost + λ·penalty (not nats)"}
 

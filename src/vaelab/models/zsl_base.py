@@ -83,6 +83,7 @@ class FeatureConfig(VariantConfig):
 
 class FeatureGenerator(Variant):
     """G(z, a): z ~ N(0, I) (latent_dim) and the attribute vector → a feature vector in [0, 1]."""
+    data_parallel = "it is trained on cached features by `vaelab zsl`, not by `vaelab train`"
 
     Config = FeatureConfig
     conditional = True

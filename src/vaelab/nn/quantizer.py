@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributions.base import Distribution, SampleShape, as_sample_shape
+from ..parallel import all_reduce_sum, gather_rows
 
 
 def _no_autocast():
@@ -135,9 +136,10 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
+        (counts,) = all_reduce_sum(counts)  # data-parallel: the global batch's counts (and sums below)
         if self.ema:
             g = self.decay
-            sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, flat)  # Σ_{i: k*(i)=k} z_e,i
+            (sums,) = all_reduce_sum(torch.zeros_like(self.ema_sum).index_add_(0, idx, flat))  # Σ_{i: k*(i)=k} z_e,i
             self.ema_count.mul_(g).add_(counts, alpha=1 - g)
             self.ema_sum.mul_(g).add_(sums, alpha=1 - g)
             n = self.ema_count.sum()
@@ -147,6 +149,7 @@ class VectorQuantizer(nn.Module):
         if self.restart_after > 0:
             dead = (self.unused_steps >= self.restart_after).nonzero().squeeze(1)
             if dead.numel():
+                flat = gather_rows(flat)  # data-parallel: restart at the global batch's encoder outputs
                 pick = torch.randint(0, flat.shape[0], (dead.numel(),))
                 fresh = flat[pick]
                 cb = self.codebook.data if isinstance(self.codebook, nn.Parameter) else self.codebook

@@ -7,6 +7,10 @@ and a checkpoint each epoch (and on Ctrl-C, and every ``checkpoint_every_s`` sec
 records the position inside the epoch and every RNG state, so a resumed run — even after SIGKILL —
 ends bitwise identical to an uninterrupted one on CPU.
 
+With several processes (torchrun; :mod:`vaelab.parallel`) each process trains its share of every
+global batch, gradients and batch statistics are combined across them, and only rank 0 writes
+files; the checkpoint is the same whatever the number of processes, so a run may resume on another.
+
 Progress is reported as structured events to ``on_event`` (a callable taking a dict):
 ``{"event": "phase", "phase", "epochs"}`` when a phase starts, ``{"event": "step", "phase", "step",
 "terms", "lr"}`` every ``STEP_EVENT_EVERY`` updates (the batch's loss terms, each optimizer's lr),
@@ -33,6 +37,7 @@ from ..errors import TrainingDiverged
 from ..images import save_grid
 from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
+from .. import parallel
 from ..optim import apply_lr_scale, make_optimizer_factory
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 from .config import TrainConfig, autocast, resolve_device
@@ -68,8 +73,13 @@ class Trainer:
     def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None):
         self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
-        self.on_event = on_event or (lambda ev: None)
-        self.device = resolve_device(cfg.device)
+        self.world, self.main = parallel.world_size(), parallel.is_main()
+        self.on_event = (on_event if self.main else None) or (lambda ev: None)  # only rank 0 reports and writes
+        self.device = parallel.local_device(resolve_device(cfg.device))
+        if self.world > 1:
+            parallel.check_shareable(variant, cfg.batch_size, len(train_set))
+        if self.device.type == "cuda":  # cuDNN's deterministic algorithms (cheap for these nets); atomic adds remain
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
         self.x = to_tensor(train_set.images).to(self.device)
         if cfg.binarize == "static":
@@ -82,6 +92,7 @@ class Trainer:
         self.memory_format = torch.channels_last if cfg.channels_last and self.x.dim() == 4 else None
         if self.memory_format is not None:
             variant.to(memory_format=self.memory_format)
+        parallel.broadcast_module(variant)  # every process starts from rank 0's weights
         self._compiled = False
         if cfg.compile:
             for m in variant.children():
@@ -161,6 +172,8 @@ class Trainer:
             torch.manual_seed(cfg.seed)  # the noise stream (weights were initialised at build)
 
         def checkpoint():
+            if not self.main:
+                return
             rng = {"torch": torch.get_rng_state(), "binarize": g_bin.get_state(), "shuffle": g_shuffle.get_state(),
                    "epoch_start": epoch_start_state}
             if self.device.type == "cuda":
@@ -180,6 +193,7 @@ class Trainer:
                 if not st.phase_started and n_epochs > 0:
                     v.train()
                     v.begin_phase(phase.name, PhaseContext(self.x, self.y, cfg.seed, cfg.batch_size))
+                    parallel.broadcast_module(v)  # a phase's one-off initialisation: rank 0's
                     opts = v.configure_optimizers(phase.name, self.make)
                     st.phase_started = True
                     log.info("phase %s: %d epochs", phase.name, n_epochs, extra=EVENT)
@@ -203,7 +217,8 @@ class Trainer:
                 checkpoint()
             st.done = True
             checkpoint()
-            self._write_grids()
+            if self.main:
+                self._write_grids()
         except _Interrupted:
             checkpoint()
             log.warning("interrupted at step %d: checkpoint saved; resume with `vaelab train --resume %s`", st.step, self.run_dir)
@@ -220,7 +235,7 @@ class Trainer:
         n_batches = math.ceil(n / cfg.batch_size)
         acc = {k: torch.tensor(val, dtype=torch.float64) for k, val in st.acc.items()}
         bar = None
-        if cfg.progress:
+        if cfg.progress and self.main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_batches, initial=st.batch, leave=False, dynamic_ncols=True, disable=None, mininterval=0.5,
@@ -234,15 +249,22 @@ class Trainer:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
             x = self.x[idx]
             if cfg.binarize == "dynamic":
-                x = binarize(x, "dynamic", g_bin)
+                x = binarize(x, "dynamic", g_bin)  # the whole global batch's noise, so every process's stream stays in step
+            bsz = idx.shape[0]
+            share = parallel.share_of(bsz) if self.world > 1 else None
+            if share is not None:  # this process's rows of the global batch
+                idx, x = idx[share.lo:share.hi], x[share.lo:share.hi]
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
             if schedule is not None:  # examples of this phase seen once this batch is done
-                apply_lr_scale(opts.values(), schedule(st.epoch * n + b * cfg.batch_size + idx.shape[0], n))
-            terms = self._step(batch, st, opts, phase)
-            bsz = idx.shape[0]
+                apply_lr_scale(opts.values(), schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
+            with parallel.sharing(share):
+                terms = self._step(batch, st, opts, phase)
             vals = torch.stack([t.detach().float() for t in terms.values()])
+            if share is not None:  # the global batch's means, and Ctrl-C seen by any process stops all at this batch
+                vals, _ = parallel.reduce_terms(vals, share.hi - share.lo)
+                interrupted["flag"] = parallel.any_flag(interrupted["flag"], self.device)
             if not bool(torch.isfinite(vals).all()):
                 detail = ", ".join(f"{k}={float(t):.6g}" for k, t in terms.items())
                 raise TrainingDiverged(
@@ -310,6 +332,8 @@ class Trainer:
         return {f"cluster_{k}": val for k, val in clustering_scores(pred.cpu(), y.cpu()).items()}
 
     def _end_epoch(self, phase, st) -> None:
+        if not self.main:
+            return
         n = max(st.acc_n, 1)
         rec: dict[str, Any] = {"phase": phase.name, "epoch": st.epoch, "step": st.step, "images": st.acc_n,
                                "seconds": round(st.elapsed, 4), "images_per_s": round(st.acc_n / max(st.elapsed, 1e-9), 2),

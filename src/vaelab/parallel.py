@@ -1,0 +1,230 @@
+"""Data-parallel training over several processes, on ``torch.distributed``.
+
+Launched by ``torchrun --nproc_per_node N -m vaelab train ...`` (or ``vaelab train --nproc N``, which
+starts the same through ``torch.distributed.run``): every process holds the whole dataset and the
+whole model; the trainer cuts each global batch of ``--batch-size`` examples into one contiguous
+share per process (rank r holds rows ``[r·m/N, (r+1)·m/N)`` of a batch of m), and this module keeps
+the processes equal to one process training on the whole batch:
+
+* gradients: :func:`average_gradients`, called by :func:`vaelab.optim.update` between the gradient
+  and the optimizer step, sums every process's gradient weighted by its share of the batch, so the
+  step applies the gradient of the mean loss over the global batch. The reduction sits at each
+  optimizer step rather than in a ``DistributedDataParallel`` wrapper because variants update
+  several players from one forward pass (VAE-GAN's encoder, decoder and discriminator), each with
+  its own parameters and objective;
+* noise: :func:`batch_randn` draws the reparameterisation noise of the *global* batch from the
+  (identically seeded) generator of every process and keeps this process's rows, so every process's
+  random stream stays where a single process's would be, and a checkpoint's RNG state is the same
+  whatever the number of processes;
+* statistics that decide or update state: :func:`global_mean` (VAE-GAN's balance rule),
+  :func:`all_reduce_sum` (VQ-VAE's EMA codebook counts and sums), :func:`gather_rows` (VQ-VAE's
+  dead-code restarts pick from the global batch's encoder outputs);
+* :func:`broadcast_module`: parameters and buffers from rank 0 when training starts and after a
+  phase's one-off initialisation.
+
+Outside a process group (or with one process) every function is the identity, so single-process
+training is unchanged bit for bit. Only rank 0 writes the run directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's rows ``[lo, hi)`` of a global batch of ``n`` examples."""
+
+    lo: int
+    hi: int
+    n: int
+
+    @property
+    def weight(self) -> float:
+        return (self.hi - self.lo) / self.n
+
+
+_share: Share | None = None  # set by the trainer around each update (only with more than one process)
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """True in the process that writes files (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def launched() -> bool:
+    """True when torchrun (or another launcher) started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: torch.device) -> None:
+    """Join the process group torchrun describes in the environment: gloo on the CPU, NCCL on CUDA
+    (each process on the GPU of its LOCAL_RANK). A no-op when already joined or not launched."""
+    if not launched() or (dist.is_available() and dist.is_initialized()):
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def close() -> None:
+    """Leave the process group (at the end of a run started by torchrun)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """With several processes on CUDA, each takes the GPU of its LOCAL_RANK."""
+    if device.type == "cuda" and launched():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def share_of(m: int) -> Share:
+    """This process's contiguous rows of a global batch of ``m`` examples."""
+    w, r = world_size(), rank()
+    return Share(r * m // w, (r + 1) * m // w, m)
+
+
+@contextlib.contextmanager
+def sharing(share: Share | None) -> Iterator[None]:
+    """Within the block, batch noise and gradients are those of ``share`` of the global batch."""
+    global _share
+    old, _share = _share, share
+    try:
+        yield
+    finally:
+        _share = old
+
+
+def batch_randn(shape: Sequence[int], batch_dim: int = 0, **kw) -> torch.Tensor:
+    """``torch.randn(shape, **kw)`` where ``shape[batch_dim]`` counts examples of the batch: while a
+    share of a global batch is being trained, the noise of the whole batch is drawn and this share's
+    rows are kept."""
+    s = _share
+    if s is None or kw.get("generator") is not None or shape[batch_dim] != s.hi - s.lo:
+        return torch.randn(tuple(shape), **kw)
+    full = list(shape)
+    full[batch_dim] = s.n
+    return torch.randn(full, **kw).narrow(batch_dim, s.lo, s.hi - s.lo)
+
+
+def _flat_all_reduce(tensors: list[torch.Tensor]) -> None:
+    """Sum each tensor over the processes, in place, in one collective per dtype."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        dist.all_reduce(flat)
+        i = 0
+        for t in group:
+            t.copy_(flat[i:i + t.numel()].view_as(t))
+            i += t.numel()
+
+
+def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
+    """Replace every ``.grad`` by the share-weighted sum over the processes: the gradient of the mean
+    loss over the global batch. Parameters without a gradient are left alone (they are the same on
+    every process, since every process runs the same code)."""
+    if _share is None or world_size() == 1:
+        return
+    grads = []
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(_share.weight)
+            grads.append(p.grad)
+    if grads:
+        _flat_all_reduce(grads)
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sums over the processes of per-process sums or counts (new tensors; the inputs unchanged)."""
+    if _share is None or world_size() == 1:
+        return tensors
+    out = [t.detach().clone() for t in tensors]
+    _flat_all_reduce(out)
+    return tuple(out)
+
+
+def global_mean(t: torch.Tensor) -> float:
+    """The global batch's mean of a per-process batch mean ``t`` (a scalar), as a float."""
+    if _share is None or world_size() == 1:
+        return float(t)
+    (s,) = all_reduce_sum(t.detach().double().reshape(()) * _share.weight)
+    return float(s)
+
+
+def gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """The rows of ``t`` of every process, in rank order (the global batch's rows when each process
+    holds its share's rows); ``t`` itself with one process."""
+    if _share is None or world_size() == 1:
+        return t
+    n = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(n) for _ in range(world_size())]
+    dist.all_gather(sizes, n)
+    big = int(max(int(s) for s in sizes))
+    pad = torch.zeros((big, *t.shape[1:]), dtype=t.dtype, device=t.device)
+    pad[:t.shape[0]] = t
+    parts = [torch.empty_like(pad) for _ in range(world_size())]
+    dist.all_gather(parts, pad.contiguous())
+    return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Every parameter and buffer takes rank 0's values."""
+    if world_size() == 1:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, 0)
+
+
+def any_flag(flag: bool, device: torch.device | None = None) -> bool:
+    """True on every process when ``flag`` is true on any (e.g. a Ctrl-C seen by one process)."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def reduce_terms(vals: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
+    """Per-process batch means ``vals`` (float tensor) of ``n`` examples → the global batch's means
+    and size."""
+    if world_size() == 1:
+        return vals, n
+    t = torch.cat([vals.double() * n, torch.tensor([float(n)], dtype=torch.float64, device=vals.device)])
+    dist.all_reduce(t)
+    total = int(round(float(t[-1])))
+    return (t[:-1] / total).to(vals.dtype), total
+
+
+def check_shareable(variant, batch_size: int, n_train: int, world: int | None = None) -> None:
+    """A one-line ConfigError unless ``variant`` (a Variant or its class) can be trained by ``world``
+    processes (default: the process group's size) with this batch size and training-set size."""
+    from .errors import ConfigError
+
+    world = world_size() if world is None else world
+    why = variant.data_parallel
+    if why is not True:
+        raise ConfigError(f"{variant.name}: cannot be trained by {world} processes: {why}; train it in one process")
+    if batch_size < world:
+        raise ConfigError(f"--batch-size {batch_size} is smaller than the {world} processes that would share each batch")
+    last = n_train % batch_size
+    if 0 < last < world:
+        raise ConfigError(f"the last batch of each epoch would hold {last} example(s) ({n_train} % {batch_size}), fewer than "
+                          f"the {world} processes; change --batch-size or --train-size")
