@@ -199,3 +199,20 @@ def test_resume_can_extend_epochs_identically(tmp_path):
     assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2
     assert_same_weights(ref, run)
+
+
+def test_the_training_images_stay_uint8_and_static_binarisation_is_the_float_threshold(tmp_path):
+    """The trainer holds uint8 images (a quarter of float32's memory) and converts each batch; the
+    uint8 form of static binarisation equals thresholding the float images at 0.5 for every grey level."""
+    from vaelab.data import binarize, load_dataset, to_tensor
+    from vaelab.training.trainer import Trainer
+
+    u = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_tensor((u >= 128).to(torch.uint8) * 255), binarize(to_tensor(u), "static"))
+    train, test = load_dataset("mnist-5k", "train"), load_dataset("mnist-5k", "test")
+    v = vaelab.build("vae", backbone="mlp", latent_dim=2, data_shape=(1, 28, 28))
+    for mode in ("none", "static"):
+        t = Trainer(v, TrainConfig(binarize=mode), tmp_path, train, test)
+        assert t.x.dtype == torch.uint8 and t.x_test.dtype == torch.uint8
+        want = to_tensor(train.images[:5])
+        assert torch.equal(to_tensor(t.x[:5]), want if mode == "none" else binarize(want, "static"))

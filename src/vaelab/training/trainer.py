@@ -81,11 +81,12 @@ class Trainer:
         if self.device.type == "cuda":  # cuDNN's deterministic algorithms (cheap for these nets); atomic adds remain
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
-        self.x = to_tensor(train_set.images).to(self.device)
-        if cfg.binarize == "static":
-            self.x = binarize(self.x, "static")
+        # the data stay as stored (uint8 images: a quarter of float32's memory) and become float per batch
+        self.x = torch.as_tensor(train_set.images).to(self.device)
+        if cfg.binarize == "static":  # u/255 > 0.5 exactly when u ≥ 128
+            self.x = binarize(to_tensor(self.x), "static") if self.x.dtype != torch.uint8 else (self.x >= 128).to(torch.uint8) * 255
         self.y = torch.as_tensor(train_set.labels).to(self.device)
-        self.x_test = None if test_set is None else to_tensor(test_set.images[:10000]).to(self.device)
+        self.x_test = None if test_set is None else torch.as_tensor(test_set.images[:10000]).to(self.device)
         self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000]).to(self.device)
         self.make = make_optimizer_factory(cfg)
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -192,7 +193,7 @@ class Trainer:
                 n_epochs = self._phase_epochs(phase)
                 if not st.phase_started and n_epochs > 0:
                     v.train()
-                    v.begin_phase(phase.name, PhaseContext(self.x, self.y, cfg.seed, cfg.batch_size))
+                    v.begin_phase(phase.name, PhaseContext(to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
                     parallel.broadcast_module(v)  # a phase's one-off initialisation: rank 0's
                     opts = v.configure_optimizers(phase.name, self.make)
                     st.phase_started = True
@@ -247,7 +248,7 @@ class Trainer:
         while st.batch < n_batches:
             b = st.batch
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
-            x = self.x[idx]
+            x = to_tensor(self.x[idx])
             if cfg.binarize == "dynamic":
                 x = binarize(x, "dynamic", g_bin)  # the whole global batch's noise, so every process's stream stays in step
             bsz = idx.shape[0]
@@ -308,7 +309,7 @@ class Trainer:
             torch.manual_seed(seed)
             g = torch.Generator(x.device).manual_seed(seed)
             for i in range(0, x.shape[0], batch_size):
-                xb = x[i:i + batch_size]
+                xb = to_tensor(x[i:i + batch_size])
                 if self.cfg.binarize != "none":
                     xb = binarize(xb, self.cfg.binarize, g)
                 # evaluation stays fp32 whatever the training precision
@@ -328,7 +329,7 @@ class Trainer:
         g = torch.Generator(x.device).manual_seed(self.cfg.seed + 7)
         mode = self.cfg.binarize
         with evaluating(v):
-            pred = batched(lambda i, j: v.predict(x[i:j] if mode == "none" else binarize(x[i:j], mode, g)), x.shape[0], batch_size)
+            pred = batched(lambda i, j: v.predict(to_tensor(x[i:j]) if mode == "none" else binarize(to_tensor(x[i:j]), mode, g)), x.shape[0], batch_size)
         return {f"cluster_{k}": val for k, val in clustering_scores(pred.cpu(), y.cpu()).items()}
 
     def _end_epoch(self, phase, st) -> None:
@@ -376,7 +377,7 @@ class Trainer:
                 pass
             src = self.x_test if self.x_test is not None else self.x
             ys = self.y_test if self.x_test is not None else self.y
-            xb = src[:8 if v.data_kind == "sequence" else 32]
+            xb = to_tensor(src[:8 if v.data_kind == "sequence" else 32])
             if self.cfg.binarize != "none":
                 xb = binarize(xb, "static")
             rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
