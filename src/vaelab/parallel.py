@@ -81,8 +81,11 @@ def init_from_env(device: torch.device) -> None:
 
 
 def close() -> None:
-    """Leave the process group (at the end of a run started by torchrun)."""
+    """Leave the process group (at the end of a run started by torchrun), once every process is done:
+    a process that tears its connections down while rank 0 still writes the run's last files is
+    aborted by gloo."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
