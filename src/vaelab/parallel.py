@@ -57,7 +57,8 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """This process's rank: the process group's, or before joining it the one torchrun gives (0 alone)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
 
 
 def is_main() -> bool:
@@ -70,14 +71,16 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_from_env(device: torch.device) -> None:
+def init_from_env(device: torch.device) -> bool:
     """Join the process group torchrun describes in the environment: gloo on the CPU, NCCL on CUDA
-    (each process on the GPU of its LOCAL_RANK). A no-op when already joined or not launched."""
+    (each process on the GPU of its LOCAL_RANK). True when this call joined it; False (nothing done)
+    when already joined or not launched."""
     if not launched() or (dist.is_available() and dist.is_initialized()):
-        return
+        return False
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
 
 
 def close() -> None:
@@ -167,8 +170,7 @@ def global_mean(t: torch.Tensor) -> float:
     """The global batch's mean of a per-process batch mean ``t`` (a scalar), as a float."""
     if _share is None or world_size() == 1:
         return float(t)
-    (s,) = all_reduce_sum(t.detach().double().reshape(()) * _share.weight)
-    return float(s)
+    return float(batch_means(t.detach().reshape(1), _share.hi - _share.lo)[0][0])
 
 
 def gather_rows(t: torch.Tensor) -> torch.Tensor:
@@ -196,24 +198,14 @@ def broadcast_module(module: torch.nn.Module) -> None:
             dist.broadcast(t.data, 0)
 
 
-def any_flag(flag: bool, device: torch.device | None = None) -> bool:
-    """True on every process when ``flag`` is true on any (e.g. a Ctrl-C seen by one process)."""
+def batch_means(vals: torch.Tensor, n: int, stop: bool = False) -> tuple[torch.Tensor, bool]:
+    """Per-process batch means ``vals`` (a float tensor) of ``n`` examples → the global batch's means,
+    and whether any process asks to ``stop`` (e.g. a Ctrl-C seen by one), in one collective."""
     if world_size() == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return vals, stop
+    t = torch.cat([vals.double() * n, vals.new_tensor([n, float(stop)], dtype=torch.float64)])
     dist.all_reduce(t)
-    return bool(t.item() > 0)
-
-
-def reduce_terms(vals: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
-    """Per-process batch means ``vals`` (float tensor) of ``n`` examples → the global batch's means
-    and size."""
-    if world_size() == 1:
-        return vals, n
-    t = torch.cat([vals.double() * n, torch.tensor([float(n)], dtype=torch.float64, device=vals.device)])
-    dist.all_reduce(t)
-    total = int(round(float(t[-1])))
-    return (t[:-1] / total).to(vals.dtype), total
+    return (t[:-2] / t[-2]).to(vals.dtype), bool(t[-1] > 0)
 
 
 def check_shareable(variant, batch_size: int, n_train: int, world: int | None = None) -> None:

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -142,18 +141,15 @@ def train(
         raise ConfigError(f"{variant}: models {'sequences' if get(variant).data_kind == 'sequence' else 'images'}, but "
                           f"{train_cfg.dataset} holds {'sequences' if train_set.is_sequence else 'images'}"
                           + (f"; choose one of {', '.join(SEQUENCE_DATASETS)}" if not train_set.is_sequence else ""))
-    if parallel.launched():  # one of several processes: a variant and batch that can be shared, before anything is written
-        parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set), int(os.environ["WORLD_SIZE"]))
     if not resume:
         model_cfg = data_defaults(variant, model_cfg, train_set)
         make_config(variant, **{**model_cfg, "data_shape": tuple(model_cfg["data_shape"])})  # the config with the data's shape
-    if not resume and (run_dir / CHECKPOINT).exists():
-        raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
-    joined = parallel.launched() and parallel.world_size() == 1
-    parallel.init_from_env(parallel.local_device(dev))
+    joined = parallel.init_from_env(parallel.local_device(dev))
+    if parallel.world_size() > 1:  # one of several processes: a variant and batch that can be shared, before anything is written
+        parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set))
     main = parallel.is_main()
     with RunLock(run_dir) if main else contextlib.nullcontext():
-        if main and not resume and (run_dir / CHECKPOINT).exists():  # (again, under the lock)
+        if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
         model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
         v = build_variant(variant, model_cfg, train_cfg.seed)

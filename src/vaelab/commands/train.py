@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VAELAB_FLUSH_DENORMAL"] = "0"
     if args.nproc is not None and not parallel.launched():
         return _launch(args)
-    main = os.environ.get("RANK", "0") == "0"  # of several processes, only rank 0 reports
+    main = parallel.is_main()  # of several processes, only rank 0 reports
     progress = _Progress(quiet=args.no_progress or not main)
     if args.resume:
         if args.config:
@@ -139,6 +139,7 @@ def _launch(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..registry import get
     from ..rundir import run_config
+    from ..training.config import resolve_device
 
     n = args.nproc
     if n < 1:
@@ -146,13 +147,10 @@ def _launch(args: argparse.Namespace) -> int:
     variant = run_config(args.resume)["variant"] if args.resume else args.variant
     if variant is not None and n > 1:  # (an unknown variant is a one-line error here too)
         parallel.check_shareable(get(variant), args.batch_size or 100, args.train_size or 0, n)
-    device = args.device or "auto"
-    if device != "cpu" and n > 1:
+    if resolve_device(args.device or "auto").type == "cuda" and n > 1:  # (no CUDA where it is asked for: refused here)
         import torch
 
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device: {device} asked for, but this machine has no CUDA device; use --device cpu")
-        if torch.cuda.is_available() and torch.cuda.device_count() < n:
+        if torch.cuda.device_count() < n:
             raise ConfigError(f"--nproc {n}: this machine has {torch.cuda.device_count()} CUDA device(s); each process takes one")
     argv, skip = [], False
     for a in args.argv:

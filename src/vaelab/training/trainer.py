@@ -73,11 +73,9 @@ class Trainer:
     def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None):
         self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
-        self.world, self.main = parallel.world_size(), parallel.is_main()
+        self.world, self.main = parallel.world_size(), parallel.is_main()  # (rundir.train checks the variant can be shared)
         self.on_event = (on_event if self.main else None) or (lambda ev: None)  # only rank 0 reports and writes
         self.device = parallel.local_device(resolve_device(cfg.device))
-        if self.world > 1:
-            parallel.check_shareable(variant, cfg.batch_size, len(train_set))
         if self.device.type == "cuda":  # cuDNN's deterministic algorithms (cheap for these nets); atomic adds remain
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
@@ -264,8 +262,7 @@ class Trainer:
                 terms = self._step(batch, st, opts, phase)
             vals = torch.stack([t.detach().float() for t in terms.values()])
             if share is not None:  # the global batch's means, and Ctrl-C seen by any process stops all at this batch
-                vals, _ = parallel.reduce_terms(vals, share.hi - share.lo)
-                interrupted["flag"] = parallel.any_flag(interrupted["flag"], self.device)
+                vals, interrupted["flag"] = parallel.batch_means(vals, share.hi - share.lo, interrupted["flag"])
             if not bool(torch.isfinite(vals).all()):
                 detail = ", ".join(f"{k}={float(t):.6g}" for k, t in terms.items())
                 raise TrainingDiverged(
