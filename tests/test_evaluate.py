@@ -63,6 +63,26 @@ def test_evaluate_is_deterministic(tiny_run, mnist5k_quick_classifier):
     assert c["fid"] != a["fid"] and c["recon_accuracy"] == a["recon_accuracy"]  # reconstructions use the mean
 
 
+def test_evaluate_device_auto_is_cpu_here_and_recorded(tiny_run, mnist5k_quick_classifier):
+    if torch.cuda.is_available():
+        pytest.skip("checks auto on a machine without CUDA")
+    kw = dict(n_samples=100, iwae_k=5, iwae_n=10, seed=3, classifier=mnist5k_quick_classifier, write=False)
+    a, b = evaluate_run(tiny_run, **kw), evaluate_run(tiny_run, device="auto", **kw)
+    assert a["meta"]["device"] == b["meta"]["device"] == "cpu"
+    assert {k: v for k, v in a.items() if k != "meta"} == {k: v for k, v in b.items() if k != "meta"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("cmd", ["evaluate", "sample"])
+def test_cuda_without_cuda_is_refused(tiny_run, tmp_path, cmd, capsys):
+    before = sorted(p.name for p in tiny_run.iterdir())
+    out = ["--no-write"] if cmd == "evaluate" else ["--out", str(tmp_path / "s.png")]
+    assert main([cmd, str(tiny_run), "--device", "cuda", *out]) == 2
+    err = capsys.readouterr().err
+    assert "--device: cuda asked for" in err and "no CUDA device" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tiny_run.iterdir()) == before and not (tmp_path / "s.png").exists()
+
+
 class CondClusterVAE(VAE):
     """A test-only conditional VAE that also assigns clusters (not registered)."""
 
@@ -100,8 +120,8 @@ def _as(cls, monkeypatch):
 
     real_load = R.load
 
-    def load(run_dir):
-        v = real_load(run_dir)
+    def load(run_dir, device="cpu"):
+        v = real_load(run_dir, device)
         w = cls(v.config)
         if not cls.conditional:
             w.load_state_dict(v.state_dict())

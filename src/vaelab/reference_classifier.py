@@ -158,7 +158,7 @@ class Classifier:
         """A judge's predicted motion class (N,) int64 of sequences in [0, 1] (uint8 scaled)."""
         if not self.is_judge:
             raise TypeError("predict_motion needs a sequence judge")
-        x = torch.as_tensor(sequences)
+        x = torch.as_tensor(sequences).cpu()
         x = to_tensor(x) if x.dtype == torch.uint8 else x
         return batched(lambda i, j: self.net.motion_logits(x[i:j].float()).argmax(1), x.shape[0], batch_size).numpy()
 
@@ -166,8 +166,8 @@ class Classifier:
     def run(self, images: torch.Tensor | np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 128) float64, class probabilities (N, n_classes) float64) of images in [0, 1].
 
-        uint8 arrays are scaled to [0, 1] first."""
-        x = torch.as_tensor(images)
+        uint8 arrays are scaled to [0, 1] first; tensors on another device are brought to the CPU."""
+        x = torch.as_tensor(images).cpu()
         if x.dtype == torch.uint8:
             x = to_tensor(x)
         feats, probs = [], []

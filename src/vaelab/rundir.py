@@ -225,17 +225,20 @@ def data_defaults(variant: str, model_cfg: dict[str, Any], train_set) -> dict[st
     return out
 
 
-def load(run_dir: str | Path) -> "Variant":
-    """The trained variant of a run directory (weights from its checkpoint), in eval mode. The stored
+def load(run_dir: str | Path, device: str = "cpu") -> "Variant":
+    """The trained variant of a run directory (weights from its checkpoint), in eval mode, on ``device``
+    (``auto | cpu | cuda | cuda:N``; checkpoints hold CPU tensors, so any run loads anywhere). The stored
     config is validated as :func:`vaelab.build` validates a new one."""
-    run_dir = Path(run_dir)
     from .config import from_dict
+    from .training.config import resolve_device
 
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)  # no CUDA where CUDA is asked for: a one-line error before reading anything
     variant, model_cfg, _ = _stored(run_dir, run_config(run_dir), with_train=False)
     v = get(variant)(from_dict(get(variant).Config, model_cfg))
     tensors, _ = read_checkpoint(run_dir)
     load_model_weights(v, tensors)
-    return v.eval()
+    return v.to(dev).eval()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -272,11 +275,15 @@ def evaluate_run(
     batch_size: int = 500,
     max_items: int = 512,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
     dir when ``write``). ``classifier``: a :class:`vaelab.reference_classifier.Classifier` to use instead of the
     cached reference one of the run's dataset. ``iwae_n=0`` or ``iwae_k=0`` skips the IWAE bound.
-    Deterministic for a given ``seed`` (apart from the timings)."""
+    ``device``: where the model runs (``auto | cpu | cuda | cuda:N``); the test inputs (and their
+    binarisation) are the same on every device, the model's noise comes from that device's generator,
+    and the reference classifier stays on the CPU. Deterministic for a given ``seed`` and device
+    (apart from the timings)."""
     from . import scoring
     from .reference_classifier import load_or_train
     from .config import check_int
@@ -297,7 +304,8 @@ def evaluate_run(
         stages[name], last[0] = round(t - last[0], 2), t
 
     with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
-        v = load(run_dir)
+        v = load(run_dir, device)
+        dev = next(iter(v.parameters())).device
         dataset, mode = conf["train"]["dataset"], conf["train"].get("binarize", "none")
         ck_path = run_dir / "checkpoint.json"
         ck_state = read_json(ck_path) if ck_path.is_file() else {}
@@ -309,11 +317,16 @@ def evaluate_run(
         n_test = len(test)
         lap("load")
         out: dict[str, Any] = {}
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.no_grad():
             torch.manual_seed(seed)
+
+            def gen(s: int) -> torch.Generator:
+                return torch.Generator(dev).manual_seed(s)
+
             x_grey = to_tensor(test.images)
-            y = torch.as_tensor(test.labels)
-            x_in = binarize(x_grey, mode, torch.Generator().manual_seed(scoring.BINARIZE_SEED))  # what the model sees
+            y = torch.as_tensor(test.labels).to(dev)
+            # what the model sees: binarised on the CPU, so the same inputs on every device
+            x_in = binarize(x_grey, mode, torch.Generator().manual_seed(scoring.BINARIZE_SEED)).to(dev)
             yc = y if v.conditional else None
             if classifier is None:
                 out.update(scoring.unlabelled_scores(v, dataset))
@@ -324,13 +337,12 @@ def evaluate_run(
                 real_feats, _ = classifier.run(x_grey)
                 lap("reconstruction")
                 say(f"drawing {n_samples} samples")
-                out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples,
-                                                 torch.Generator().manual_seed(seed), batch_size))
+                out.update(scoring.sample_scores(v, classifier, real_feats, test.labels, n_samples, gen(seed), batch_size))
                 lap("samples")
             if classifier is not None and test.is_sequence:
                 say("sequence metrics (content and motion)")
                 out.update(scoring.sequence_scores(v, classifier, x_in, test.labels, test.factors["motion"],
-                                                   torch.Generator().manual_seed(seed + 4), batch_size, rec))
+                                                   gen(seed + 4), batch_size, rec))
                 lap("sequences")
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
             if classifier is not None:
@@ -338,7 +350,7 @@ def evaluate_run(
                 lap("clusters")
             if classifier is not None and scoring.has_task_metrics(v):
                 say("task metrics")
-                out.update(scoring.task_scores(v, x_in, y, torch.Generator().manual_seed(seed + 3), set(out)))
+                out.update(scoring.task_scores(v, x_in, y, gen(seed + 3), set(out)))
                 lap("task")
         out["parameters"] = int(v.num_parameters())
         try:
@@ -350,7 +362,7 @@ def evaluate_run(
             "schema": scoring.SCHEMA, "variant": v.name, "run_dir": str(run_dir), "dataset": dataset, "n_test": n_test,
             "binarization": mode, "binarize_seed": scoring.BINARIZE_SEED if mode == "dynamic" else None,
             "n_samples": n_samples, "sample_labels": "balanced (i mod n_classes)" if v.conditional else None,
-            "iwae_k": iwae_k, "iwae_n": min(iwae_n, n_test), "seed": seed,
+            "iwae_k": iwae_k, "iwae_n": min(iwae_n, n_test), "seed": seed, "device": str(dev),
             "classifier_test_accuracy": None if classifier is None else classifier.test_accuracy,
             "classifier": None if classifier is None else {
                 k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},
@@ -377,9 +389,10 @@ def sequence_pictures(v: "Variant", run_dir: Path, n: int, seed: int, out: str |
 
     train = run_config(run_dir)["train"]
     test = load_dataset(train["dataset"], "test", train.get("data_dir"))
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(test), generator=g)[:2 * n]
-    x = to_tensor(test.images[pick.numpy()])
+    dev = next(iter(v.parameters())).device
+    g = torch.Generator(dev).manual_seed(seed)
+    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n].cpu()
+    x = to_tensor(test.images[pick.numpy()]).to(dev)
     a, b = x[:n], x[n:2 * n]
     torch.manual_seed(seed)
     with torch.no_grad():

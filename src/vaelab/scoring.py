@@ -92,8 +92,9 @@ def unlabelled_scores(v: Variant, dataset: str) -> dict[str, Any]:
 
 
 def reconstructions(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-    """The variant's reconstructions of ``x_in`` (float); ``y`` the labels a conditional variant is given."""
-    return batched(lambda i, j: v.reconstruct(x_in[i:j], None if y is None else y[i:j]).float(), x_in.shape[0], batch_size)
+    """The variant's reconstructions of ``x_in`` (float, on the CPU); ``y`` the labels a conditional variant is given."""
+    return batched(lambda i, j: v.reconstruct(x_in[i:j], None if y is None else y[i:j]).float().cpu(), x_in.shape[0],
+                   batch_size)
 
 
 def reconstruction_scores(v: Variant, classifier, x_in: torch.Tensor, labels: np.ndarray, y: torch.Tensor | None,
@@ -115,8 +116,8 @@ def sample_scores(v: Variant, classifier, real_feats: np.ndarray, labels: np.nda
     out: dict[str, Any] = {}
     wanted = torch.arange(n_samples) % n_classes if v.conditional else None
     try:
-        samples = batched(lambda i, j: v.sample(j - i, y=None if wanted is None else wanted[i:j], generator=generator).float(),
-                          n_samples, batch_size)
+        samples = batched(lambda i, j: v.sample(j - i, y=None if wanted is None else wanted[i:j].to(generator.device),
+                                                generator=generator).float().cpu(), n_samples, batch_size)
     except NotAvailable as e:
         out = {k: absent(e) for k in SAMPLE_KEYS}
         out["cond_accuracy"] = absent(e) if v.conditional else absent(f"{v.name} is not a conditional variant")
@@ -139,12 +140,12 @@ def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, moti
     ``motion`` labels (N,); deterministic given ``generator``. ``rec``: the reconstructions if already made."""
     n = x.shape[0]
     rec = reconstructions(v, x, None, batch_size) if rec is None else rec
-    fixed_f = batched(lambda i, j: v.fix_static(x[i:j], generator=generator).float(), n, batch_size)
+    fixed_f = batched(lambda i, j: v.fix_static(x[i:j], generator=generator).float().cpu(), n, batch_size)
     _, probs = judge.run(fixed_f)
-    fixed_t = batched(lambda i, j: v.fix_dynamic(x[i:j], generator=generator).float(), n, batch_size)
-    perm = torch.randperm(n, generator=generator)
-    swapped = batched(lambda i, j: v.swap(x[i:j], x[perm[i:j]]).float(), n, batch_size)
-    p = perm.numpy()
+    fixed_t = batched(lambda i, j: v.fix_dynamic(x[i:j], generator=generator).float().cpu(), n, batch_size)
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    swapped = batched(lambda i, j: v.swap(x[i:j], x[perm[i:j]]).float().cpu(), n, batch_size)
+    p = perm.cpu().numpy()
     return {
         "content_accuracy": float((probs.argmax(1) == labels).mean()),
         "content_is": inception_score(probs),
@@ -199,7 +200,7 @@ def cluster_scores(v: Variant, x_in: torch.Tensor, labels: np.ndarray, batch_siz
     if not v.clusters:
         return {k: absent(f"{v.name} does not assign clusters") for k in CLUSTER_KEYS}
     try:
-        pred = batched(lambda i, j: torch.as_tensor(v.predict(x_in[i:j])).long(), x_in.shape[0], batch_size)
+        pred = batched(lambda i, j: torch.as_tensor(v.predict(x_in[i:j])).long().cpu(), x_in.shape[0], batch_size)
     except NotAvailable as e:
         return {k: absent(e) for k in CLUSTER_KEYS}
     sc = clustering_scores(pred.numpy(), labels)

@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-items", type=int, default=512, metavar="M",
                    help="images x importance samples per decoder call; bounds peak memory (default 512, ~0.1 GB "
                         "with the paper backbone)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N: where the model runs (default cpu, "
+                   "bitwise reproducible; on CUDA the model's noise comes from the GPU's generator, so figures differ "
+                   "slightly); the reference classifier always runs on the CPU")
     p.add_argument("--no-write", action="store_true", help="print the table without writing RUN/eval.json")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     p.add_argument("--tensorboard", action="store_true", default=None,
@@ -46,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{opt} must be >= {lo}, got {val}")
     res = evaluate_run(args.run_dir, n_samples=args.n_samples, iwae_k=args.iwae_k, iwae_n=args.iwae_n, seed=args.seed,
                        data_dir=args.data_dir, write=not args.no_write, max_items=args.max_items,
-                       log=None if args.quiet else stderr_log, tensorboard=args.tensorboard)
+                       log=None if args.quiet else stderr_log, tensorboard=args.tensorboard, device=args.device)
     print(format_table(res))
     return 0

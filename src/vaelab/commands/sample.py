@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--nrow", type=int, default=None, help="images per row")
     p.add_argument("--label", type=int, default=None, help="class to draw (conditional variants)")
     p.add_argument("--per-cluster", action="store_true", help="one row per cluster (clustering variants)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N: where the model runs (default cpu; "
+                   "a seed draws the same pictures on the CPU every time, other devices draw other noise)")
     p.set_defaults(run=run)
 
 
@@ -36,14 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
-    v = load(args.run_dir)
+    v = load(args.run_dir, args.device)
+    dev = next(iter(v.parameters())).device
     if v.data_kind == "sequence":
         from ..rundir import sequence_pictures
 
         for path in sequence_pictures(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
             print(path)
         return 0
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator(dev).manual_seed(args.seed)
     torch.manual_seed(args.seed)
     y, nrow = None, args.nrow
     try:
@@ -58,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
                     raise ConfigError(f"--label: {v.name} is not a conditional variant")
                 if not 0 <= args.label < v.config.n_classes:
                     raise ConfigError(f"--label must be in 0..{v.config.n_classes - 1}, got {args.label}")
-                y = torch.full((args.n,), args.label, dtype=torch.int64)
+                y = torch.full((args.n,), args.label, dtype=torch.int64, device=dev)
             elif v.conditional:
-                y = torch.arange(args.n) % v.config.n_classes
+                y = torch.arange(args.n, device=dev) % v.config.n_classes
             x = v.sample(args.n, y=y, generator=g)
     except NotAvailable as e:
         raise ConfigError(str(e)) from None
