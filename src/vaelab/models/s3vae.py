@@ -61,6 +61,7 @@ class Config(VariantConfig):
     triplet_margin: float = 1.0
     kl_warmup_steps: int = 0  # both KL terms weighted linearly from 1/n to 1 over the first n updates (0 = off)
     mi_estimator: str = "mss"  # minibatch stratified (consistent) or weighted sampling
+    dynamic_skip: bool = True  # q(z_t)'s head also reads frame t's own features (a skip past the causal LSTM)
 
     def validate(self) -> None:
         super().validate()
@@ -73,6 +74,7 @@ class Config(VariantConfig):
         check_range(self.triplet_margin, "triplet_margin", lo=0)
         check_int(self.kl_warmup_steps, "kl_warmup_steps", 0)
         check_choice(self.mi_estimator, "mi_estimator", ("mss", "mws"))
+        check(isinstance(self.dynamic_skip, bool), "dynamic_skip", f"must be true or false, got {self.dynamic_skip!r}")
 
 
 def frame_directions(x: torch.Tensor, dead_zone: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,12 +104,13 @@ _SIGN_CLASS = torch.as_tensor(SIGN_CLASS)
 class SequencePosterior(nn.Module):
     """Frame features (B, T, F) → q(z_f | x_1:T) and q(z_t | x_≤t) (batch shape (B, T))."""
 
-    def __init__(self, features: int, hidden: int, static_dim: int, dynamic_dim: int):
+    def __init__(self, features: int, hidden: int, static_dim: int, dynamic_dim: int, skip: bool = True):
         super().__init__()
+        self.skip = skip
         self.bilstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * hidden, static_dim)
         self.causal = nn.LSTM(features, hidden, batch_first=True)
-        self.dynamic_head = GaussianHead(hidden + features, dynamic_dim)
+        self.dynamic_head = GaussianHead(hidden + (features if skip else 0), dynamic_dim)
 
     def forward(self, h: torch.Tensor) -> tuple[DiagonalGaussian, DiagonalGaussian]:
         out, _ = self.bilstm(h)  # (B, T, 2H): forward states, then backward states
@@ -116,7 +119,7 @@ class SequencePosterior(nn.Module):
         causal, _ = self.causal(h)  # (B, T, H): state t has read frames 1..t
         # the head also reads frame t's own features (a skip past the LSTM): still a function of x_≤t, and
         # without it the posterior of z_t stayed collapsed for hundreds of updates (docs/equations.md, "S3VAE")
-        return self.static_head(summary), self.dynamic_head(torch.cat([causal, h], dim=-1))
+        return self.static_head(summary), self.dynamic_head(torch.cat([causal, h], dim=-1) if self.skip else causal)
 
 
 class DynamicPrior(nn.Module):
@@ -165,7 +168,7 @@ class S3VAE(Variant):
         c = config
         frame = tuple(c.data_shape[1:])
         self.encoder = make_encoder(frame, c.backbone)
-        self.posterior = SequencePosterior(self.encoder.out_features, c.hidden, c.latent_dim, c.dynamic_dim)
+        self.posterior = SequencePosterior(self.encoder.out_features, c.hidden, c.latent_dim, c.dynamic_dim, c.dynamic_skip)
         self.dynamic_prior = DynamicPrior(c.dynamic_dim, c.hidden)
         self.decoder = make_decoder(frame, c.latent_dim + c.dynamic_dim, c.backbone)
         self.prior = StandardNormal(c.latent_dim)

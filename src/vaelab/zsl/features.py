@@ -123,6 +123,14 @@ def check_setting(setting: str, shots: int) -> None:
         raise ConfigError(f"--shots: {shots!r} is not valid; choose one of {', '.join(map(str, SHOTS))}")
 
 
+def normaliser(f: Features) -> Callable[[np.ndarray], np.ndarray]:
+    """The benchmark's feature scaling: each dimension divided by its largest value on the seen
+    classes' training features, clipped to [0, 1] (float32)."""
+    scale = f.x_train[np.isin(f.y_train, f.seen)].max(0)
+    scale[scale <= 0] = 1.0
+    return lambda x: np.clip(x / scale, 0.0, 1.0).astype(np.float32)
+
+
 def make_split(f: Features, setting: str = "inductive", shots: int = 0, seed: int = 0) -> Split:
     """The data a method may use in ``setting`` with ``shots`` labelled examples per unseen class.
 
@@ -136,12 +144,7 @@ def make_split(f: Features, setting: str = "inductive", shots: int = 0, seed: in
         if shots else np.zeros(0, dtype=np.int64)
     rest = np.setdiff1d(unseen_idx, few)
     labelled = np.concatenate([np.flatnonzero(seen_mask), few])
-    scale = f.x_train[seen_mask].max(0)
-    scale[scale <= 0] = 1.0
-
-    def norm(x):
-        return np.clip(x / scale, 0.0, 1.0).astype(np.float32)
-
+    norm = normaliser(f)
     test_seen = np.isin(f.y_test, f.seen)
     return Split(
         seen=f.seen, unseen=f.unseen, attributes=f.attributes,
