@@ -59,8 +59,10 @@ def test_dynamic_prior_samples_follow_its_conditionals():
     assert abs(float(eps.mean())) < 0.02 and abs(float(eps.std()) - 1) < 0.02
 
 
-def test_posterior_of_z_t_reads_only_frames_up_to_t():
-    v = tiny().eval()
+@pytest.mark.parametrize("skip", [True, False])
+def test_posterior_of_z_t_reads_only_frames_up_to_t(skip):
+    v = tiny(dynamic_skip=skip).eval()
+    assert v.posterior.dynamic_head.in_features == v.config.hidden + (v.encoder.out_features if skip else 0)
     x = torch.rand(2, *SHAPE)
     _, q = v.encode_sequence(x)
     x2 = x.clone()
@@ -134,6 +136,11 @@ def test_dynamic_factor_prediction_ignores_frames_without_a_move():
     x[1, 2, 0, 4:8, 8:12] = 1.0  # ... except in the last step of sequence 2: 4 px right
     labels, valid = frame_directions(x)
     assert valid.tolist() == [[False, False], [False, True]] and int(labels[1, 1]) == 0
+
+
+def test_dynamic_skip_must_be_a_bool():
+    with pytest.raises(vaelab.ConfigError, match="dynamic_skip"):
+        tiny(dynamic_skip="no")
 
 
 def test_regularisers_switch_off_and_dsvae_has_none():
