@@ -48,3 +48,4 @@ def main(out, optimizer, variants, epochs=1, resume=False):
 
 if __name__ == "__main__":
     main(*sys.argv[1:4], *(sys.argv[4:5] or [1]), resume=sys.argv[5:6] == ["resume"])
+    parallel.leave(0)

@@ -1,5 +1,12 @@
+import os
 import sys
 
 from .cli import main
 
-sys.exit(main())
+rc = main()
+if "WORLD_SIZE" in os.environ:  # started by torchrun: one of several processes leaves without teardown
+    from .parallel import launched, leave
+
+    if launched():
+        leave(rc)
+sys.exit(rc)
