@@ -257,7 +257,8 @@ def tiny_run(tmp_path_factory):
 def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_run, tmp_path):
     from PIL import Image
 
-    from vaelab.rundir import load, sequence_pictures, train
+    from vaelab.rundir import load, train
+    from vaelab.study.sequences import sequence_pictures
     from vaelab.training.config import TrainConfig
 
     # the same run again, in two invocations (1 epoch, then 1 more), equals one of 2 epochs

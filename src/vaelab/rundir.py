@@ -305,7 +305,7 @@ def evaluate_run(
 
     with (RunLock(run_dir) if write else contextlib.nullcontext()):  # no writing, no lock: a training run may go on
         v = load(run_dir, device)
-        dev = next(iter(v.parameters())).device
+        dev = v.device
         dataset, mode = conf["train"]["dataset"], conf["train"].get("binarize", "none")
         ck_path = run_dir / "checkpoint.json"
         ck_state = read_json(ck_path) if ck_path.is_file() else {}
@@ -377,35 +377,3 @@ def evaluate_run(
 
                 log_evaluation(run_dir, out, conf)
     return out
-
-
-def sequence_pictures(v: "Variant", run_dir: Path, n: int, seed: int, out: str | None = None) -> list[Path]:
-    """Frame strips (PNG) and GIFs of a sequence model ``v`` (the run in ``run_dir``) into ``out`` (default
-    the run dir), ``n`` examples each: prior samples; test sequences and their reconstructions; swaps (content
-    row, motion row, the content's z_f with the motion's z_1:T); each test sequence with its z_f kept and new
-    dynamics from the prior. Returns the paths."""
-    from .data import load_dataset, to_tensor
-    from .images import save_gif, save_grid
-
-    train = run_config(run_dir)["train"]
-    test = load_dataset(train["dataset"], "test", train.get("data_dir"))
-    dev = next(iter(v.parameters())).device
-    g = torch.Generator(dev).manual_seed(seed)
-    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n].cpu()
-    x = to_tensor(test.images[pick.numpy()]).to(dev)
-    a, b = x[:n], x[n:2 * n]
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        sets = {
-            "samples": v.sample(n, generator=g),
-            "reconstructions": torch.stack([a, v.reconstruct(a)], 1).flatten(0, 1),
-            "swaps": torch.stack([a, b, v.swap(a, b)], 1).flatten(0, 1),
-            "content-fixed": torch.stack([a, v.fix_static(a, generator=g)], 1).flatten(0, 1),
-        }
-    folder = Path(out) if out else run_dir
-    paths = []
-    for name, seqs in sets.items():
-        paths.append(save_grid(seqs, folder / f"{name}-{seed}.png"))
-        per_row = {"samples": 4, "reconstructions": 2, "swaps": 3, "content-fixed": 2}[name]
-        paths.append(save_gif(seqs, folder / f"{name}-{seed}.gif", nrow=per_row))
-    return paths

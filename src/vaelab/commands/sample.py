@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     v = load(args.run_dir, args.device)
-    dev = next(iter(v.parameters())).device
+    dev = v.device
     if v.data_kind == "sequence":
-        from ..rundir import sequence_pictures
+        from ..study.sequences import sequence_pictures
 
         for path in sequence_pictures(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
             print(path)

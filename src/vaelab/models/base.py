@@ -182,3 +182,8 @@ class Variant(nn.Module):
     # ----- helpers ---------------------------------------------------------------------------
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        """Where the variant's parameters live."""
+        return next(iter(self.parameters())).device

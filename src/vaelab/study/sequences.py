@@ -20,11 +20,14 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError
 from ..provenance import now, versions
 from .settings import RunSpec, Settings
+
+if TYPE_CHECKING:
+    from ..models.base import Variant
 
 #: (key, label, variant, model overrides): the S3VAE paper's comparison and ablation.
 ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -168,7 +171,7 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
     (``vaelab sequences`` then writes the page, :func:`vaelab.report.sequences.write_page`)."""
     from ..io import RunLock, atomic_write_json, atomic_write_text, read_json
     from ..reference_classifier import load_or_train
-    from ..rundir import load, sequence_pictures
+    from ..rundir import load
     from .execute import _stderr, execute
 
     say = say or _stderr
@@ -208,3 +211,38 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
         atomic_write_json(out / "sequence-results.json", results)
         atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta))
     return results
+
+
+def sequence_pictures(v: "Variant", run_dir: Path, n: int, seed: int, out: str | None = None) -> list[Path]:
+    """Frame strips (PNG) and GIFs of a sequence model ``v`` (the run in ``run_dir``) into ``out`` (default
+    the run dir), ``n`` examples each: prior samples; test sequences and their reconstructions; swaps (content
+    row, motion row, the content's z_f with the motion's z_1:T); each test sequence with its z_f kept and new
+    dynamics from the prior. Returns the paths."""
+    import torch
+
+    from ..data import load_dataset, to_tensor
+    from ..images import save_gif, save_grid
+    from ..rundir import run_config
+
+    train = run_config(run_dir)["train"]
+    test = load_dataset(train["dataset"], "test", train.get("data_dir"))
+    dev = v.device
+    g = torch.Generator(dev).manual_seed(seed)
+    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n].cpu()
+    x = to_tensor(test.images[pick.numpy()]).to(dev)
+    a, b = x[:n], x[n:2 * n]
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        sets = {
+            "samples": v.sample(n, generator=g),
+            "reconstructions": torch.stack([a, v.reconstruct(a)], 1).flatten(0, 1),
+            "swaps": torch.stack([a, b, v.swap(a, b)], 1).flatten(0, 1),
+            "content-fixed": torch.stack([a, v.fix_static(a, generator=g)], 1).flatten(0, 1),
+        }
+    folder = Path(out) if out else run_dir
+    paths = []
+    for name, seqs in sets.items():
+        paths.append(save_grid(seqs, folder / f"{name}-{seed}.png"))
+        per_row = {"samples": 4, "reconstructions": 2, "swaps": 3, "content-fixed": 2}[name]
+        paths.append(save_gif(seqs, folder / f"{name}-{seed}.gif", nrow=per_row))
+    return paths
