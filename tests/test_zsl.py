@@ -13,7 +13,7 @@ from vaelab.metrics.zsl import harmonic_mean, per_class_accuracy, restricted_arg
 from vaelab.zsl.benchmark import ATTRIBUTES, FOLDS, attribute_matrix, class_attributes, fold_classes
 from vaelab.zsl.eszsl import eszsl_fit, eszsl_scores
 from vaelab.zsl.features import Features, extractor_training_set, make_split
-from vaelab.zsl.run import ZSLConfig, pseudo_label, run_generator
+from vaelab.zsl.run import ZSLConfig, pseudo_label, run_generator, synth_count
 from vaelab.data import Dataset
 
 
@@ -126,6 +126,14 @@ def test_a_run_is_deterministic(tmp_path):
     rb = run_generator(cfg, make_split(f, "inductive", 0, 0), tmp_path / "b")
     assert {k: ra[k] for k in ("T1", "u", "s", "H")} == {k: rb[k] for k in ("T1", "u", "s", "H")}
     assert _tree_hash(tmp_path / "a") == _tree_hash(tmp_path / "b")
+
+
+@pytest.mark.parametrize("shots", [0, 5])
+def test_the_default_synthetic_count_balances_the_gzsl_classes(shots):
+    sp = make_split(fake_features(n_per_class=30), "inductive", shots, 0)
+    per_seen = [int((sp.y_train == c).sum()) for c in sp.seen]
+    assert synth_count(ZSLConfig(), sp) == round(sum(per_seen) / len(per_seen))  # the few-shot unseen ones do not count
+    assert synth_count(ZSLConfig(n_synth=7), sp) == 7
 
 
 def test_pseudo_labels_are_the_most_confident_per_class():

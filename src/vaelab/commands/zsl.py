@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--epochs", type=int, default=None, help="generator epochs (default 30 on mnist-5k, 5 on mnist and fashion-mnist)")
     p.add_argument("--lr", type=float, default=None, help="generator learning rate (default 1e-3)")
-    p.add_argument("--n-synth", type=int, default=None, help="generated features per unseen class (default 300)")
+    p.add_argument("--n-synth", type=int, default=None, help="generated features per unseen class (default: as many as the real labelled features of the average seen class)")
     p.add_argument("--self-training", default=None, help="Zero-VAE-GAN, transductive: none | generator | classifier | both (default both)")
     p.add_argument("--pseudo-fraction", type=float, default=None,
                    help="self-training: share of each class's assigned unlabelled features kept, most confident first (default 0.5)")

@@ -4,7 +4,8 @@ scores T1, u, s, H, written to ``OUT/zsl.json``.
 Methods: the feature generators ``f-vaegan-d2``, ``zero-vae-gan`` and ``f-clswgan`` (registered
 variants, trained by the one trainer in ``OUT/generator/``, resumable), and the closed-form
 baseline ``eszsl``. A generator's output becomes a classifier as in Xian et al.: ``n_synth``
-features are generated per unseen class, then softmax classifiers (multinomial logistic regression,
+features are generated per unseen class (by default as many as the labelled real features of the
+average seen class, :func:`synth_count`), then softmax classifiers (multinomial logistic regression,
 scikit-learn) are trained on them — for ZSL on the generated unseen features (plus the real
 few-shot ones in the any-shot mode) among the unseen classes, for GZSL on the real labelled
 features plus the generated unseen ones among all classes.
@@ -70,7 +71,7 @@ class ZSLConfig:
     epochs: int | None = None  # generator training epochs (None: EPOCHS of the dataset)
     batch_size: int = 64
     lr: float = 1e-3
-    n_synth: int = 300  # generated features per unseen class for the final classifiers
+    n_synth: int | None = None  # generated features per unseen class (None: synth_count's class-balanced default)
     self_training: str | None = None  # zero-vae-gan, transductive: none|generator|classifier|both (default both)
     pseudo_fraction: float = 0.5
     refine_epochs: int = 5
@@ -89,7 +90,7 @@ class ZSLConfig:
         check_int(self.epochs, "--epochs", 1, optional=True)
         check_int(self.batch_size, "--batch-size", 1)
         check_range(self.lr, "--lr", lo=0, lo_open=True)
-        check_int(self.n_synth, "--n-synth", 1)
+        check_int(self.n_synth, "--n-synth", 1, optional=True)
         check_range(self.pseudo_fraction, "--pseudo-fraction", lo=0, hi=1, lo_open=True)
         check_int(self.refine_epochs, "--refine-epochs", 1)
         if self.self_training is not None:
@@ -149,6 +150,16 @@ def _train_generator(run_dir: Path, method: str, model_cfg: dict[str, Any], tc: 
     return v.eval()
 
 
+def synth_count(cfg: ZSLConfig, sp: Split) -> int:
+    """Generated features per unseen class: ``cfg.n_synth``, or by default the mean number of labelled
+    training features per seen class, so that the GZSL classifier's classes are balanced (Xian et al.
+    generate at least as many per unseen class as a seen class has real ones; with a fixed 300 against
+    about 6,000 real features per seen class here, the unseen classes' prior would be 20 times smaller)."""
+    if cfg.n_synth is not None:
+        return cfg.n_synth
+    return max(1, int(round(float(np.isin(sp.y_train, sp.seen).sum()) / len(sp.seen))))
+
+
 def synthesize(v, classes: list[int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` generated features per class of ``classes`` (seeded): (n·len(classes), F), labels."""
     y = torch.tensor(classes).repeat_interleave(n)
@@ -176,7 +187,7 @@ def pseudo_label(scores: np.ndarray, classes: list[int], fraction: float) -> tup
 
 def _scores_from_generator(v, sp: Split, cfg: ZSLConfig, extra_x=None, extra_y=None) -> tuple[dict[str, float], Callable]:
     """T1/u/s/H of the classifiers trained on ``v``'s generated unseen features (+ labelled unseen + extra)."""
-    gx, gy = synthesize(v, sp.unseen, cfg.n_synth, cfg.seed)
+    gx, gy = synthesize(v, sp.unseen, synth_count(cfg, sp), cfg.seed)
     ex = [] if extra_x is None else [(extra_x, extra_y)]
     few = np.isin(sp.y_train, sp.unseen)  # the any-shot mode's real unseen examples
     zsl_x, zsl_y = zip((gx, gy), (sp.x_train[few], sp.y_train[few]), *ex)
@@ -204,7 +215,7 @@ def run_generator(cfg: ZSLConfig, sp: Split, out: Path, on_event=None) -> dict[s
     t0 = time.perf_counter()
     v = _train_generator(out / "generator", cfg.method, model_cfg, tc, data, None, on_event)
     res, zsl = _scores_from_generator(v, sp, cfg)
-    record: dict[str, Any] = {**res, "seconds_train": round(time.perf_counter() - t0, 2)}
+    record: dict[str, Any] = {**res, "n_synth": synth_count(cfg, sp), "seconds_train": round(time.perf_counter() - t0, 2)}
     strategy = cfg.strategy
     if strategy != "none":
         record["before_self_training"] = dict(res)
@@ -271,4 +282,5 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
     return rec
 
 
-__all__ = ["ZSLConfig", "run", "METHODS", "GENERATORS", "SETTINGS", "SHOTS", "SELF_TRAINING", "pseudo_label", "softmax_classifier"]
+__all__ = ["ZSLConfig", "run", "METHODS", "GENERATORS", "SETTINGS", "SHOTS", "SELF_TRAINING", "pseudo_label", "softmax_classifier",
+           "synth_count"]
