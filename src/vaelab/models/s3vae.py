@@ -51,7 +51,7 @@ N_DIRECTIONS = N_MOTIONS
 @dataclass
 class Config(VariantConfig):
     latent_dim: int = 64  # z_f, the static latent
-    dynamic_dim: int = 32  # z_t, one per frame
+    dynamic_dim: int = 3  # z_t, one per frame; small, so the content goes to z_f (docs/equations.md, "S3VAE")
     hidden: int = 256  # LSTM width
     backbone: str = "dcgan"  # frames of 64×64: see vaelab.nn.backbones
     data_shape: tuple[int, ...] = (8, 1, 64, 64)  # (T, C, H, W)
