@@ -83,3 +83,31 @@ def test_unknown_sequence_dataset_is_refused(bad):
 
     with pytest.raises(ConfigError, match="moving-mnist-5k"):
         load_dataset(bad, "train")
+
+
+def test_a_larger_set_follows_the_same_rules_from_the_same_digits():
+    """``sequences=N`` (the judge's training set): N sequences from the split's own digits, N = M uses
+    every digit exactly once; the test split and the image datasets refuse it or are untouched."""
+    from vaelab.errors import ConfigError
+
+    src = load_dataset("mnist-5k", "train")
+    big = load_dataset("moving-mnist-5k", "train", sequences=len(src))
+    assert big.images.shape == (len(src), 8, 1, 64, 64) and big.factors["motion"].shape == (len(src),)
+    # every training digit once: the class counts equal the source's, and every sequence's ink is a training digit's
+    assert np.array_equal(np.bincount(big.labels, minlength=10), np.bincount(src.labels, minlength=10))
+    ink = lambda a: a.reshape(a.shape[0], -1).astype(np.int64).sum(-1)  # noqa: E731
+    assert sorted(ink(big.images[:, 0]).tolist()) == sorted(ink(src.images).tolist())
+    small = load_dataset("moving-mnist-5k", "train", sequences=50)
+    assert small.images.shape[0] == 50 and np.array_equal(small.labels, big.labels[:50])  # the same seeded digit order
+    with pytest.raises(ConfigError, match="sequences: mnist-5k is not a sequence dataset"):
+        load_dataset("mnist-5k", "train", sequences=10)
+
+
+def test_the_judge_trains_on_its_recipes_sequence_count(tmp_path, monkeypatch):
+    from vaelab import reference_classifier as C
+
+    monkeypatch.setenv("VAELAB_CACHE", str(tmp_path))
+    monkeypatch.setitem(C.RECIPES, "moving-mnist-5k", C.Recipe(epochs=1, batch_size=32, shift=0, sequences=64))
+    judge = C.load_or_train("moving-mnist-5k")
+    assert judge.meta["n_train"] == 64 and judge.meta["recipe"]["sequences"] == 64 and judge.meta["n_test"] == 1000
+    assert "sequences" not in C.Recipe().to_dict()  # unused, it stays out: the image classifiers' cached records still match
