@@ -87,7 +87,7 @@ def test_unknown_sequence_dataset_is_refused(bad):
 
 def test_a_larger_set_follows_the_same_rules_from_the_same_digits():
     """``sequences=N`` (the judge's training set): N sequences from the split's own digits, N = M uses
-    every digit exactly once; the test split and the image datasets refuse it or are untouched."""
+    every digit exactly once, in the same seeded digit order; an image dataset refuses it."""
     from vaelab.errors import ConfigError
 
     src = load_dataset("mnist-5k", "train")

@@ -41,7 +41,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 from torch.nn import functional as F
 
-from .data import SEQUENCE_DATASETS, Dataset, load_dataset, sources, to_tensor
+from .data import Dataset, load_dataset, sources, to_tensor
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
 from .nn.judge import SequenceJudgeNet
@@ -366,8 +366,8 @@ def load_or_train(
     """The reference classifier of dataset ``dataset`` (``mnist``, ``fashion-mnist``, ``mnist-5k``, or a
     labelled ``folder:``/``npz:`` dataset, at ``image_size``), trained on its training split on first
     use and cached; see :func:`obtain`."""
-    sequences = (recipe or default_recipe(dataset)).sequences if dataset in SEQUENCE_DATASETS else 0
-    train_set = load_dataset(dataset, "train", data_dir, image_size=image_size, sequences=sequences or None)
+    sequences = (recipe or default_recipe(dataset)).sequences or None  # 0 for every image dataset
+    train_set = load_dataset(dataset, "train", data_dir, image_size=image_size, sequences=sequences)
     test_set = load_dataset(dataset, "test", data_dir, image_size=image_size)
     if len(train_set) == 0 or len(test_set) == 0:
         raise DataError(f"{dataset}: empty split; cannot train a classifier")

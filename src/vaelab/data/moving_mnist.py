@@ -108,7 +108,8 @@ def load(name: str, split: str, digits: np.ndarray, digit_labels: np.ndarray, n:
     its source split's digits (M, 1, 28, 28). ``n``: that many sequences by the same rules and seed
     instead of the spec's count (the judge's larger training set; see vaelab.reference_classifier)."""
     spec = SPECS[name]
-    n = n if n is not None else spec.n_train if split == "train" else spec.n_test
+    if n is None:
+        n = spec.n_train if split == "train" else spec.n_test
     seq, labels, factors = generate(digits[:, 0], digit_labels, n, spec.frames, spec.n_digits,
                                     spec.seed + (0 if split == "train" else 1))
     return seq, labels, factors, 10 ** spec.n_digits
