@@ -190,6 +190,19 @@ def test_entropies_and_inception_score_on_oracle_probabilities():
     assert math.log(inception_score(p)) == pytest.approx(marginal_entropy(p) - conditional_entropy(p))
 
 
+def test_each_content_unit_of_the_judge_sees_a_whole_digit():
+    """The content features are a maximum over positions, so one position's units must see a whole
+    28×28 digit: the input pixels that reach a unit of the last map span at least 28×28."""
+    from vaelab.nn.judge import SequenceJudgeNet
+
+    torch.manual_seed(0)
+    net = SequenceJudgeNet((1, 1, 64, 64))
+    x = torch.zeros(1, 1, 1, 64, 64, requires_grad=True)
+    net._maps(x)[0, :, 4, 4].sum().backward()
+    rows, cols = (x.grad[0, 0, 0] != 0).nonzero(as_tuple=True)
+    assert int(rows.max() - rows.min()) + 1 >= 28 and int(cols.max() - cols.min()) + 1 >= 28
+
+
 def test_judge_net_shapes_and_sequence_scores_on_an_oracle():
     """sequence_scores counts what the judge says: with a model whose fixes return the input itself
     and a judge reading the labels off the input, every accuracy is 1."""
@@ -306,7 +319,7 @@ def test_judge_trains_on_both_labels_and_scores_a_run(tiny_run, tiny_judge):
     from vaelab.rundir import load
 
     assert tiny_judge.is_judge and set(tiny_judge.meta) >= {"motion_accuracy", "n_motions", "test_accuracy"}
-    assert tiny_judge.meta["arch"] == "SequenceJudgeNet-v2" and tiny_judge.meta["n_motions"] == 8
+    assert tiny_judge.meta["arch"] == "SequenceJudgeNet-v3" and tiny_judge.meta["n_motions"] == 8
     te = _subset(load_dataset("moving-mnist-5k", "test"), 40)
     v = load(tiny_run)
     score = lambda: scoring.sequence_scores(v, tiny_judge, to_tensor(te.images), te.labels, te.factors["motion"],  # noqa: E731

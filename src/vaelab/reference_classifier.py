@@ -265,7 +265,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
 
 # ----- the cache --------------------------------------------------------------------------------
 ARCH = "ClassifierNet-v1"  # bump when ClassifierNet changes: cached weights of another architecture are retrained
-JUDGE_ARCH = "SequenceJudgeNet-v2"  # the same for the sequence judge
+JUDGE_ARCH = "SequenceJudgeNet-v3"  # the same for the sequence judge
 
 
 def classifier_dir() -> Path:

@@ -14,7 +14,9 @@ class SequenceJudgeNet(nn.Module):
     """Sequences (B, T, C, H, W) in [0, 1] → content logits (B, n_classes); ``motion_logits`` → (B, n_motions);
     ``features`` → (B, 128), the mean over frames of each frame's content features.
 
-    Every frame goes through three stride-2 4×4 convolutions (16, 32, 64 channels). Content: the
+    Every frame goes through three stride-2 4×4 convolutions (16, 32, 64 channels) and a 3×3 one
+    (64 channels, stride 1), whose units see 38×38 pixels: a whole 28×28 digit (the three strided
+    layers alone see 22×22, part of a digit). Content: the
     maximum over positions of the last map (the digit's identity wherever it is) → FC(→128) + ReLU,
     averaged over frames. Motion: the flattened last map of each frame (which keeps where the digit
     is) → FC(→64) + ReLU, concatenated over frames → FC(→128) + ReLU → FC(→n_motions)."""
@@ -22,7 +24,7 @@ class SequenceJudgeNet(nn.Module):
     def __init__(self, shape: tuple[int, ...], n_classes: int = 10, n_motions: int = 8):
         super().__init__()
         t, c, h, w = shape
-        self.trunk = ConvTrunk(c, 16, 32, 64)
+        self.trunk = nn.Sequential(ConvTrunk(c, 16, 32, 64), nn.Conv2d(64, 64, 3, 1, 1), nn.LeakyReLU(0.1))
         self.content = nn.Sequential(nn.Linear(64, FEATURES), nn.ReLU())
         self.where = nn.Sequential(nn.Flatten(), nn.Linear(64 * (h // 8) * (w // 8), 64), nn.ReLU())
         self.drop = nn.Dropout(0.3)
