@@ -6,50 +6,67 @@ import torch
 from torch import nn
 
 from .backbones import ConvTrunk
+from .classifier import FEATURE_DIM as FEATURES
+from .classifier import ClassifierNet
 
-FEATURES = 128  # the content features' width (as the image classifier's penultimate layer)
+DIGIT = 28  # the side of an MNIST digit's field, the window the content is read from
+
+
+def ink_windows(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """The ``size``×``size`` window of each frame (N, C, H, W) centred on the centre of mass of its ink
+    (rounded to a pixel, shifted inside the frame; a frame without ink gives its central window)."""
+    n, c, h, w = frames.shape
+    ink = frames.float().sum(1)  # (N, H, W)
+    mass = ink.sum((-2, -1))
+    rows = torch.arange(h, dtype=ink.dtype, device=ink.device)
+    cols = torch.arange(w, dtype=ink.dtype, device=ink.device)
+    cy = torch.where(mass > 0, (ink.sum(-1) * rows).sum(-1) / mass.clamp_min(1e-8), torch.full_like(mass, (h - 1) / 2))
+    cx = torch.where(mass > 0, (ink.sum(-2) * cols).sum(-1) / mass.clamp_min(1e-8), torch.full_like(mass, (w - 1) / 2))
+    top = (cy + 0.5 - size / 2).floor().long().clamp(0, h - size)  # the window's centre is at top + size/2 - 1/2
+    left = (cx + 0.5 - size / 2).floor().long().clamp(0, w - size)
+    span = torch.arange(size, device=frames.device)
+    r = (top[:, None] + span)[:, :, None]  # (N, size, 1)
+    q = (left[:, None] + span)[:, None, :]  # (N, 1, size)
+    return frames[torch.arange(n, device=frames.device)[:, None, None], :, r, q].permute(0, 3, 1, 2)  # (N, C, size, size)
 
 
 class SequenceJudgeNet(nn.Module):
     """Sequences (B, T, C, H, W) in [0, 1] → content logits (B, n_classes); ``motion_logits`` → (B, n_motions);
     ``features`` → (B, 128), the mean over frames of each frame's content features.
 
-    Every frame goes through three stride-2 4×4 convolutions (16, 32, 64 channels) and a 3×3 one
-    (64 channels, stride 1), whose units see 38×38 pixels: a whole 28×28 digit (the three strided
-    layers alone see 22×22, part of a digit). Content: the
-    maximum over positions of the last map (the digit's identity wherever it is) → FC(→128) + ReLU,
-    averaged over frames. Motion: the flattened last map of each frame (which keeps where the digit
-    is) → FC(→64) + ReLU, concatenated over frames → FC(→128) + ReLU → FC(→n_motions)."""
+    Content: each frame's 28×28 window centred on the centre of mass of its ink (where MNIST centres
+    its digits, so the window holds the digit as MNIST shows it) goes through the reference image
+    classifier's network (:class:`vaelab.nn.classifier.ClassifierNet`); its 128 features are averaged
+    over frames → Dropout → FC(→n_classes). Motion: every frame through three stride-2 4×4
+    convolutions (16, 32, 64 channels), the flattened last map (which keeps where the digit is) →
+    FC(→64) + ReLU, concatenated over frames → FC(→128) + ReLU → FC(→n_motions). A content head that
+    saw the whole frame (the strided trunk's maximum over positions) stayed under 99% on digits."""
 
     def __init__(self, shape: tuple[int, ...], n_classes: int = 10, n_motions: int = 8):
         super().__init__()
         t, c, h, w = shape
-        self.trunk = nn.Sequential(ConvTrunk(c, 16, 32, 64), nn.Conv2d(64, 64, 3, 1, 1), nn.LeakyReLU(0.1))
-        self.content = nn.Sequential(nn.Linear(64, FEATURES), nn.ReLU())
+        self.window = min(DIGIT, h, w)
+        self.digit = ClassifierNet(c, n_classes, (self.window, self.window))
+        self.trunk = ConvTrunk(c, 16, 32, 64)
         self.where = nn.Sequential(nn.Flatten(), nn.Linear(64 * (h // 8) * (w // 8), 64), nn.ReLU())
-        self.drop = nn.Dropout(0.3)
-        self.out = nn.Linear(FEATURES, n_classes)
         self.motion = nn.Sequential(nn.Linear(t * 64, FEATURES), nn.ReLU(), nn.Linear(FEATURES, n_motions))
 
-    def _maps(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.flatten(0, 1).float() - 0.5)  # (B·T, 64, H/8, W/8)
-
-    def _content(self, maps: torch.Tensor, b: int) -> torch.Tensor:
-        return self.content(maps.amax((-2, -1))).view(b, -1, FEATURES).mean(1)
-
-    def _motion(self, maps: torch.Tensor, b: int) -> torch.Tensor:
-        return self.motion(self.where(maps).view(b, -1))
+    @property
+    def out(self) -> nn.Linear:
+        """The content logits' last layer (features → logits), as on the image classifier."""
+        return self.digit.out
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._content(self._maps(x), x.shape[0])
+        frames = x.flatten(0, 1).float()
+        return self.digit.features(ink_windows(frames, self.window)).view(x.shape[0], -1, FEATURES).mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.drop(self.features(x)))
-
-    def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(content logits, motion logits) from one pass over the frames."""
-        maps = self._maps(x)
-        return self.out(self.drop(self._content(maps, x.shape[0]))), self._motion(maps, x.shape[0])
+        return self.out(self.digit.drop(self.features(x)))
 
     def motion_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self._motion(self._maps(x), x.shape[0])
+        maps = self.trunk(x.flatten(0, 1).float() - 0.5)  # (B·T, 64, H/8, W/8)
+        return self.motion(self.where(maps).view(x.shape[0], -1))
+
+    def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content logits, motion logits)."""
+        return self(x), self.motion_logits(x)
