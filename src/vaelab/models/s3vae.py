@@ -41,6 +41,7 @@ from ..distributions import DiagonalGaussian, StandardNormal
 from ..losses.divergences import grouped_total_correlation
 from ..losses.likelihood import make_likelihood
 from ..nn import GaussianHead, make_decoder, make_encoder
+from ..nn.utils import ink_centres
 from ..optim import linear_warmup
 from ..registry import register
 from .base import Batch, Variant
@@ -83,13 +84,7 @@ def frame_directions(x: torch.Tensor, dead_zone: float = 0.5) -> tuple[torch.Ten
     between consecutive frames of x (B, T, C, H, W), from the signs of its horizontal and vertical
     displacement (a component under ``dead_zone`` pixels counts as none): (labels (B, T−1) int64,
     valid (B, T−1) bool — False where a frame has no ink or the centre did not move)."""
-    w = x.float().sum(2)  # (B, T, H, W)
-    h, wd = w.shape[-2:]
-    mass = w.sum((-2, -1))  # (B, T)
-    rows = torch.arange(h, dtype=w.dtype, device=w.device)
-    cols = torch.arange(wd, dtype=w.dtype, device=w.device)
-    cy = (w.sum(-1) * rows).sum(-1) / mass.clamp_min(1e-8)
-    cx = (w.sum(-2) * cols).sum(-1) / mass.clamp_min(1e-8)
+    cy, cx, mass = ink_centres(x)  # (B, T) each
     dx, dy = cx[:, 1:] - cx[:, :-1], -(cy[:, 1:] - cy[:, :-1])  # up on screen is positive
     sx = torch.where(dx.abs() > dead_zone, dx.sign(), torch.zeros_like(dx)).long()
     sy = torch.where(dy.abs() > dead_zone, dy.sign(), torch.zeros_like(dy)).long()

@@ -8,6 +8,7 @@ from torch import nn
 from .backbones import ConvTrunk
 from .classifier import FEATURE_DIM as FEATURES
 from .classifier import ClassifierNet
+from .utils import ink_centres
 
 DIGIT = 28  # the side of an MNIST digit's field, the window the content is read from
 
@@ -16,12 +17,9 @@ def ink_windows(frames: torch.Tensor, size: int) -> torch.Tensor:
     """The ``size``×``size`` window of each frame (N, C, H, W) centred on the centre of mass of its ink
     (rounded to a pixel, shifted inside the frame; a frame without ink gives its central window)."""
     n, c, h, w = frames.shape
-    ink = frames.float().sum(1)  # (N, H, W)
-    mass = ink.sum((-2, -1))
-    rows = torch.arange(h, dtype=ink.dtype, device=ink.device)
-    cols = torch.arange(w, dtype=ink.dtype, device=ink.device)
-    cy = torch.where(mass > 0, (ink.sum(-1) * rows).sum(-1) / mass.clamp_min(1e-8), torch.full_like(mass, (h - 1) / 2))
-    cx = torch.where(mass > 0, (ink.sum(-2) * cols).sum(-1) / mass.clamp_min(1e-8), torch.full_like(mass, (w - 1) / 2))
+    cy, cx, mass = ink_centres(frames)
+    cy = torch.where(mass > 0, cy, torch.full_like(cy, (h - 1) / 2))
+    cx = torch.where(mass > 0, cx, torch.full_like(cx, (w - 1) / 2))
     top = (cy + 0.5 - size / 2).floor().long().clamp(0, h - size)  # the window's centre is at top + size/2 - 1/2
     left = (cx + 0.5 - size / 2).floor().long().clamp(0, w - size)
     span = torch.arange(size, device=frames.device)

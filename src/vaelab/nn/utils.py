@@ -25,3 +25,14 @@ def batched(fn: Callable[[int, int], torch.Tensor], n: int, batch_size: int) -> 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     return torch.cat([fn(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]) if n else torch.zeros(0)
+
+
+def ink_centres(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The centre of mass of the ink of each frame (..., C, H, W), channels summed: (row, column, total
+    ink), each of shape (...); a frame without ink gives (0, 0, 0)."""
+    ink = frames.float().sum(-3)  # (..., H, W)
+    h, w = ink.shape[-2:]
+    mass = ink.sum((-2, -1))
+    rows = torch.arange(h, dtype=ink.dtype, device=ink.device)
+    cols = torch.arange(w, dtype=ink.dtype, device=ink.device)
+    return (ink.sum(-1) * rows).sum(-1) / mass.clamp_min(1e-8), (ink.sum(-2) * cols).sum(-1) / mass.clamp_min(1e-8), mass
