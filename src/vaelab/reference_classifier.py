@@ -15,10 +15,11 @@ convolutions instead of full-resolution ones + max-pooling make it several times
 CPU (benchmarks/README.md, "Reference classifier").
 
 Sequence datasets (Moving MNIST) get a **judge** instead (``SequenceJudgeNet``, the S3VAE paper's
-evaluation classifier): every frame through a small conv trunk; the content (digit) logits from
-position-invariant frame features averaged over frames (the 128-d features behind FID-style
-metrics), the motion (direction) logits from an MLP over the frames' position-keeping features. Trained on both labels at once (the sum of the
-two cross-entropies); its record holds ``test_accuracy`` (content) and ``motion_accuracy``.
+evaluation classifier): the content (digit) logits from ``ClassifierNet`` run on each frame's
+28×28 window around its ink, its 128-d features averaged over frames (the features behind FID-style
+metrics); the motion (direction) logits from a small conv trunk over whole frames and an MLP over
+the frames' position-keeping features. Trained on both labels at once (the sum of the two
+cross-entropies); its record holds ``test_accuracy`` (content) and ``motion_accuracy``.
 
 Recipe (``Recipe``): AdamW (weight decay 1e-4), one-cycle learning rate peaking at 3e-3, batch 128,
 random translations of up to ±``shift`` pixels, a fixed seed; epochs per dataset in ``RECIPES``.
