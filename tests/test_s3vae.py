@@ -369,6 +369,24 @@ def test_evaluate_run_reports_sequence_metrics(tiny_run, tiny_judge):
         assert isinstance(ev[k], float) and math.isfinite(ev[k]), (k, ev[k])
 
 
+def test_evaluate_prints_the_sequence_metrics():
+    """``vaelab evaluate``'s table shows a sequence run's judge metrics, each with its own value; an image
+    run's table has no such rows."""
+    from vaelab.scoring import SEQUENCE_KEYS, absent, format_table
+
+    meta = {"n_samples": 10, "iwae_k": 0, "iwae_n": 0, "n_test": 20, "binarization": "none", "classifier_test_accuracy": 0.99,
+            "variant": "s3vae", "dataset": "moving-mnist-5k", "run_dir": "r"}
+    base = {"meta": meta, "parameters": 10, "sample_class_histogram": [1] * 10, "neg_elbo_iwae_subset": absent("skipped"),
+            **{k: 0.5 for k in ("recon_accuracy", "real_accuracy", "fid", "inception_score", "precision", "recall",
+                                "sample_class_tv", "neg_elbo")},
+            **{k: absent("n/a") for k in ("cond_accuracy", "iwae_nll", "cluster_accuracy", "cluster_nmi", "cluster_ari")}}
+    seq = {k: 0.01 * (i + 1) for i, k in enumerate(SEQUENCE_KEYS)}
+    lines = {ln.split()[0]: ln.split()[1] for ln in format_table({**base, **seq}).splitlines()[1:]}
+    for k in SEQUENCE_KEYS:
+        assert lines[k] == f"{seq[k]:.4f}", (k, lines.get(k))
+    assert not set(SEQUENCE_KEYS) & {ln.split()[0] for ln in format_table(base).splitlines()[1:]}
+
+
 def test_sequence_study_tables_from_records():
     from vaelab.report.sequences import section
     from vaelab.study.sequences import SequenceStudy, aggregate, markdown

@@ -244,6 +244,15 @@ def format_table(res: dict[str, Any]) -> str:
     rows = [
         ("recon_accuracy", res["recon_accuracy"], f"classifier on reconstructions of {m['n_test']} test images "
                                                    f"(on the real ones: {_fmt(res['real_accuracy'])})"),
+        *([] if "content_accuracy" not in res else [
+            ("content_accuracy", res["content_accuracy"], "the judge's digit: each test sequence's z_f, dynamics from the prior"),
+            ("content_is", res["content_is"], "IS of those sequences' digits"),
+            ("content_h_y_given_x", res["content_h_y_given_x"], "H(y|x) of those sequences (nats)"),
+            ("content_h_y", res["content_h_y"], "H(y) of those sequences (nats)"),
+            ("motion_accuracy", res["motion_accuracy"], "the judge's motion: each test sequence's z_1:T, z_f from the prior"),
+            ("swap_content_accuracy", res["swap_content_accuracy"], "z_f of a test sequence with z_1:T of another: its digit"),
+            ("swap_motion_accuracy", res["swap_motion_accuracy"], "... and the other's motion"),
+            ("recon_motion_accuracy", res["recon_motion_accuracy"], "the judge's motion on reconstructions")]),
         ("fid", res["fid"], f"classifier features, {n_s} samples vs {m['n_test']} test images"),
         ("inception_score", res["inception_score"], f"classifier IS analogue (max {len(res['sample_class_histogram']) if isinstance(res['sample_class_histogram'], list) else '?'})"),
         ("precision", res["precision"], "k-NN manifold, k=3"),
