@@ -69,8 +69,17 @@ SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_hi
 LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
 COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max")
-SEQUENCE_KEYS = ("content_accuracy", "content_is", "content_h_y_given_x", "content_h_y", "motion_accuracy",
-                 "swap_content_accuracy", "swap_motion_accuracy", "recon_motion_accuracy")
+#: The sequence metrics, each with the note ``vaelab evaluate`` prints beside it (see the module doc).
+SEQUENCE_KEYS = {
+    "content_accuracy": "the judge's digit: each test sequence's z_f, dynamics from the prior",
+    "content_is": "IS of those sequences' digits",
+    "content_h_y_given_x": "H(y|x) of those sequences (nats)",
+    "content_h_y": "H(y) of those sequences (nats)",
+    "motion_accuracy": "the judge's motion: each test sequence's z_1:T, z_f from the prior",
+    "swap_content_accuracy": "z_f of a test sequence with z_1:T of another: its digit",
+    "swap_motion_accuracy": "... and the other's motion",
+    "recon_motion_accuracy": "the judge's motion on reconstructions",
+}
 #: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
 STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
                            *CLUSTER_KEYS, *SEQUENCE_KEYS, *COST_KEYS, "meta"})
@@ -244,15 +253,7 @@ def format_table(res: dict[str, Any]) -> str:
     rows = [
         ("recon_accuracy", res["recon_accuracy"], f"classifier on reconstructions of {m['n_test']} test images "
                                                    f"(on the real ones: {_fmt(res['real_accuracy'])})"),
-        *([] if "content_accuracy" not in res else [
-            ("content_accuracy", res["content_accuracy"], "the judge's digit: each test sequence's z_f, dynamics from the prior"),
-            ("content_is", res["content_is"], "IS of those sequences' digits"),
-            ("content_h_y_given_x", res["content_h_y_given_x"], "H(y|x) of those sequences (nats)"),
-            ("content_h_y", res["content_h_y"], "H(y) of those sequences (nats)"),
-            ("motion_accuracy", res["motion_accuracy"], "the judge's motion: each test sequence's z_1:T, z_f from the prior"),
-            ("swap_content_accuracy", res["swap_content_accuracy"], "z_f of a test sequence with z_1:T of another: its digit"),
-            ("swap_motion_accuracy", res["swap_motion_accuracy"], "... and the other's motion"),
-            ("recon_motion_accuracy", res["recon_motion_accuracy"], "the judge's motion on reconstructions")]),
+        *[(k, res[k], note) for k, note in SEQUENCE_KEYS.items() if k in res],
         ("fid", res["fid"], f"classifier features, {n_s} samples vs {m['n_test']} test images"),
         ("inception_score", res["inception_score"], f"classifier IS analogue (max {len(res['sample_class_histogram']) if isinstance(res['sample_class_histogram'], list) else '?'})"),
         ("precision", res["precision"], "k-NN manifold, k=3"),

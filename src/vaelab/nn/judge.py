@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from .backbones import ConvTrunk
-from .classifier import FEATURE_DIM as FEATURES
-from .classifier import ClassifierNet
+from .classifier import FEATURE_DIM, ClassifierNet
 from .utils import ink_centres
 
 DIGIT = 28  # the side of an MNIST digit's field, the window the content is read from
@@ -47,7 +46,7 @@ class SequenceJudgeNet(nn.Module):
         self.digit = ClassifierNet(c, n_classes, (self.window, self.window))
         self.trunk = ConvTrunk(c, 16, 32, 64)
         self.where = nn.Sequential(nn.Flatten(), nn.Linear(64 * (h // 8) * (w // 8), 64), nn.ReLU())
-        self.motion = nn.Sequential(nn.Linear(t * 64, FEATURES), nn.ReLU(), nn.Linear(FEATURES, n_motions))
+        self.motion = nn.Sequential(nn.Linear(t * 64, FEATURE_DIM), nn.ReLU(), nn.Linear(FEATURE_DIM, n_motions))
 
     @property
     def out(self) -> nn.Linear:
@@ -56,7 +55,7 @@ class SequenceJudgeNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.flatten(0, 1).float()
-        return self.digit.features(ink_windows(frames, self.window)).view(x.shape[0], -1, FEATURES).mean(1)
+        return self.digit.features(ink_windows(frames, self.window)).view(x.shape[0], -1, FEATURE_DIM).mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.digit.drop(self.features(x)))
