@@ -35,6 +35,8 @@ from typing import Iterable, Iterator, Sequence
 import torch
 import torch.distributed as dist
 
+from . import rng
+
 
 @dataclass(frozen=True)
 class Share:
@@ -130,16 +132,18 @@ def sharing(share: Share | None) -> Iterator[None]:
         _share = old
 
 
-def batch_randn(shape: Sequence[int], batch_dim: int = 0, **kw) -> torch.Tensor:
-    """``torch.randn(shape, **kw)`` where ``shape[batch_dim]`` counts examples of the batch: while a
-    share of a global batch is being trained, the noise of the whole batch is drawn and this share's
-    rows are kept."""
+def batch_randn(shape: Sequence[int], batch_dim: int = 0, generator: torch.Generator | None = None,
+                device=None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Standard normal draws of ``shape`` on ``device`` (:func:`vaelab.rng.randn`) where ``shape[batch_dim]``
+    counts examples of the batch: while a share of a global batch is being trained, the noise of the
+    whole batch is drawn and this share's rows are kept. Seeded draws (a ``generator``) are not
+    training noise and are drawn as asked."""
     s = _share
-    if s is None or kw.get("generator") is not None or shape[batch_dim] != s.hi - s.lo:
-        return torch.randn(tuple(shape), **kw)
+    if s is None or generator is not None or shape[batch_dim] != s.hi - s.lo:
+        return rng.randn(shape, generator, device, dtype)
     full = list(shape)
     full[batch_dim] = s.n
-    return torch.randn(full, **kw).narrow(batch_dim, s.lo, s.hi - s.lo)
+    return torch.randn(full, device=device, dtype=dtype).narrow(batch_dim, s.lo, s.hi - s.lo)
 
 
 def _flat_all_reduce(tensors: list[torch.Tensor]) -> None:
@@ -180,11 +184,22 @@ def all_reduce_sum(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+def sum_over_processes(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over every process of the group (a new tensor); ``t`` itself outside a group."""
+    if world_size() == 1:
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out
+
+
 def global_mean(t: torch.Tensor) -> float:
     """The global batch's mean of a per-process batch mean ``t`` (a scalar), as a float."""
     if _share is None or world_size() == 1:
         return float(t)
-    return float(batch_means(t.detach().reshape(1), _share.hi - _share.lo)[0][0])
+    n = _share.hi - _share.lo
+    s = sum_over_processes(torch.stack([t.detach().double().reshape(()) * n, t.new_tensor(float(n), dtype=torch.float64)]))
+    return float((s[0] / s[1]).to(t.dtype))
 
 
 def gather_rows(t: torch.Tensor) -> torch.Tensor:
@@ -210,16 +225,6 @@ def broadcast_module(module: torch.nn.Module) -> None:
     with torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(t.data, 0)
-
-
-def batch_means(vals: torch.Tensor, n: int, stop: bool = False) -> tuple[torch.Tensor, bool]:
-    """Per-process batch means ``vals`` (a float tensor) of ``n`` examples → the global batch's means,
-    and whether any process asks to ``stop`` (e.g. a Ctrl-C seen by one), in one collective."""
-    if world_size() == 1:
-        return vals, stop
-    t = torch.cat([vals.double() * n, vals.new_tensor([n, float(stop)], dtype=torch.float64)])
-    dist.all_reduce(t)
-    return (t[:-2] / t[-2]).to(vals.dtype), bool(t[-1] > 0)
 
 
 def check_shareable(variant, batch_size: int, n_train: int, world: int | None = None) -> None:

@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import Dataset, load_dataset, sources, to_tensor
+from . import rng
 from .errors import DataError
 from .io import atomic_write_bytes, atomic_write_json
 from .nn.classifier import FEATURE_DIM, ClassifierNet
@@ -147,7 +148,7 @@ class Classifier:
             raise TypeError("predict_motion needs a sequence judge")
         x = torch.as_tensor(sequences).cpu()
         x = to_tensor(x) if x.dtype == torch.uint8 else x
-        return batched(lambda i, j: self.net.motion_logits(x[i:j].float()).argmax(1), x.shape[0], batch_size).numpy()
+        return batched(lambda i, j: self.net.motion_logits(x[i:j].float()).argmax(1), x.shape[0], batch_size).cpu().numpy()
 
     @torch.no_grad()
     def run(self, images: torch.Tensor | np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +165,7 @@ class Classifier:
             probs.append(torch.softmax(self.net.out(f).double(), dim=1))
         if not feats:
             return np.zeros((0, FEATURE_DIM)), np.zeros((0, self.n_classes))
-        return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+        return torch.cat(feats).cpu().numpy(), torch.cat(probs).cpu().numpy()
 
     def predict(self, images, batch_size: int = 1000) -> np.ndarray:
         """Predicted classes (N,) int64."""
@@ -180,11 +181,11 @@ def _shift(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
         return x
     b, _, h, w = x.shape
     padded = F.pad(x, (s, s, s, s))
-    dy = torch.randint(0, 2 * s + 1, (b,), generator=g)
-    dx = torch.randint(0, 2 * s + 1, (b,), generator=g)
-    rows = dy[:, None, None] + torch.arange(h)[None, :, None]  # (B, H, 1)
-    cols = dx[:, None, None] + torch.arange(w)[None, None, :]  # (B, 1, W)
-    bi = torch.arange(b)[:, None, None]
+    dy = rng.randint(0, 2 * s + 1, (b,), g, x.device)
+    dx = rng.randint(0, 2 * s + 1, (b,), g, x.device)
+    rows = dy[:, None, None] + torch.arange(h, device=x.device)[None, :, None]  # (B, H, 1)
+    cols = dx[:, None, None] + torch.arange(w, device=x.device)[None, None, :]  # (B, 1, W)
+    bi = torch.arange(b, device=x.device)[:, None, None]
     return padded[bi, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) → (B, C, H, W)
 
 
@@ -193,7 +194,7 @@ def accuracy(net: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size:
     net.eval()
     x = to_tensor(images)
     pred = batched(lambda i, j: net(x[i:j]).argmax(1), x.shape[0], batch_size)
-    return int((pred.numpy() == labels).sum()) / max(len(labels), 1)
+    return int((pred.cpu().numpy() == labels).sum()) / max(len(labels), 1)
 
 
 def n_motions(ds: Dataset) -> int:
@@ -223,7 +224,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(recipe.epochs * steps_per_epoch, 1))
         for epoch in range(recipe.epochs):
             net.train()
-            perm = torch.randperm(n, generator=g)
+            perm = rng.randperm(n, g)
             t0, tot = time.perf_counter(), 0.0
             for b in range(steps_per_epoch):
                 idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]

@@ -138,7 +138,7 @@ def sample_scores(v: Variant, classifier, real_feats: np.ndarray, labels: np.nda
     hist = class_histogram(probs, n_classes)
     out["sample_class_histogram"] = [int(c) for c in hist]
     out["sample_class_tv"] = total_variation(hist, np.bincount(labels, minlength=n_classes))
-    out["cond_accuracy"] = (float((probs.argmax(1) == wanted.numpy()).mean()) if v.conditional
+    out["cond_accuracy"] = (float((probs.argmax(1) == wanted.cpu().numpy()).mean()) if v.conditional
                             else absent(f"{v.name} is not a conditional variant"))
     return out
 
@@ -212,7 +212,7 @@ def cluster_scores(v: Variant, x_in: torch.Tensor, labels: np.ndarray, batch_siz
         pred = batched(lambda i, j: torch.as_tensor(v.predict(x_in[i:j])).long().cpu(), x_in.shape[0], batch_size)
     except NotAvailable as e:
         return {k: absent(e) for k in CLUSTER_KEYS}
-    sc = clustering_scores(pred.numpy(), labels)
+    sc = clustering_scores(pred.cpu().numpy(), labels)
     return {"cluster_accuracy": sc["accuracy"], "cluster_nmi": sc["nmi"], "cluster_ari": sc["ari"]}
 
 

@@ -64,7 +64,8 @@ class StandardNormal(Centred):
         return self.mean
 
     def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Standard normal draws, shape sample_shape + batch_shape + (dim,), float32, on ``device``."""
+        """Standard normal draws, shape sample_shape + batch_shape + (dim,), float32, on ``device`` (by
+        default the generator's device, or the CPU without one)."""
         shape = as_sample_shape(sample_shape) + tuple(self._batch_shape)
         return batch_randn((*shape, self.dim), 0, generator=generator, device=device)
 

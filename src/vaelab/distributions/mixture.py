@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from .. import rng
 from .base import Distribution, SampleShape, as_sample_shape, kl
 from .gaussian import DiagonalGaussian
 
@@ -115,7 +116,7 @@ class MixtureOfGaussians(Distribution):
     def sample_components(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n component indices k ~ Cat(π), shape (n, *B)."""
         probs = self.weights.reshape(-1, self.n_components)  # (prod B, K)
-        idx = torch.multinomial(probs, n, replacement=True, generator=generator)  # (prod B, n)
+        idx = rng.multinomial(probs, n, replacement=True, generator=generator)  # (prod B, n)
         return idx.t().reshape(n, *self.log_weights.shape[:-1])
 
     def sample_given(self, k: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -124,7 +125,7 @@ class MixtureOfGaussians(Distribution):
         index = k.reshape(*k.shape, 1, 1).expand(*k.shape, 1, self.dim)  # (n, *B, 1, D)
         loc = torch.gather(self.loc.expand(k.shape[0], *self.loc.shape), -2, index).squeeze(-2)
         logvar = torch.gather(self.logvar.expand(k.shape[0], *self.logvar.shape), -2, index).squeeze(-2)
-        eps = torch.randn(k.shape[0], *batch, self.dim, generator=generator, dtype=loc.dtype, device=loc.device)
+        eps = rng.randn((k.shape[0], *batch, self.dim), generator, loc.device, loc.dtype)
         return loc + (0.5 * logvar).exp() * eps
 
     def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None,
@@ -181,11 +182,13 @@ class GaussianMixturePrior(nn.Module):
     def responsibilities(self, z: torch.Tensor) -> torch.Tensor:
         return self.distribution().responsibilities(z)
 
-    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draws of shape sample_shape + (D,) from the mixture (an int n means (n,)), without gradient."""
-        return self.distribution().sample(sample_shape, generator=generator)
+    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Draws of shape sample_shape + (D,) from the mixture (an int n means (n,)), without gradient,
+        on ``device`` (default: the prior's)."""
+        z = self.distribution().sample(sample_shape, generator=generator)
+        return z if device is None else z.to(device)
 
     def sample_component(self, k: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws from component k alone, shape (n, D)."""
-        eps = torch.randn(n, self.dim, generator=generator)
+        eps = rng.randn((n, self.dim), generator, self.loc.device)
         return self.loc[k].float() + (0.5 * self.logvar[k].float()).exp() * eps

@@ -40,6 +40,7 @@ import math
 
 import torch
 
+from .. import rng
 from .base import Centred, KLNotImplementedError, Located, SampleShape, as_sample_shape, register_kl
 from .bessel import (  # noqa: F401 - re-exported: tests and callers import them from here
     _bessel_parts,
@@ -65,7 +66,7 @@ def _rng_from(generator: torch.Generator | None):
     if generator is None:
         yield
         return
-    seed = int(torch.randint(0, 2**62, (), generator=generator))
+    seed = int(rng.randint(0, 2**62, (), generator))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -92,9 +93,8 @@ class HypersphericalUniform(Centred):
     def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Normalised standard normal draws, shape sample_shape + batch_shape + (m,); an int n means (n,)."""
         shape = as_sample_shape(sample_shape) + tuple(self._batch_shape)
-        x = torch.randn(*shape, self.dim, generator=generator)
-        x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-        return x if device is None else x.to(device)
+        x = rng.randn((*shape, self.dim), generator, device)
+        return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
 
     def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         return self.rsample(sample_shape, generator=generator, device=device)  # no parameters: nothing to detach
@@ -209,7 +209,7 @@ class VonMisesFisher(Located):
         n_prop = _PROPOSALS_PER_ROUND
         while not bool(done.all()):
             e = _beta_symmetric(m1 / 2, (n_prop, *shape), generator)  # (P, *shape)
-            u = torch.rand((n_prop, *shape), dtype=torch.float64, generator=generator)
+            u = rng.rand((n_prop, *shape), generator, "cpu", torch.float64)
             t = 2 * a * b / (1 - (1 - b) * e)
             ok = m1 * torch.log(t) - t + d >= torch.log(u)
             first = ok.to(torch.uint8).argmax(0, keepdim=True)  # the first accepted proposal
@@ -274,7 +274,7 @@ class VonMisesFisher(Located):
         one_minus_w = 2 * b * eps / den  # 1 − ω, without cancellation when ω ≈ 1
         w = 1 - one_minus_w
         sin = torch.sqrt((one_minus_w * (2 - one_minus_w)).clamp_min(torch.finfo(torch.float64).tiny))  # √(1 − ω²)
-        v = torch.randn(*shape, m1, dtype=torch.float64, generator=generator).to(dev)
+        v = rng.randn((*shape, m1), generator, dev, torch.float64)
         v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
         z0 = torch.cat([w.unsqueeze(-1), sin.unsqueeze(-1) * v], -1)  # a draw around e₁
         # Householder reflection H = I − 2uuᵀ/uᵀu, u = e₁ − μ, maps e₁ to μ. When μ = e₁ (u = 0) any

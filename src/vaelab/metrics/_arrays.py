@@ -10,7 +10,7 @@ def as_f64(a, name: str = "array", ndim: int | None = None) -> np.ndarray:
         a = a.detach().cpu()
         if hasattr(a, "double"):
             a = a.double()
-        a = a.numpy()
+        a = a.cpu().numpy()
     out = np.asarray(a, dtype=np.float64)
     if ndim is not None and out.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {out.shape}")

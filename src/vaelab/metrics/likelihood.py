@@ -71,7 +71,7 @@ def variant_log_weights(
                 raise RuntimeError(f"log_weights returned shape {tuple(lw.shape)}, expected ({kc}, {xb.shape[0]})")
             chunks.append(lw.detach().double().cpu())
             left -= kc
-        lw = torch.cat(chunks, 0).numpy()  # (k, B)
+        lw = torch.cat(chunks, 0).cpu().numpy()  # (k, B)
         iw[i:i + xb.shape[0]] = iwae_bound(lw)
         el[i:i + xb.shape[0]] = elbo_estimate(lw)
         if on_batch is not None:

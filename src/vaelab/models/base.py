@@ -28,6 +28,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from .. import rng
 from ..config import VariantConfig
 from ..optim import MakeOptimizer, update
 
@@ -119,7 +120,7 @@ class Variant(nn.Module):
         """The labels of ``sample(n, y)`` for a conditional variant: ``y`` checked to hold n labels, or n
         drawn uniformly over the classes when it is None."""
         if y is None:
-            y = torch.randint(self.config.n_classes, (n,), generator=generator)
+            y = rng.randint(0, self.config.n_classes, (n,), generator, self.device)
         if y.shape[0] != n:
             raise ValueError(f"{self.name}: sample(n={n}) got {y.shape[0]} labels")
         return y

@@ -74,4 +74,4 @@ class BetaVAE(GaussianVAE):
         else:
             step = max(int(step), int(self.last_step))
         cap = self.capacity(step)
-        return c.gamma * (kl - cap).abs(), {"kl": kl, "capacity": torch.tensor(cap)}
+        return c.gamma * (kl - cap).abs(), {"kl": kl, "capacity": torch.tensor(cap, device=kl.device)}

@@ -142,15 +142,15 @@ class GMVAE(Variant):
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """x ~ p(x|z), z ~ p(z|w, c), c ~ Cat(1/K), w ~ N(0, I): (n, *data_shape) probabilities."""
-        w = self.w_prior.sample(n, generator=generator)
+        w = self.w_prior.sample(n, generator=generator, device=self.device)
         z = self.conditional_prior(w).sample(1, generator=generator)[0]  # (n, D)
         return torch.sigmoid(self.decode(z).float())
 
     @torch.no_grad()
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws for each cluster c in turn (w ~ N(0, I), z ~ p(z|w, c)): (K·n, *data_shape) probabilities."""
-        w = self.w_prior.sample(n, generator=generator)
+        w = self.w_prior.sample(n, generator=generator, device=self.device)
         pz = self.conditional_prior(w)  # batch (n,)
-        z = torch.cat([pz.sample_given(torch.full((1, n), c, dtype=torch.long), generator=generator)[0]
+        z = torch.cat([pz.sample_given(torch.full((1, n), c, dtype=torch.long, device=w.device), generator=generator)[0]
                        for c in range(self.n_clusters)])
         return torch.sigmoid(self.decode(z).float())

@@ -250,7 +250,7 @@ class S3VAE(Variant):
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        z_f = self.prior.sample(n, generator=generator)
+        z_f = self.prior.sample(n, generator=generator, device=self.device)
         z_t = self.dynamic_prior.sample(n, self.frames, generator=generator)
         return self.log_lik.image(self.decode_sequence(z_f, z_t))
 
@@ -268,7 +268,7 @@ class S3VAE(Variant):
     @torch.no_grad()
     def fix_dynamic(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x's dynamics (posterior means z_1:T) with a new content z_f drawn from the prior."""
-        z_f = self.prior.sample(x.shape[0], generator=generator)
+        z_f = self.prior.sample(x.shape[0], generator=generator, device=x.device)
         return self.log_lik.image(self.decode_sequence(z_f, self.encode_sequence(x)[1].mean))
 
     def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -163,7 +163,7 @@ class VaDE(GaussianVAE):
         mu = batched(lambda i, j: self.encode(images[i:j]).mean.float(), images.shape[0], batch_size)
         gmm = GaussianMixture(n_components=self.n_clusters, covariance_type="diag", n_init=self.config.gmm_restarts,
                               random_state=seed, reg_covar=1e-6, max_iter=200)
-        gmm.fit(mu.double().numpy())
+        gmm.fit(mu.double().cpu().numpy())
         self.prior.set_parameters(torch.from_numpy(gmm.weights_), torch.from_numpy(gmm.means_),
                                   torch.from_numpy(np.asarray(gmm.covariances_)))
         if self.config.init_logvar_scale > 0:
@@ -171,7 +171,7 @@ class VaDE(GaussianVAE):
             target = float(np.log(self.config.init_logvar_scale * np.mean(gmm.covariances_)))
             self.head.weight[D:].mul_(0.0)
             self.head.bias[D:].fill_(target)
-        return torch.from_numpy(gmm.predict(mu.double().numpy()))
+        return torch.from_numpy(gmm.predict(mu.double().cpu().numpy()))
 
     def configure_optimizers(self, phase: str, make: MakeOptimizer) -> dict[str, torch.optim.Optimizer]:
         if phase == "pretrain":  # the mixture takes no part in the autoencoder

@@ -59,7 +59,7 @@ class GaussianVAE(Variant):
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = self.prior.sample(n, generator=generator)
+        z = self.prior.sample(n, generator=generator, device=self.device)
         return torch.sigmoid(self.decode(z, y).float())
 
     def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:

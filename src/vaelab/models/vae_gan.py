@@ -230,10 +230,10 @@ class VAEGAN(GaussianVAE):
         for i, name in enumerate(names):
             objective, params = groups[name]
             update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=take[name])
-        terms = {"loss": groups["encoder"][0].detach(),
-                 **{k: v.detach() for k, v in o.items() if k not in ("real_cost", "fake_cost")},
-                 "g_update": torch.tensor(float(take["decoder"])),
-                 "d_update": torch.tensor(float(take["discriminator"]))}
+        loss = groups["encoder"][0].detach()
+        terms = {"loss": loss, **{k: v.detach() for k, v in o.items() if k not in ("real_cost", "fake_cost")},
+                 "g_update": torch.tensor(float(take["decoder"]), device=loss.device),
+                 "d_update": torch.tensor(float(take["discriminator"]), device=loss.device)}
         return terms
 
     # ----- capabilities ----------------------------------------------------------------------

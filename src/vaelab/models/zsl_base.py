@@ -19,6 +19,7 @@ from torch import nn
 
 from torch.nn import functional as F
 
+from .. import rng
 from ..config import VariantConfig, check, check_int, check_range
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..nn import GaussianHead
@@ -122,7 +123,7 @@ class FeatureGenerator(Variant):
         return x[lab], y[lab], x[~lab]
 
     def noise(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=generator).to(like.device)
+        return rng.randn((n, self.config.latent_dim), generator, like.device)
 
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -151,7 +152,7 @@ class FeatureGenerator(Variant):
 
     def unseen_labels(self, n: int) -> torch.Tensor:
         """n labels drawn uniformly from the unseen classes (the run's RNG stream)."""
-        return self.unseen_classes[torch.randint(len(self.unseen_classes), (n,))]
+        return self.unseen_classes[torch.randint(len(self.unseen_classes), (n,), device=self.unseen_classes.device)]
 
 
 class FeatureVAE(FeatureGenerator):

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import rng
+
 
 def causal_mask(stack: str, kernel: int, mask_type: str) -> torch.Tensor:
     """0/1 mask of the cropped kernel of a stack. ``stack``: "vertical" — (k//2 + 1) × k taps over the
@@ -115,5 +117,5 @@ class PixelCNN(nn.Module):
         for i in range(hh):
             for j in range(ww):
                 probs = F.softmax(self(idx)[:, :, i, j].float(), dim=1)  # (n, K)
-                idx[:, i, j] = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(idx.device)
+                idx[:, i, j] = rng.multinomial(probs, 1, generator=generator).squeeze(1)
         return idx

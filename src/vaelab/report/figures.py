@@ -77,7 +77,7 @@ def traversal_image(x: torch.Tensor, first: int = 100) -> int:
 def active_dims(v, x: torch.Tensor, y: torch.Tensor, k: int = MAX_TRAVERSE_DIMS) -> tuple[list[int], np.ndarray]:
     """The ``k`` latent dimensions whose posterior means vary most over ``x`` (most active first), and
     every dimension's variance."""
-    mu = _batched(lambda a, b: v.encode(a, b if v.conditional else None).mean.float(), x, y).numpy()
+    mu = _batched(lambda a, b: v.encode(a, b if v.conditional else None).mean.float(), x, y).cpu().numpy()
     var = mu.var(0)
     return [int(i) for i in np.argsort(-var, kind="stable")[:k]], var
 
@@ -114,7 +114,7 @@ def traversal(v, x1: torch.Tensor, y1: torch.Tensor, dims: list[int], var: np.nd
 # ----- latent maps (Fig. 16) ------------------------------------------------------------------------
 @torch.no_grad()
 def embed(v, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    return _batched(lambda a, b: v.embed(a, b if v.conditional else None).float().reshape(a.shape[0], -1), x, y).numpy()
+    return _batched(lambda a, b: v.embed(a, b if v.conditional else None).float().reshape(a.shape[0], -1), x, y).cpu().numpy()
 
 
 def project_2d(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:

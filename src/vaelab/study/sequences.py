@@ -228,8 +228,8 @@ def sequence_pictures(v: "Variant", run_dir: Path, n: int, seed: int, out: str |
     test = load_dataset(train["dataset"], "test", train.get("data_dir"))
     dev = v.device
     g = torch.Generator(dev).manual_seed(seed)
-    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n].cpu()
-    x = to_tensor(test.images[pick.numpy()]).to(dev)
+    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n]
+    x = to_tensor(test.images[pick.cpu().numpy()]).to(dev)
     a, b = x[:n], x[n:2 * n]
     torch.manual_seed(seed)
     with torch.no_grad():

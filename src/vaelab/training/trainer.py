@@ -37,7 +37,7 @@ from ..errors import TrainingDiverged
 from ..images import save_grid
 from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
-from .. import parallel
+from .. import parallel, rng
 from ..optim import apply_lr_scale, make_optimizer_factory
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 from .config import TrainConfig, autocast, resolve_device
@@ -45,6 +45,7 @@ from .config import TrainConfig, autocast, resolve_device
 log = logging.getLogger("vaelab.train")
 EVENT = {"vaelab_event": True}  # marks a log record whose content also went to on_event
 STEP_EVENT_EVERY = 50  # updates between two "step" events
+SYNC_EVERY = 50  # updates between two host synchronisations (STEP_EVENT_EVERY is a multiple of it)
 
 
 @dataclass
@@ -228,11 +229,15 @@ class Trainer:
         return st
 
     def _run_epoch(self, phase, n_epochs, st, opts, g_shuffle, g_bin, interrupted, checkpoint) -> None:
+        """One epoch (or the rest of one). The hot path does not wait for the device: the loss terms
+        stay there and are brought to the host, checked for finiteness and (with several processes)
+        combined in one collective every SYNC_EVERY updates, at the epoch's end, and before any
+        checkpoint (:meth:`_sync`)."""
         cfg, v = self.cfg, self.variant
         n = self.x.shape[0]
-        perm = torch.randperm(n, generator=g_shuffle)
+        perm = rng.randperm(n, g_shuffle, self.device)  # the CPU stream (checkpoints resume anywhere), moved once
         n_batches = math.ceil(n / cfg.batch_size)
-        acc = {k: torch.tensor(val, dtype=torch.float64) for k, val in st.acc.items()}
+        acc = {k: torch.tensor(val, dtype=torch.float64, device=self.device) for k, val in st.acc.items()}
         bar = None
         if cfg.progress and self.main:
             from tqdm.auto import tqdm
@@ -243,9 +248,10 @@ class Trainer:
         v.train()
         t0 = time.perf_counter()
         last_ckpt = time.monotonic()
+        window: list[tuple[int, int, dict[str, torch.Tensor], torch.Tensor, int]] = []  # updates since the last sync
         while st.batch < n_batches:
             b = st.batch
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x = to_tensor(self.x[idx])
             if cfg.binarize == "dynamic":
                 x = binarize(x, "dynamic", g_bin)  # the whole global batch's noise, so every process's stream stays in step
@@ -260,42 +266,72 @@ class Trainer:
                 apply_lr_scale(opts.values(), schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
             with parallel.sharing(share):
                 terms = self._step(batch, st, opts, phase)
-            vals = torch.stack([t.detach().float() for t in terms.values()])
-            if share is not None:  # the global batch's means, and Ctrl-C seen by any process stops all at this batch
-                vals, interrupted["flag"] = parallel.batch_means(vals, share.hi - share.lo, interrupted["flag"])
-            if not bool(torch.isfinite(vals).all()):
-                detail = ", ".join(f"{k}={float(t):.6g}" for k, t in terms.items())
-                raise TrainingDiverged(
-                    f"non-finite loss at step {st.step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
-                    f"{detail}; the last good checkpoint in {self.run_dir} is kept"
-                )
-            for k, t in zip(terms, vals):
-                acc[k] = acc.get(k, torch.zeros((), dtype=torch.float64)) + t.double() * bsz
+            vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
+            window.append((st.step, b, terms, vals, bsz if share is None else share.hi - share.lo))
             st.acc_n += bsz
             st.batch += 1
             st.step += 1
-            if st.step % STEP_EVENT_EVERY == 0:
-                self.on_event({"event": "step", "phase": phase.name, "step": st.step,
-                               "terms": {k: float(t) for k, t in zip(terms, vals)},
-                               "lr": {name: o.param_groups[0]["lr"] for name, o in opts.items()}})
             if bar is not None:
                 bar.update(1)
-                if st.batch % 20 == 0 or st.batch == n_batches:
-                    bar.set_postfix({k: f"{float(t):.2f}" for k, t in terms.items()}, refresh=False)
-            if interrupted["flag"] or (cfg.checkpoint_every_s and time.monotonic() - last_ckpt > cfg.checkpoint_every_s):
-                st.elapsed += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                st.acc = {k: float(t) for k, t in acc.items()}
-                if interrupted["flag"]:
-                    if bar is not None:
-                        bar.close()
-                    raise _Interrupted
-                checkpoint()
-                last_ckpt = time.monotonic()
+            due = cfg.checkpoint_every_s and time.monotonic() - last_ckpt > cfg.checkpoint_every_s
+            if (st.step % SYNC_EVERY == 0 or st.batch == n_batches or due
+                    or (self.world == 1 and interrupted["flag"])):  # (several processes agree on Ctrl-C at a sync)
+                last_vals = self._sync(window, acc, phase, st, interrupted)
+                window = []
+                if st.step % STEP_EVENT_EVERY == 0:
+                    self.on_event({"event": "step", "phase": phase.name, "step": st.step,
+                                   "terms": {k: float(t) for k, t in zip(terms, last_vals)},
+                                   "lr": {name: o.param_groups[0]["lr"] for name, o in opts.items()}})
+                if bar is not None:
+                    bar.set_postfix({k: f"{float(t):.2f}" for k, t in zip(terms, last_vals)}, refresh=False)
+                if interrupted["flag"] or due:
+                    st.elapsed += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    st.acc = {k: float(t) for k, t in acc.items()}
+                    if interrupted["flag"]:
+                        if bar is not None:
+                            bar.close()
+                        raise _Interrupted
+                    checkpoint()
+                    last_ckpt = time.monotonic()
         st.elapsed += time.perf_counter() - t0
         st.acc = {k: float(t) for k, t in acc.items()}
         if bar is not None:
             bar.close()
+
+    def _sync(self, window, acc, phase, st, interrupted) -> torch.Tensor:
+        """Bring the updates of ``window`` to the host: add the global batch's sums of their loss terms
+        to ``acc``, raise TrainingDiverged at the first update whose terms were not finite (on any
+        process), agree on Ctrl-C across the processes; return the last update's global means."""
+        vals = torch.stack([w[3] for w in window])  # (w, terms): per-process batch means
+        sizes = torch.tensor([w[4] for w in window], dtype=torch.float64, device=vals.device)
+        bad = (~torch.isfinite(vals).all(1)).double()
+        if self.world > 1:  # one collective: the sums, the last update's sums, every update's finiteness, Ctrl-C
+            k = vals.shape[1]
+            t = torch.cat([(vals.double() * sizes[:, None]).sum(0), vals[-1].double() * sizes[-1], sizes.sum().reshape(1),
+                           sizes[-1:], bad, vals.new_tensor([float(interrupted["flag"])], dtype=torch.float64)])
+            t = parallel.sum_over_processes(t)
+            sums, last, bad = t[:k], t[k:2 * k] / t[2 * k + 1], t[2 * k + 2:2 * k + 2 + len(window)]
+            interrupted["flag"] = bool(t[-1] > 0)
+        else:
+            sums, last = None, vals[-1]
+        bad = bad.cpu()
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            step, b, terms, local, _ = window[i]
+            detail = ", ".join(f"{name}={float(val):.6g}" for name, val in zip(terms, local))
+            raise TrainingDiverged(
+                f"non-finite loss at step {step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
+                f"{detail}; the last good checkpoint in {self.run_dir} is kept")
+        names = list(window[0][2])
+        if sums is None:  # one process: each update's sum added in turn (the same sums as before, bit for bit)
+            for _, _, _, v, size in window:
+                for name, val in zip(names, v):
+                    acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=v.device)) + val.double() * size
+        else:
+            for name, val in zip(names, sums):
+                acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val
+        return last.cpu()
 
     @torch.no_grad()
     def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, step: int = 0, batch_size: int = 500) -> dict[str, float]:

@@ -103,7 +103,7 @@ def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Cal
         t0 = time.perf_counter()
         net = train_classifier(extractor_training_set(train, seen), recipe, log)
         with torch.no_grad():
-            feats = [batched(lambda i, j, x=to_tensor(ds.images): net.features(x[i:j]), len(ds), 1000).numpy()
+            feats = [batched(lambda i, j, x=to_tensor(ds.images): net.features(x[i:j]), len(ds), 1000).cpu().numpy()
                      for ds in (train, test)]
         arrays = {"x_train": feats[0].astype(np.float32), "x_test": feats[1].astype(np.float32)}
         blob = st_save(arrays)

@@ -164,7 +164,7 @@ def synthesize(v, classes: list[int], n: int, seed: int) -> tuple[np.ndarray, np
     """``n`` generated features per class of ``classes`` (seeded): (n·len(classes), F), labels."""
     y = torch.tensor(classes).repeat_interleave(n)
     x = v.sample(y.shape[0], y, generator=torch.Generator().manual_seed(seed))
-    return x.numpy().astype(np.float32), y.numpy()
+    return x.cpu().numpy().astype(np.float32), y.cpu().numpy()
 
 
 def pseudo_label(scores: np.ndarray, classes: list[int], fraction: float) -> tuple[np.ndarray, np.ndarray]:
