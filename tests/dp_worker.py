@@ -5,7 +5,12 @@ tests/dp_worker.py ...``). Each variant trains into OUT/VARIANT with the same se
 Arguments: OUT OPTIMIZER VARIANT[,VARIANT...] [EPOCHS [resume]]; OPTIMIZER "sgd" swaps the run's
 optimizer for plain SGD (whose step is linear in the gradient, so processes that combine their
 gradients exactly stay within rounding of one process), "run" keeps the run's (Adam).
+
+The failure tests set ``DP_FAIL=RANK:STEP:raise|kill``: that rank raises (or SIGKILLs itself) at
+the start of that update.
 """
+import os
+import signal
 import sys
 
 import torch
@@ -32,8 +37,24 @@ def sgd_factory(cfg):
     return make
 
 
+def inject_failure(spec: str) -> None:
+    rank, step, kind = spec.split(":")
+    step_fn = trainer_mod.Trainer._step
+
+    def failing(self, batch, st, opts, phase):
+        if parallel.rank() == int(rank) and st.step == int(step):
+            if kind == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"injected failure at step {st.step}")
+        return step_fn(self, batch, st, opts, phase)
+
+    trainer_mod.Trainer._step = failing
+
+
 def main(out, optimizer, variants, epochs=1, resume=False):
     parallel.init_from_env(torch.device("cpu"))  # joined once here, so the runs below share one process group
+    if os.environ.get("DP_FAIL"):
+        inject_failure(os.environ["DP_FAIL"])
     if optimizer == "sgd":
         trainer_mod.make_optimizer_factory = sgd_factory
     for name in variants.split(","):

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 import sys
 
-from .errors import TrainingDiverged, VaelabError
+from .errors import TrainingDiverged, VaelabError, WriteFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingDiverged as e:
         print(f"vaelab {args.command}: training diverged: {e}", file=sys.stderr)
+        return 1
+    except WriteFailed as e:
+        print(f"vaelab {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"vaelab {args.command}: interrupted", file=sys.stderr)

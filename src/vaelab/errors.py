@@ -17,5 +17,10 @@ class RunDirError(VaelabError):
     """A run directory is missing, locked by another process, or incomplete."""
 
 
+class WriteFailed(RuntimeError):
+    """A file could not be written (a full disk, a file-size limit, a read-only directory): the CLI
+    prints one line naming the file and exits with code 1; what was written before is intact."""
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
+from .errors import RunDirError, WriteFailed
 
 
 _UMASK = os.umask(0)
@@ -18,8 +18,11 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -27,12 +30,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            raise write_failed(path, e) from None
         raise
+
+
+def write_failed(path: str | os.PathLike, e: OSError) -> WriteFailed:
+    """The one-line error of a failed write of ``path``."""
+    return WriteFailed(f"cannot write {path}: {e.strerror or e} (errno {e.errno})")
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` (a log of records: a torn last line is skipped by its readers); a
+    failed write is a :class:`WriteFailed` naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as e:
+        raise write_failed(path, e) from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -92,10 +112,10 @@ class RunLock:
         self.held = False
 
     def acquire(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         me = f"{socket.gethostname()} {os.getpid()}"
         for _ in range(3):
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
@@ -113,8 +133,14 @@ class RunLock:
                     f"{self.path.parent}: run directory is in use by process {pid_i} on {host} "
                     f"(remove {self.path} if that process is gone)"
                 ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
+            except OSError as e:
+                raise write_failed(self.path, e) from None
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(me)
+            except OSError as e:
+                self.path.unlink(missing_ok=True)
+                raise write_failed(self.path, e) from None
             self.held = True
             return self
         raise RunDirError(f"{self.path}: could not take the run lock")

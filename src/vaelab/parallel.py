@@ -24,11 +24,24 @@ the processes equal to one process training on the whole batch:
 
 Outside a process group (or with one process) every function is the identity, so single-process
 training is unchanged bit for bit. Only rank 0 writes the run directory.
+
+Failure: a process that raises while training ends at once (:func:`abort`: its own traceback printed
+once, no barrier, exit status 1) instead of leaving the group in order, so the others, waiting in a
+collective, see their peer's connections close and end too, each with one line (:class:`PeerFailed`).
+A process that hangs is caught by the group's timeout (``VAELAB_DIST_TIMEOUT`` seconds, default
+600: longer than rank 0's evaluation and pictures at an epoch's end, while the others wait). A
+worker whose launcher is gone (torchrun killed, even by SIGKILL) ends within a second or two
+(:func:`watch_launcher`). The run directory keeps its last checkpoint and resumes.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import sys
+import threading
+import time
+import traceback
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -36,6 +49,14 @@ import torch
 import torch.distributed as dist
 
 from . import rng
+from .errors import ConfigError, VaelabError
+
+TIMEOUT_ENV = "VAELAB_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class PeerFailed(RuntimeError):
+    """A collective failed: another process of the group has stopped (or hangs past the timeout)."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +102,76 @@ def init_from_env(device: torch.device) -> bool:
         return False
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=timeout_s()))
+    watch_launcher()
     return True
+
+
+def timeout_s() -> float:
+    """Seconds a collective may wait for the other processes: ``VAELAB_DIST_TIMEOUT`` or 600."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        t = float(raw)
+    except ValueError:
+        t = -1.0
+    if not t > 0:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not valid; give a number of seconds > 0")
+    return t
+
+
+def watch_launcher(poll_s: float = 1.0) -> None:
+    """End this process (exit status 1) once its parent, the launcher, is gone: a worker orphaned by a
+    killed torchrun would otherwise wait in its next collective until the timeout."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                sys.stderr.write(f"vaelab rank {rank()}: the launcher (pid {parent}) is gone; stopping\n")
+                sys.stderr.flush()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vaelab-watch-launcher", daemon=True).start()
+
+
+def die_with_parent() -> None:
+    """In a child about to exec (``subprocess`` ``preexec_fn``): on Linux, have the kernel send it
+    SIGTERM when its parent dies, so that a launcher killed even by SIGKILL takes torchrun, and with
+    it the workers, along. Elsewhere nothing (the workers' :func:`watch_launcher` still ends them)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def abort(e: BaseException) -> None:
+    """End this process of a group at once after ``e``: its traceback printed once (one line for a
+    known error, or for a peer's failure seen here), no barrier and no interpreter teardown, exit status
+    2 for bad input and 1 otherwise. The other processes see the connections close and end too."""
+    from .errors import TrainingDiverged, WriteFailed
+
+    r = rank()
+    if isinstance(e, (PeerFailed, VaelabError, WriteFailed, TrainingDiverged)):
+        sys.stderr.write(f"vaelab rank {r}: error: {e}\n")
+    else:
+        sys.stderr.write(f"vaelab rank {r}: failed:\n" + "".join(traceback.format_exception(e)))
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(2 if isinstance(e, VaelabError) else 1)
+
+
+def _collective(fn, *args, **kwargs):
+    """Run one ``torch.distributed`` collective; its failure (a peer gone, the timeout) as PeerFailed."""
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise PeerFailed(f"{fn.__name__} failed ({first}): another process has stopped or hangs; "
+                         f"see its message above") from None
 
 
 def close() -> None:
@@ -90,7 +179,7 @@ def close() -> None:
     a process that tears its connections down while rank 0 still writes the run's last files is
     aborted by gloo."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        _collective(dist.barrier)
         dist.destroy_process_group()
 
 
@@ -153,7 +242,7 @@ def _flat_all_reduce(tensors: list[torch.Tensor]) -> None:
         by_dtype.setdefault(t.dtype, []).append(t)
     for group in by_dtype.values():
         flat = torch.cat([t.reshape(-1) for t in group])
-        dist.all_reduce(flat)
+        _collective(dist.all_reduce, flat)
         i = 0
         for t in group:
             t.copy_(flat[i:i + t.numel()].view_as(t))
@@ -189,7 +278,7 @@ def sum_over_processes(t: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return t
     out = t.detach().clone()
-    dist.all_reduce(out)
+    _collective(dist.all_reduce, out)
     return out
 
 
@@ -209,12 +298,12 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
         return t
     n = torch.tensor([t.shape[0]], device=t.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
-    dist.all_gather(sizes, n)
+    _collective(dist.all_gather, sizes, n)
     big = int(max(int(s) for s in sizes))
     pad = torch.zeros((big, *t.shape[1:]), dtype=t.dtype, device=t.device)
     pad[:t.shape[0]] = t
     parts = [torch.empty_like(pad) for _ in range(world_size())]
-    dist.all_gather(parts, pad.contiguous())
+    _collective(dist.all_gather, parts, pad.contiguous())
     return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
 
 
@@ -224,14 +313,12 @@ def broadcast_module(module: torch.nn.Module) -> None:
         return
     with torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, 0)
+            _collective(dist.broadcast, t.data, 0)
 
 
 def check_shareable(variant, batch_size: int, n_train: int, world: int | None = None) -> None:
     """A one-line ConfigError unless ``variant`` (a Variant or its class) can be trained by ``world``
     processes (default: the process group's size) with this batch size and training-set size."""
-    from .errors import ConfigError
-
     world = world_size() if world is None else world
     why = variant.data_parallel
     if why is not True:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from . import parallel
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError, RunDirError, WriteFailed
 from .io import RunLock, atomic_write_json, read_json
 from .provenance import now, versions
 from .registry import get, make_config, stored_model_config
@@ -106,7 +106,6 @@ def train(
     trainer's progress events (see :mod:`vaelab.training.trainer`).
     """
     from .data import SEQUENCE_DATASETS
-    from .training.trainer import Trainer
 
     if tensorboard:
         from .tensorboard_log import check_available
@@ -148,6 +147,34 @@ def train(
     if parallel.world_size() > 1:  # one of several processes: a variant and batch that can be shared, before anything is written
         parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set))
     main = parallel.is_main()
+    try:
+        _train_locked(run_dir, variant, model_cfg, train_cfg, resume, on_event, tensorboard, main, train_set, test_set)
+    except WriteFailed as e:
+        kept = (run_dir / CHECKPOINT).exists()
+        err = WriteFailed(f"{e}; " + (f"the last complete checkpoint in {run_dir} is kept: make room, then resume with "
+                                      f"`vaelab train --resume {run_dir}`" if kept else
+                                      f"nothing was checkpointed in {run_dir} yet: make room and start again"))
+        if parallel.launched() and parallel.world_size() > 1:
+            parallel.abort(err)
+        raise err from None
+    except KeyboardInterrupt:  # (with several processes, all stop together at one batch: they leave in order)
+        if joined:
+            parallel.close()
+        raise
+    except BaseException as e:
+        if parallel.launched() and parallel.world_size() > 1:  # the others wait in a collective: end at once
+            parallel.abort(e)
+        raise
+    if joined:  # this call joined the process group: it leaves it
+        parallel.close()
+    return run_dir
+
+
+def _train_locked(run_dir: Path, variant: str, model_cfg: dict[str, Any], train_cfg: TrainConfig, resume: bool,
+                  on_event, tensorboard: bool, main: bool, train_set, test_set) -> None:
+    """The part of :func:`train` that holds the run lock (rank 0): config.json, the log, the trainer."""
+    from .training.trainer import Trainer
+
     with RunLock(run_dir) if main else contextlib.nullcontext():
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
@@ -182,9 +209,6 @@ def train(
             handler.close()
             if tb is not None:
                 tb.close()
-            if joined:  # this call joined the process group: it leaves it
-                parallel.close()
-    return run_dir
 
 
 def load_splits(train_cfg: TrainConfig, data_dir: str | None = None):

@@ -161,7 +161,7 @@ def _launch(args: argparse.Namespace) -> int:
         elif not a.startswith("--nproc="):
             argv.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "vaelab", *argv]
-    return subprocess.run(cmd).returncode
+    return subprocess.run(cmd, preexec_fn=parallel.die_with_parent).returncode
 
 
 class _Progress:
@@ -195,7 +195,9 @@ def _finished(run_dir: str, epochs: int | None) -> str | None:
     conf = run_config(run_dir)
     ck = Path(run_dir) / "checkpoint.json"
     state = read_json(ck) if ck.is_file() else {}
-    trained = conf.get("train", {}).get("epochs")
+    # the epochs the checkpoint was trained to (config.json may already name more: a resume with more
+    # --epochs that stopped, e.g. on a full disk, before its first checkpoint)
+    trained = state.get("train", conf.get("train", {})).get("epochs")
     if state.get("done") and (epochs is None or (isinstance(trained, int) and epochs <= trained)):
         return (f"{run_dir}: already complete ({trained} epochs); nothing to do — "
                 f"resume with --epochs N (N > {trained}) to train further")

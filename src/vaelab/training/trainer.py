@@ -34,6 +34,7 @@ import torch
 
 from ..data import Dataset, binarize, to_tensor
 from ..errors import TrainingDiverged
+from ..io import append_text
 from ..images import save_grid
 from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
@@ -380,8 +381,7 @@ class Trainer:
                 pass
             if getattr(self.variant, "clusters", False) and phase.name == self.variant.phases()[-1].name:
                 rec.setdefault("test", {}).update(self.cluster_scores(self.x_test, self.y_test))
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_text(self.metrics_path, json.dumps(rec) + "\n")
         terms = " ".join(f"{k}={val:.3f}" for k, val in rec["train"].items())
         log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st.epoch, terms, rec["seconds"], rec["images_per_s"],
                  (f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
