@@ -98,3 +98,56 @@ def test_executor_errors_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "pip install 'vaelab[ray]'" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+class Hang:
+    """A job that never finishes (a hung run), picklable by value."""
+
+    def __init__(self, job):
+        self.job, self.spec = job, job.spec
+
+    def __call__(self):
+        import time
+
+        while True:
+            time.sleep(0.1)
+
+
+def test_a_run_past_its_timeout_is_recorded_and_the_study_goes_on(tmp_path, mnist5k_quick_classifier, local_ray):
+    from vaelab.study.ray_executor import RayExecutor
+
+    s = tiny(tmp_path / "study")
+    jobs = [Job(spec, s, mnist5k_quick_classifier, f"vae seed {spec.seed}", _stderr) for spec in plan(s)]
+    res = RayExecutor(run_timeout=20, device="cpu").map([Hang(jobs[0]), jobs[1]])
+    assert res[0]["status"] == "failed" and res[0]["stage"] == "timeout" and "--run-timeout 20s" in res[0]["error"]
+    assert res[1]["status"] == "ok"
+
+
+def test_with_timeout_stops_a_run_stuck_outside_python():
+    """The exception cannot reach code that never hands the signal to the interpreter (here: SIGALRM
+    blocked, as in a hung native call): after the grace period the process is ended."""
+    import subprocess
+
+    code = ("import signal, time\nfrom vaelab.study.ray_executor import with_timeout\n"
+            "stuck = lambda: (signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM]), time.sleep(60))\n"
+            "with_timeout(stuck, 0.5, lambda e: print('timeout'), grace_s=0.5)\n")
+    t0 = __import__("time").monotonic()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 124 and __import__("time").monotonic() - t0 < 30
+
+
+def test_ray_device_mismatches_are_refused_up_front(tmp_path, capsys, local_ray):
+    out = tmp_path / "x"
+    assert main(["compare", "--variants", "vae", "--executor", "ray", "--device", "cuda", "--out", str(out)]) == 2
+    assert "--gpus-per-run 0: Ray hides every GPU" in capsys.readouterr().err
+    if not ray.cluster_resources().get("GPU"):
+        assert main(["compare", "--variants", "vae", "--executor", "ray", "--gpus-per-run", "1", "--out", str(out)]) == 2
+        assert "the Ray cluster has 0 GPU(s)" in capsys.readouterr().err
+    assert main(["compare", "--variants", "vae", "--run-timeout", "5", "--out", str(out)]) == 2
+    assert "--run-timeout: only with --executor ray" in capsys.readouterr().err
+    assert not out.exists()
+    from vaelab.study.ray_executor import RayExecutor
+
+    said = []
+    RayExecutor(device="auto", say=said.append)
+    assert len(said) == 1 and "--device auto trains on the CPU" in said[0]

@@ -64,7 +64,11 @@ def add_parser(sub) -> None:
                    "default: start a local Ray with --num-cpus CPUs")
     p.add_argument("--num-cpus", type=int, default=None, help="--executor ray, local: CPUs Ray may use (default all)")
     p.add_argument("--cpus-per-run", type=int, default=1, help="--executor ray: CPUs (torch threads) per run (default 1)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="--executor ray: GPUs per run (default 0)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="--executor ray: GPUs per run (default 0: Ray then "
+                   "hides the GPUs, and runs train on the CPU)")
+    p.add_argument("--run-timeout", type=float, default=None, metavar="S",
+                   help="--executor ray: stop a run still going S seconds after it started and record it as failed "
+                        "(it keeps its checkpoint and resumes next time), so one hung run cannot hold up the study")
     p.set_defaults(run=run)
 
 
@@ -73,8 +77,9 @@ def make_executor(args: argparse.Namespace):
     from ..errors import ConfigError
 
     if args.executor == "serial":
-        if args.address is not None:
-            raise ConfigError("--address: only with --executor ray")
+        for flag, val in (("--address", args.address), ("--run-timeout", args.run_timeout)):
+            if val is not None:
+                raise ConfigError(f"{flag}: only with --executor ray")
         return None
     if args.executor != "ray":
         raise ConfigError(f"--executor: {args.executor!r} is not valid; choose serial or ray")
@@ -82,7 +87,10 @@ def make_executor(args: argparse.Namespace):
 
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
-    return RayExecutor(args.address, args.num_cpus, args.cpus_per_run, args.gpus_per_run)
+    import sys
+
+    return RayExecutor(args.address, args.num_cpus, args.cpus_per_run, args.gpus_per_run, args.run_timeout,
+                       args.device or "auto", say=lambda msg: print(f"vaelab compare: {msg}", file=sys.stderr))
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -133,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
     s = settings_from_args(args)
     from ..training.config import resolve_device
 
-    resolve_device(s.device)  # no CUDA where CUDA is asked for: refused before anything is written
     executor = make_executor(args)
+    if executor is None:
+        resolve_device(s.device)  # no CUDA where CUDA is asked for: refused before anything is written
+    else:
+        executor.start()  # (a Ray cluster without the GPUs asked for: refused before anything is written)
     check_dataset(s.dataset, "--dataset")
     check_choice(s.binarize, "--binarize", BINARIZATIONS)
     if s.tensorboard:
