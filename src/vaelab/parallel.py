@@ -96,13 +96,13 @@ def launched() -> bool:
 
 def init_from_env(device: torch.device) -> bool:
     """Join the process group torchrun describes in the environment: gloo on the CPU, NCCL on CUDA
-    (each process on the GPU of its LOCAL_RANK). True when this call joined it; False (nothing done)
+    (each process on the GPU of its LOCAL_RANK; gloo where processes share a GPU). True when this call joined it; False (nothing done)
     when already joined or not launched."""
     if not launched() or (dist.is_available() and dist.is_initialized()):
         return False
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=timeout_s()))
+    dist.init_process_group(backend(device), timeout=datetime.timedelta(seconds=timeout_s()))
     watch_launcher()
     return True
 
@@ -198,10 +198,19 @@ def leave(rc: int) -> None:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """With several processes on CUDA, each takes the GPU of its LOCAL_RANK."""
+    """With several processes on CUDA, each takes the GPU of its LOCAL_RANK (round robin when there are
+    more processes on this machine than GPUs: they share them, see :func:`backend`)."""
     if device.type == "cuda" and launched():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1))
     return device
+
+
+def backend(device: torch.device) -> str:
+    """NCCL when each process has a GPU of its own; gloo on the CPU, and where processes share a GPU
+    (NCCL refuses two ranks on one device)."""
+    if device.type != "cuda":
+        return "gloo"
+    return "gloo" if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > torch.cuda.device_count() else "nccl"
 
 
 def share_of(m: int) -> Share:
