@@ -5,6 +5,7 @@ process slows both), plus the quality check fp32 vs bf16 after 10 epochs with th
     python benchmarks/fast_path.py speed --data-dir $VAELAB_DATA/mnist [--steps 200] [--warm-epochs 5] [--repeats 2]
     python benchmarks/fast_path.py quality --data-dir $VAELAB_DATA/mnist [--epochs 10]
     python benchmarks/fast_path.py ceiling --data-dir $VAELAB_DATA/mnist [--steps 300] [--warm 900]
+    python benchmarks/fast_path.py profile --data-dir $VAELAB_DATA/mnist [--config bf16-cl] [--steps 50] [--warm 900]
 
 Configurations (speed):
   fp32-naive        hand-written loop, fresh process, glibc malloc untouched, foreach Adam
@@ -25,6 +26,11 @@ fp32 step, bf16 can at most reach 1/o×.
 network split into forward+backward and optimizer (median ms over ``--steps`` steps after ``--warm``
 untimed ones), plus the FC layer's matmul in both precisions. The bare steps' ratio is the most the
 bf16 path can gain over fp32 with no data handling, metrics or bookkeeping at all.
+``profile`` runs the bare step of one ceiling configuration under ``torch.profiler`` (after ``--warm``
+untimed steps) and prints where its time goes, op by op and grouped (convolutions, transposed
+convolutions, matmuls, optimizer, the rest), with the step's FLOPs as the profiler counts them and this
+machine's floor: those FLOPs at the FC matmul's measured GFLOP/s in the same precision, per 600-step
+epoch.
 Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -170,6 +176,82 @@ def ceiling_worker(config: str, steps: int, warm: int, data_dir: str | None) -> 
             "step_ms": statistics.median([a + b for a, b in zip(fb, op)]), "fc_gflops": gflops, "threads": torch.get_num_threads()}
 
 
+def profile(a) -> None:
+    import torch
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    from vaelab._cpu import tune_process
+    from vaelab.data import load_dataset, to_tensor
+    from vaelab.rundir import build_variant
+    from vaelab.training.config import autocast
+
+    tune_process()
+    opts = CEILING[a.config]
+    prec = opts.get("precision", "fp32")
+    x = to_tensor(load_dataset("mnist", "train", a.data_dir).images)
+    v = build_variant("vae", {"backbone": "paper"}, 0).train()
+    if opts.get("channels_last"):
+        v.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(v.parameters(), 1e-3, fused=True)
+    g = torch.Generator().manual_seed(0)
+
+    def step(i):
+        j = torch.randint(0, x.shape[0], (100,), generator=g)
+        batch = {"x": torch.bernoulli(x[j], generator=g)}
+        if opts.get("channels_last"):
+            batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+        with autocast(prec):
+            total, _ = v.loss(batch, i)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+
+    for i in range(a.warm):
+        step(i)
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for i in range(a.steps):
+            step(a.warm + i)
+    wall_ms = (time.perf_counter() - t0) * 1e3 / a.steps
+    events = prof.key_averages()
+    groups = {"convolution": ("convolution", "conv2d", "mkldnn_convolution"), "transposed convolution": ("conv_transpose",),
+              "matmul": ("addmm", "mm", "linear", "matmul"), "optimizer": ("_fused_adam", "adam")}
+    own = {k: 0.0 for k in (*groups, "other")}
+    flops = 0
+    rows = []
+    for e in events:
+        self_ms = e.self_cpu_time_total / 1e3 / a.steps
+        flops += e.flops or 0
+        rows.append((self_ms, e.key))
+        name = e.key.lower()
+        hit = next((k for k, keys in groups.items() if any(s in name for s in keys)), "other")
+        if hit == "convolution" and "transpose" in name:
+            hit = "transposed convolution"
+        own[hit] += self_ms
+    # the FC matmul's rate in this precision: the machine's attainable GEMM throughput
+    am, wm = torch.randn(100, 6272), torch.randn(1024, 6272)
+    if prec == "bf16":
+        am, wm = am.bfloat16(), wm.bfloat16()
+    for _ in range(20):
+        am @ wm.T
+    t1 = time.perf_counter()
+    for _ in range(200):
+        am @ wm.T
+    gflops = 2 * 100 * 6272 * 1024 * 200 / (time.perf_counter() - t1) / 1e9
+    step_gflop = flops / a.steps / 1e9
+    floor_ms = step_gflop / gflops * 1e3
+    print(f"{a.config}: {wall_ms:.1f} ms per step under the profiler ({torch.get_num_threads()} threads); "
+          f"{step_gflop:.1f} GFLOP per step counted; FC matmul {gflops:.0f} GFLOP/s")
+    print(f"floor: {floor_ms:.1f} ms per step = {floor_ms * 600 / 1e3:.1f} s per 600-step epoch; now "
+          f"{wall_ms * 600 / 1e3:.1f} s ({wall_ms / floor_ms:.1f}x the floor)")
+    print("self CPU time per step, grouped:")
+    for k, ms in sorted(own.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:24s} {ms:7.2f} ms")
+    print("top ops (self CPU ms per step):")
+    for ms, key in sorted(rows, reverse=True)[:15]:
+        print(f"  {ms:7.2f}  {key}")
+
+
 def ceiling(a) -> None:
     res = {}
     for r in range(a.repeats):
@@ -233,6 +315,11 @@ def main():
     c.add_argument("--steps", type=int, default=300, help="timed steps per configuration")
     c.add_argument("--warm", type=int, default=900, help="untimed steps first (subnormal moments appear after ~800)")
     c.add_argument("--repeats", type=int, default=1)
+    pr = sub.add_parser("profile")
+    pr.add_argument("--data-dir", default=None)
+    pr.add_argument("--config", choices=list(CEILING), default="bf16")
+    pr.add_argument("--steps", type=int, default=50)
+    pr.add_argument("--warm", type=int, default=900)
     cw = sub.add_parser("ceiling-worker")
     cw.add_argument("config", choices=list(CEILING))
     cw.add_argument("--steps", type=int, default=300)
@@ -252,6 +339,8 @@ def main():
         ceiling(a)
     elif a.cmd == "speed":
         speed(a)
+    elif a.cmd == "profile":
+        profile(a)
     else:
         quality(a)
 

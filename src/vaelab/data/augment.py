@@ -39,5 +39,5 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotation: float) -> tor
     if max_shift == 0 and max_rotation == 0:
         return x
     B, H, W = x.shape[0], x.shape[-2], x.shape[-1]  # ``affine`` refuses anything but (B, C, H, W)
-    u = torch.rand(3, B) * 2.0 - 1.0
+    u = torch.rand(3, B, device=x.device) * 2.0 - 1.0
     return affine(x, u[0] * max_rotation, u[1] * max_shift * W, u[2] * max_shift * H)

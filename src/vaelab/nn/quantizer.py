@@ -150,7 +150,7 @@ class VectorQuantizer(nn.Module):
             dead = (self.unused_steps >= self.restart_after).nonzero().squeeze(1)
             if dead.numel():
                 flat = gather_rows(flat)  # data-parallel: restart at the global batch's encoder outputs
-                pick = torch.randint(0, flat.shape[0], (dead.numel(),))
+                pick = torch.randint(0, flat.shape[0], (dead.numel(),), device=flat.device)
                 fresh = flat[pick]
                 cb = self.codebook.data if isinstance(self.codebook, nn.Parameter) else self.codebook
                 cb[dead] = fresh.to(cb.dtype)
