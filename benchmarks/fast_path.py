@@ -3,7 +3,7 @@ MNIST in several configurations, each in its own fresh process (alternating prec
 process slows both), plus the quality check fp32 vs bf16 after 10 epochs with the same seed.
 
     python benchmarks/fast_path.py speed --data-dir $VAELAB_DATA/mnist [--steps 200] [--warm-epochs 5] [--repeats 2]
-    python benchmarks/fast_path.py quality --data-dir $VAELAB_DATA/mnist [--epochs 10]
+    python benchmarks/fast_path.py quality --data-dir $VAELAB_DATA/mnist [--epochs 10] [--seeds 0,1,2] [--precisions fp32,bf16] [--out DIR]
     python benchmarks/fast_path.py ceiling --data-dir $VAELAB_DATA/mnist [--steps 300] [--warm 900]
     python benchmarks/fast_path.py profile --data-dir $VAELAB_DATA/mnist [--config bf16-cl] [--steps 50] [--warm 900]
 
@@ -129,6 +129,22 @@ def speed(a) -> None:
 CEILING = {"fp32": {}, "bf16": {"precision": "bf16"}, "bf16-cl": {"precision": "bf16", "channels_last": True}}
 
 
+def fc_matmul_gflops(prec: str) -> float:
+    """GFLOP/s of the FC layer's matmul (batch 100, 6272 -> 1024), forward only, in ``prec``."""
+    import torch
+
+    a = torch.randn(100, 6272)
+    w = torch.randn(1024, 6272)
+    if prec == "bf16":
+        a, w = a.bfloat16(), w.bfloat16()
+    for _ in range(20):
+        a @ w.T
+    t0 = time.perf_counter()
+    for _ in range(200):
+        a @ w.T
+    return 2 * 100 * 6272 * 1024 * 200 / (time.perf_counter() - t0) / 1e9
+
+
 def ceiling_worker(config: str, steps: int, warm: int, data_dir: str | None) -> dict:
     import torch
 
@@ -161,17 +177,7 @@ def ceiling_worker(config: str, steps: int, warm: int, data_dir: str | None) -> 
         if i >= warm:
             fb.append((t1 - t0) * 1e3)
             op.append((t2 - t1) * 1e3)
-    # the FC layer's matmul (batch 100, 6272 -> 1024), forward only, in this process's precision
-    a = torch.randn(100, 6272)
-    w = torch.randn(1024, 6272)
-    if prec == "bf16":
-        a, w = a.bfloat16(), w.bfloat16()
-    for _ in range(20):
-        a @ w.T
-    t0 = time.perf_counter()
-    for _ in range(200):
-        a @ w.T
-    gflops = 2 * 100 * 6272 * 1024 * 200 / (time.perf_counter() - t0) / 1e9
+    gflops = fc_matmul_gflops(prec)
     return {"config": config, "fwd_bwd_ms": statistics.median(fb), "opt_ms": statistics.median(op),
             "step_ms": statistics.median([a + b for a, b in zip(fb, op)]), "fc_gflops": gflops, "threads": torch.get_num_threads()}
 
@@ -228,16 +234,7 @@ def profile(a) -> None:
         if hit == "convolution" and "transpose" in name:
             hit = "transposed convolution"
         own[hit] += self_ms
-    # the FC matmul's rate in this precision: the machine's attainable GEMM throughput
-    am, wm = torch.randn(100, 6272), torch.randn(1024, 6272)
-    if prec == "bf16":
-        am, wm = am.bfloat16(), wm.bfloat16()
-    for _ in range(20):
-        am @ wm.T
-    t1 = time.perf_counter()
-    for _ in range(200):
-        am @ wm.T
-    gflops = 2 * 100 * 6272 * 1024 * 200 / (time.perf_counter() - t1) / 1e9
+    gflops = fc_matmul_gflops(prec)  # the machine's attainable GEMM rate in this precision
     step_gflop = flops / a.steps / 1e9
     floor_ms = step_gflop / gflops * 1e3
     print(f"{a.config}: {wall_ms:.1f} ms per step under the profiler ({torch.get_num_threads()} threads); "
@@ -271,30 +268,52 @@ def ceiling(a) -> None:
 
 
 def quality(a) -> None:
+    """Train (or resume) the VAE on the paper backbone for ``--epochs`` epochs per seed and precision,
+    print test -ELBO and recon accuracy, and with ``--results FILE.json`` write every run's record (and
+    FILE.md: the table, the mean over seeds and bf16 - fp32 per seed)."""
     import vaelab
+    from vaelab.provenance import environment
+    from vaelab.rundir import evaluate_run, run_config
     from vaelab.training.config import TrainConfig
 
     out = Path(a.out)
-    for prec in ("fp32", "bf16"):
-        run = out / f"vae-paper-{prec}"
+    records = []
+    for seed, prec in ((seed, prec) for seed in a.seeds for prec in a.precisions):
+        run = out / (f"vae-paper-{prec}" if seed == 0 else f"vae-paper-{prec}-s{seed}")
         if not (run / "checkpoint.json").exists():
             t0 = time.time()
-            vaelab.train("vae", {"backbone": "paper"}, TrainConfig(dataset="mnist", data_dir=a.data_dir, epochs=a.epochs,
+            vaelab.train("vae", {"backbone": "paper"}, TrainConfig(dataset="mnist", data_dir=a.data_dir, epochs=a.epochs, seed=seed,
                                                                    optimizer="adam", precision=prec, progress=False), run)
             print(f"{prec}: trained in {time.time() - t0:.0f} s", flush=True)
         elif not json.loads((run / "checkpoint.json").read_text())["done"]:
             vaelab.train(None, resume=True, run_dir=run)
-        last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-        line = f"{prec}: test -ELBO {last['test']['loss']:.2f} nats, median s/epoch " \
-               f"{statistics.median(json.loads(l)['seconds'] for l in (run / 'metrics.jsonl').read_text().splitlines()):.1f}"
-        try:
-            from vaelab.rundir import evaluate_run
-
-            ev = evaluate_run(run, n_samples=2000, iwae_k=0, iwae_n=0, data_dir=a.data_dir)
-            line += f", recon accuracy {ev['recon_accuracy']:.4f}"
-        except ImportError:
-            pass
-        print(line, flush=True)
+        recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else \
+            evaluate_run(run, n_samples=2000, iwae_k=0, iwae_n=0, data_dir=a.data_dir)
+        rec = {"variant": "vae", "seed": seed, "precision": prec, "config": run_config(run)["train"],
+               "model": run_config(run)["model"],
+               "metrics": {"test_neg_elbo": recs[-1]["test"]["loss"], "recon_accuracy": ev["recon_accuracy"],
+                           "median_s_per_epoch": statistics.median(r["seconds"] for r in recs)},
+               "command": f"python benchmarks/fast_path.py quality --data-dir DIR --epochs {a.epochs} --seeds {seed} "
+                          f"--precisions {prec}", "run_dir": str(run)}
+        records.append(rec)
+        print(f"seed {seed} {prec}: test -ELBO {rec['metrics']['test_neg_elbo']:.2f} nats, median s/epoch "
+              f"{rec['metrics']['median_s_per_epoch']:.1f}, recon accuracy {rec['metrics']['recon_accuracy']:.4f}", flush=True)
+    if a.results:
+        env = environment()
+        doc = {"study": "fp32 vs bf16 quality of the paper-backbone VAE", "environment": env, "runs": records}
+        Path(a.results).write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        by = {(r["seed"], r["precision"]): r["metrics"] for r in records}
+        lines = [f"# fp32 vs bf16: the paper-backbone VAE after {a.epochs} epochs on MNIST", "",
+                 f"CPU: {env['machine']['summary']}; vaelab {env['versions']['vaelab']}, torch {env['versions']['torch']}; "
+                 f"commit {env['git_commit']}. Command per run: in the JSON.", "",
+                 "| seed | fp32 −ELBO | bf16 −ELBO | bf16 − fp32 | fp32 recon acc | bf16 recon acc |", "|---|---|---|---|---|---|"]
+        for seed in a.seeds:
+            f, b = by.get((seed, "fp32")), by.get((seed, "bf16"))
+            if f and b:
+                lines.append(f"| {seed} | {f['test_neg_elbo']:.2f} | {b['test_neg_elbo']:.2f} | "
+                             f"{b['test_neg_elbo'] - f['test_neg_elbo']:+.2f} | {f['recon_accuracy']:.4f} | {b['recon_accuracy']:.4f} |")
+        Path(a.results).with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 def main():
@@ -310,6 +329,9 @@ def main():
     q.add_argument("--data-dir", default=None)
     q.add_argument("--epochs", type=int, default=10)
     q.add_argument("--out", default="runs/fast_path")
+    q.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0])
+    q.add_argument("--precisions", type=lambda t: t.split(","), default=["fp32", "bf16"])
+    q.add_argument("--results", default=None, help="write every run's record here (JSON) and a table beside it (.md)")
     c = sub.add_parser("ceiling")
     c.add_argument("--data-dir", default=None)
     c.add_argument("--steps", type=int, default=300, help="timed steps per configuration")

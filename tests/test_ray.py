@@ -113,14 +113,22 @@ class Hang:
             time.sleep(0.1)
 
 
+class Quick(Hang):
+    """A job that finishes at once."""
+
+    def __call__(self):
+        return {"variant": self.spec.variant, "seed": self.spec.seed, "status": "ok"}
+
+
 def test_a_run_past_its_timeout_is_recorded_and_the_study_goes_on(tmp_path, mnist5k_quick_classifier, local_ray):
     from vaelab.study.ray_executor import RayExecutor
 
     s = tiny(tmp_path / "study")
     jobs = [Job(spec, s, mnist5k_quick_classifier, f"vae seed {spec.seed}", _stderr) for spec in plan(s)]
-    res = RayExecutor(run_timeout=20, device="cpu").map([Hang(jobs[0]), jobs[1]])
-    assert res[0]["status"] == "failed" and res[0]["stage"] == "timeout" and "--run-timeout 20s" in res[0]["error"]
-    assert res[1]["status"] == "ok"
+    res = RayExecutor(run_timeout=10, device="cpu").map([Hang(jobs[0]), Quick(jobs[1])])
+    assert res[0]["status"] == "failed" and res[0]["stage"] == "timeout" and "--run-timeout 10s" in res[0]["error"]
+    assert res[0]["run_dir"] == str(jobs[0].spec.run_dir) and not (jobs[0].spec.run_dir / "failed.json").exists()
+    assert res[1] == {"variant": "vae", "seed": 1, "status": "ok"}
 
 
 def test_with_timeout_stops_a_run_stuck_outside_python():
