@@ -274,9 +274,10 @@ class Trainer:
             st.step += 1
             if bar is not None:
                 bar.update(1)
-            due = cfg.checkpoint_every_s and time.monotonic() - last_ckpt > cfg.checkpoint_every_s
-            if (st.step % SYNC_EVERY == 0 or st.batch == n_batches or due
-                    or (self.world == 1 and interrupted["flag"])):  # (several processes agree on Ctrl-C at a sync)
+            due = bool(cfg.checkpoint_every_s) and time.monotonic() - last_ckpt > cfg.checkpoint_every_s
+            # several processes sync only at steps they all know (the sync is a collective; a clock or a
+            # Ctrl-C seen by one process waits for the next one); only rank 0 writes the checkpoint
+            if st.step % SYNC_EVERY == 0 or st.batch == n_batches or (self.world == 1 and (due or interrupted["flag"])):
                 last_vals = self._sync(window, acc, phase, st, interrupted)
                 window = []
                 if st.step % STEP_EVENT_EVERY == 0:
@@ -303,19 +304,27 @@ class Trainer:
     def _sync(self, window, acc, phase, st, interrupted) -> torch.Tensor:
         """Bring the updates of ``window`` to the host: add the global batch's sums of their loss terms
         to ``acc``, raise TrainingDiverged at the first update whose terms were not finite (on any
-        process), agree on Ctrl-C across the processes; return the last update's global means."""
-        vals = torch.stack([w[3] for w in window])  # (w, terms): per-process batch means
-        sizes = torch.tensor([w[4] for w in window], dtype=torch.float64, device=vals.device)
-        bad = (~torch.isfinite(vals).all(1)).double()
-        if self.world > 1:  # one collective: the sums, the last update's sums, every update's finiteness, Ctrl-C
-            k = vals.shape[1]
-            t = torch.cat([(vals.double() * sizes[:, None]).sum(0), vals[-1].double() * sizes[-1], sizes.sum().reshape(1),
-                           sizes[-1:], bad, vals.new_tensor([float(interrupted["flag"])], dtype=torch.float64)])
-            t = parallel.sum_over_processes(t)
-            sums, last, bad = t[:k], t[k:2 * k] / t[2 * k + 1], t[2 * k + 2:2 * k + 2 + len(window)]
-            interrupted["flag"] = bool(t[-1] > 0)
+        process), agree on Ctrl-C across the processes; return the last update's global means. (An
+        update's terms may differ from the next one's, e.g. a critic's step and a generator's.)"""
+        bad = torch.stack([~torch.isfinite(w[3]).all() for w in window]).double()  # (w,)
+        last_names = list(window[-1][2])
+        if self.world > 1:  # one collective: every term's sum, the last update's sums, each update's finiteness, Ctrl-C
+            names = list(dict.fromkeys(k for w in window for k in w[2]))
+            sums = torch.zeros(len(names), dtype=torch.float64, device=bad.device)
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, w in enumerate(window):
+                groups.setdefault(tuple(w[2]), []).append(i)
+            for keys, rows in groups.items():
+                v = torch.stack([window[i][3].double() * window[i][4] for i in rows]).sum(0)
+                sums.index_add_(0, torch.tensor([names.index(k) for k in keys], device=sums.device), v)
+            last = window[-1][3].double() * window[-1][4]
+            flag = bad.new_tensor([float(interrupted["flag"]), float(window[-1][4])])
+            t = parallel.sum_over_processes(torch.cat([sums, last, bad, flag]))
+            k, n = len(names), len(last_names)
+            sums, last, bad = t[:k], t[k:k + n] / t[-1], t[k + n:k + n + len(window)]
+            interrupted["flag"] = bool(t[-2] > 0)
         else:
-            sums, last = None, vals[-1]
+            names, last = None, window[-1][3]
         bad = bad.cpu()
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
@@ -324,10 +333,9 @@ class Trainer:
             raise TrainingDiverged(
                 f"non-finite loss at step {step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
                 f"{detail}; the last good checkpoint in {self.run_dir} is kept")
-        names = list(window[0][2])
-        if sums is None:  # one process: each update's sum added in turn (the same sums as before, bit for bit)
-            for _, _, _, v, size in window:
-                for name, val in zip(names, v):
+        if names is None:  # one process: each update's sum added in turn (the same sums as before, bit for bit)
+            for _, _, terms, v, size in window:
+                for name, val in zip(terms, v):
                     acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=v.device)) + val.double() * size
         else:
             for name, val in zip(names, sums):
