@@ -7,7 +7,8 @@ optimizer for plain SGD (whose step is linear in the gradient, so processes that
 gradients exactly stay within rounding of one process), "run" keeps the run's (Adam).
 
 The failure tests set ``DP_FAIL=RANK:STEP:raise|kill``: that rank raises (or SIGKILLs itself) at
-the start of that update.
+the start of that update; ``DP_CHECKPOINT_EVERY=S`` sets rank 0's checkpoint_every_s (the
+other ranks' stays 0: the processes disagree on when a checkpoint is due).
 """
 import os
 import signal
@@ -59,7 +60,8 @@ def main(out, optimizer, variants, epochs=1, resume=False):
         trainer_mod.make_optimizer_factory = sgd_factory
     for name in variants.split(","):
         tc = TrainConfig(dataset="mnist-5k", train_size=120, batch_size=40, epochs=int(epochs), seed=3,
-                         binarize="dynamic", progress=False, device="cpu")
+                         binarize="dynamic", progress=False, device="cpu",
+                         checkpoint_every_s=float(os.environ.get("DP_CHECKPOINT_EVERY", "0")) if parallel.rank() == 0 else 0.0)
         if resume:
             train(None, resume=True, run_dir=f"{out}/{name}", extra_epochs=int(epochs))
         else:

@@ -81,6 +81,17 @@ def test_a_failing_process_takes_the_group_down_and_the_run_resumes(tmp_path, sp
     assert_close_runs(tmp_path / "split" / "vae", tmp_path / "whole" / "vae", atol=0)
 
 
+def test_time_based_checkpoints_with_several_processes(tmp_path):
+    """A checkpoint due by the clock (here due at every update on rank 0 and never on rank 1) never makes
+    one process enter a collective alone: the run ends, and as the run without those checkpoints does."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", WORKER,
+           str(tmp_path / "often"), "sgd", "vae", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env(OMP_NUM_THREADS=1, DP_CHECKPOINT_EVERY="1e-6"), timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    worker(2, tmp_path / "whole", "sgd", "vae", 2)
+    assert_close_runs(tmp_path / "often" / "vae", tmp_path / "whole" / "vae", atol=0)
+
+
 def _processes_with(marker: str) -> list[int]:
     out = []
     for d in Path("/proc").iterdir():
