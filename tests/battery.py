@@ -142,8 +142,10 @@ def check_save_load(name: str, tmp_path) -> None:
     w = get(name)(conf)
     tensors, state = read_checkpoint(tmp_path)
     load_model_weights(w, tensors)
-    for (k, a), (_, b) in zip(v.state_dict().items(), w.state_dict().items()):
-        assert torch.equal(a, b), f"{name}: {k} differs after load"
+    sv, sw = v.state_dict(), w.state_dict()
+    assert list(sv) == list(sw), f"{name}: state keys differ after load: {set(sv) ^ set(sw)}"
+    for k in sv:
+        assert torch.equal(sv[k], sw[k]), f"{name}: {k} differs after load"
     v.eval(), w.eval()
     x, y = labelled(batch_for(v))
     y = y if v.conditional else None

@@ -130,7 +130,6 @@ def test_every_seeded_draw_names_its_device(name):
 # ---------------------------------------------------------------------------------------------------
 DATA_DEPENDENT = ("cannot be called on meta tensors", "register_meta function for torch.nonzero",
                   "Cannot copy out of meta tensor", "with Meta tensors", "meta tensors")
-DEVICE_ERRORS = ("device", "Device")
 
 
 def _on_meta(out) -> list[str]:
