@@ -49,7 +49,7 @@ import torch
 import torch.distributed as dist
 
 from . import rng
-from .errors import ConfigError, VaelabError
+from .errors import ConfigError, TrainingDiverged, VaelabError, WriteFailed
 
 TIMEOUT_ENV = "VAELAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
@@ -152,8 +152,6 @@ def abort(e: BaseException) -> None:
     """End this process of a group at once after ``e``: its traceback printed once (one line for a
     known error, or for a peer's failure seen here), no barrier and no interpreter teardown, exit status
     2 for bad input and 1 otherwise. The other processes see the connections close and end too."""
-    from .errors import TrainingDiverged, WriteFailed
-
     r = rank()
     if isinstance(e, (PeerFailed, VaelabError, WriteFailed, TrainingDiverged)):
         sys.stderr.write(f"vaelab rank {r}: error: {e}\n")
@@ -287,7 +285,7 @@ def sum_over_processes(t: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return t
     out = t.detach().clone()
-    _collective(dist.all_reduce, out)
+    _flat_all_reduce([out])
     return out
 
 

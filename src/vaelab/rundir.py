@@ -149,22 +149,22 @@ def train(
     main = parallel.is_main()
     try:
         _train_locked(run_dir, variant, model_cfg, train_cfg, resume, on_event, tensorboard, main, train_set, test_set)
-    except WriteFailed as e:
-        kept = (run_dir / CHECKPOINT).exists()
-        err = WriteFailed(f"{e}; " + (f"the last complete checkpoint in {run_dir} is kept: make room, then resume with "
-                                      f"`vaelab train --resume {run_dir}`" if kept else
-                                      f"nothing was checkpointed in {run_dir} yet: make room and start again"))
-        if parallel.launched() and parallel.world_size() > 1:
-            parallel.abort(err)
-        raise err from None
     except KeyboardInterrupt:  # (with several processes, all stop together at one batch: they leave in order)
         if joined:
             parallel.close()
         raise
     except BaseException as e:
+        err = e
+        if isinstance(e, WriteFailed):  # say how to go on
+            kept = (run_dir / CHECKPOINT).exists()
+            err = WriteFailed(f"{e}; " + (f"the last complete checkpoint in {run_dir} is kept: make room, then resume with "
+                                          f"`vaelab train --resume {run_dir}`" if kept else
+                                          f"nothing was checkpointed in {run_dir} yet: make room and start again"))
         if parallel.launched() and parallel.world_size() > 1:  # the others wait in a collective: end at once
-            parallel.abort(e)
-        raise
+            parallel.abort(err)
+        if err is e:
+            raise
+        raise err from None
     if joined:  # this call joined the process group: it leaves it
         parallel.close()
     return run_dir

@@ -249,7 +249,7 @@ class Trainer:
         v.train()
         t0 = time.perf_counter()
         last_ckpt = time.monotonic()
-        window: list[tuple[int, int, dict[str, torch.Tensor], torch.Tensor, int]] = []  # updates since the last sync
+        window: list[tuple[int, int, tuple[str, ...], torch.Tensor, int]] = []  # (step, batch, term names, means, size) since the last sync
         while st.batch < n_batches:
             b = st.batch
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
@@ -268,7 +268,7 @@ class Trainer:
             with parallel.sharing(share):
                 terms = self._step(batch, st, opts, phase)
             vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
-            window.append((st.step, b, terms, vals, bsz if share is None else share.hi - share.lo))
+            window.append((st.step, b, tuple(terms), vals, bsz if share is None else share.hi - share.lo))
             st.acc_n += bsz
             st.batch += 1
             st.step += 1
@@ -307,39 +307,28 @@ class Trainer:
         process), agree on Ctrl-C across the processes; return the last update's global means. (An
         update's terms may differ from the next one's, e.g. a critic's step and a generator's.)"""
         bad = torch.stack([~torch.isfinite(w[3]).all() for w in window]).double()  # (w,)
-        last_names = list(window[-1][2])
-        if self.world > 1:  # one collective: every term's sum, the last update's sums, each update's finiteness, Ctrl-C
-            names = list(dict.fromkeys(k for w in window for k in w[2]))
-            sums = torch.zeros(len(names), dtype=torch.float64, device=bad.device)
-            groups: dict[tuple[str, ...], list[int]] = {}
-            for i, w in enumerate(window):
-                groups.setdefault(tuple(w[2]), []).append(i)
-            for keys, rows in groups.items():
-                v = torch.stack([window[i][3].double() * window[i][4] for i in rows]).sum(0)
-                sums.index_add_(0, torch.tensor([names.index(k) for k in keys], device=sums.device), v)
-            last = window[-1][3].double() * window[-1][4]
-            flag = bad.new_tensor([float(interrupted["flag"]), float(window[-1][4])])
-            t = parallel.sum_over_processes(torch.cat([sums, last, bad, flag]))
-            k, n = len(names), len(last_names)
-            sums, last, bad = t[:k], t[k:k + n] / t[-1], t[k + n:k + n + len(window)]
+        last = window[-1][3]
+        # one process: each update's sums go straight into the epoch's, in turn (the sums of before, bit for bit)
+        sums = acc if self.world == 1 else {}
+        if self.world > 1:  # one collective: the window's sums, the last update's, each update's finiteness, Ctrl-C
+            _add_sums(sums, window)
+            n_last = float(window[-1][4])
+            t = parallel.sum_over_processes(torch.cat([torch.stack(list(sums.values())), last.double() * n_last, bad,
+                                                       bad.new_tensor([float(interrupted["flag"]), n_last])]))
+            k, n = len(sums), len(last)
+            for name, val in zip(list(sums), t[:k]):
+                acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val
+            last, bad = t[k:k + n] / t[-1], t[k + n:k + n + len(window)]
             interrupted["flag"] = bool(t[-2] > 0)
-        else:
-            names, last = None, window[-1][3]
         bad = bad.cpu()
         if bool(bad.any()):
-            i = int(bad.nonzero()[0])
-            step, b, terms, local, _ = window[i]
-            detail = ", ".join(f"{name}={float(val):.6g}" for name, val in zip(terms, local))
+            step, b, names, local, _ = window[int(bad.nonzero()[0])]
+            detail = ", ".join(f"{name}={float(val):.6g}" for name, val in zip(names, local))
             raise TrainingDiverged(
                 f"non-finite loss at step {step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
                 f"{detail}; the last good checkpoint in {self.run_dir} is kept")
-        if names is None:  # one process: each update's sum added in turn (the same sums as before, bit for bit)
-            for _, _, terms, v, size in window:
-                for name, val in zip(terms, v):
-                    acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=v.device)) + val.double() * size
-        else:
-            for name, val in zip(names, sums):
-                acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val
+        if self.world == 1:
+            _add_sums(acc, window)
         return last.cpu()
 
     @torch.no_grad()
@@ -426,6 +415,13 @@ class Trainer:
             save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
             files["reconstructions"] = str(self.run_dir / "reconstructions.png")
         return files
+
+
+def _add_sums(sums: dict[str, torch.Tensor], window) -> None:
+    """Add each update's loss terms × its batch size to ``sums`` (by name, float64), update by update."""
+    for _, _, names, vals, size in window:
+        for name, val in zip(names, vals):
+            sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val.double() * size
 
 
 def _is_compile_error(e: Exception) -> bool:
