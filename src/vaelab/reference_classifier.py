@@ -245,7 +245,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
 
 # ----- the cache --------------------------------------------------------------------------------
 ARCH = "ClassifierNet-v1"  # bump when ClassifierNet changes: cached weights of another architecture are retrained
-JUDGE_ARCH = "SequenceJudgeNet-v4"  # the same for the sequence judge
+JUDGE_ARCH = "SequenceJudgeNet-v5"  # the same for the sequence judge
 
 
 def classifier_dir() -> Path:

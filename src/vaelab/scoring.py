@@ -34,12 +34,17 @@ over the whole test set:
                          judge digit accuracy against the test sequence's digit (content preserved)
   content_is, content_h_y_given_x, content_h_y
                          IS, H(y|x) and H(y) (nats) of the judge's digit probabilities on those sequences
+  content_accuracy_mean_dynamics
+                         the same with the prior's mean path as the dynamics instead of a draw
   motion_accuracy        each test sequence's dynamics z_1:T kept, z_f drawn from the prior: judge
                          motion accuracy against the test sequence's direction (motion preserved)
   swap_content_accuracy, swap_motion_accuracy
                          z_f of sequence i with z_1:T of sequence π(i) (a seeded permutation): the
                          judge's digit against i's, its motion against π(i)'s
   recon_motion_accuracy  the judge's motion accuracy on reconstructions (recon_accuracy: its digit)
+  probe_digit_z_f, probe_digit_z_t
+                         a logistic-regression probe of the digit from the posterior means of z_f and of
+                         z_1:T, fitted on the first half of the test sequences, scored on the second
 Cost (from metrics.jsonl; machine-dependent):
   parameters, seconds_per_epoch, images_per_s (main phase: "train", else the last), train_seconds,
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
@@ -75,10 +80,13 @@ SEQUENCE_KEYS = {
     "content_is": "IS of those sequences' digits",
     "content_h_y_given_x": "H(y|x) of those sequences (nats)",
     "content_h_y": "H(y) of those sequences (nats)",
+    "content_accuracy_mean_dynamics": "the judge's digit: each test sequence's z_f, the prior's mean dynamics",
     "motion_accuracy": "the judge's motion: each test sequence's z_1:T, z_f from the prior",
     "swap_content_accuracy": "z_f of a test sequence with z_1:T of another: its digit",
     "swap_motion_accuracy": "... and the other's motion",
     "recon_motion_accuracy": "the judge's motion on reconstructions",
+    "probe_digit_z_f": "a logistic probe of the digit from z_f (fit on half the test set, scored on the other)",
+    "probe_digit_z_t": "the same probe from z_1:T (near chance when the digit stays out of the dynamics)",
 }
 #: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
 STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
@@ -155,8 +163,10 @@ def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, moti
     perm = torch.randperm(n, generator=generator, device=generator.device)
     swapped = batched(lambda i, j: v.swap(x[i:j], x[perm[i:j]]).float().cpu(), n, batch_size)
     p = perm.cpu().numpy()
+    mean_path = batched(lambda i, j: v.fix_static(x[i:j], mean_dynamics=True).float().cpu(), n, batch_size)
     return {
         "content_accuracy": float((probs.argmax(1) == labels).mean()),
+        "content_accuracy_mean_dynamics": float((judge.predict(mean_path) == labels).mean()),
         "content_is": inception_score(probs),
         "content_h_y_given_x": conditional_entropy(probs),
         "content_h_y": marginal_entropy(probs),
@@ -164,7 +174,33 @@ def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, moti
         "swap_content_accuracy": float((judge.predict(swapped) == labels).mean()),
         "swap_motion_accuracy": float((judge.predict_motion(swapped) == motion[p]).mean()),
         "recon_motion_accuracy": float((judge.predict_motion(rec) == motion).mean()),
+        **latent_probes(v, x, labels, batch_size),
     }
+
+
+def latent_probes(v: Variant, x: torch.Tensor, labels: np.ndarray, batch_size: int) -> dict[str, float]:
+    """Where the digit lives: a multinomial logistic regression (scikit-learn, standardised inputs) from
+    the posterior means of z_f, and of z_1:T flattened, to the digit label, fitted on the first half of
+    the sequences ``x`` and scored on the second half (chance is 1 / number of digits)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n = x.shape[0]
+    codes = batched(lambda i, j: torch.cat([m.flatten(1) for m in _posterior_means(v, x[i:j])], 1).float().cpu(), n, batch_size).numpy()
+    d_f, half = int(v.config.latent_dim), n // 2
+    out = {}
+    for key, cols in (("probe_digit_z_f", slice(0, d_f)), ("probe_digit_z_t", slice(d_f, None))):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        probe.fit(codes[:half, cols], labels[:half])
+        out[key] = float((probe.predict(codes[half:, cols]) == labels[half:]).mean())
+    return out
+
+
+@torch.no_grad()
+def _posterior_means(v: Variant, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    q_f, q_t, _ = v.encode_sequence(x)
+    return q_f.mean, q_t.mean
 
 
 def likelihood_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, iwae_k: int, iwae_n: int, seed: int,

@@ -64,7 +64,8 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
     """``n`` sequences from ``digits`` (M, 28, 28) uint8 with their labels (M,).
 
     Returns (sequences uint8 (n, frames, 1, 64, 64), content labels (n,),
-    {"motion": (n,), "speed": (n,), "step_directions": (n, frames − 1)})."""
+    {"motion": (n,), "speed": (n,), "step_directions": (n, frames − 1), "positions": (n, frames, 2)}),
+    positions being the (x, y) of the first digit's top-left corner in every frame."""
     if digits.ndim != 3 or digits.shape[1:] != (DIGIT, DIGIT):
         raise ValueError(f"digits must be (M, {DIGIT}, {DIGIT}), got {digits.shape}")
     rng = np.random.default_rng(seed)
@@ -75,6 +76,7 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
     labels = np.zeros(n, dtype=np.int64)
     motion = speed = None
     steps = np.full((n, max(frames - 1, 0)), -1, dtype=np.int64)
+    positions = np.zeros((n, frames, 2), dtype=np.int64)
     rows_n = np.arange(n)[:, None, None]
     offs = np.arange(DIGIT)
     for j in range(n_digits):
@@ -96,11 +98,13 @@ def generate(digits: np.ndarray, digit_labels: np.ndarray, n: int, frames: int =
                 if j == 0:
                     moved = pos - prev
                     steps[:, t - 1] = SIGN_CLASS[np.sign(moved[:, 0]) + 1, np.sign(-moved[:, 1]) + 1]
+            if j == 0:
+                positions[:, t] = pos
             r = pos[:, 1, None, None] + offs[None, :, None]
             c = pos[:, 0, None, None] + offs[None, None, :]
             frame = out[:, t]
             frame[rows_n, r, c] = np.maximum(frame[rows_n, r, c], d)
-    return out[:, :, None], labels, {"motion": motion, "speed": speed, "step_directions": steps}
+    return out[:, :, None], labels, {"motion": motion, "speed": speed, "step_directions": steps, "positions": positions}
 
 
 def load(name: str, split: str, digits: np.ndarray, digit_labels: np.ndarray, n: int | None = None):

@@ -12,6 +12,11 @@ quick runs and tests.
 channels doubling per layer up to 64, FC 256; the decoder mirrors it. For larger square frames
 (e.g. 64×64 Moving MNIST), where the two-layer trunks spend most of their time at full resolution.
 
+``dcgan-bn`` and ``dcgan-bn32``: the frame networks of the sequence papers' reference code (S3VAE,
+DSVAE): the same DCGAN shape, but 64 channels doubling per layer up to 512 (``dcgan-bn32``: 32 up
+to 256, for a quarter of the cost) with batch normalisation after every convolution but the first
+(encoder) and after every layer but the last (decoder).
+
 ``mlp``: two 512-unit layers, for flat inputs (feature vectors, shape (D,)) or flattened images.
 
 ``dec``: the 500-500-2000 MLP of DEC's stacked autoencoder (Xie et al. 2016), which VaDE (Jiang et
@@ -33,7 +38,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-BACKBONES = ("paper", "small", "dcgan", "mlp", "dec", "svae")
+BACKBONES = ("paper", "small", "dcgan", "dcgan-bn", "dcgan-bn32", "mlp", "dec", "svae")
+_DCGAN = {"dcgan": (16, 64, False), "dcgan-bn": (64, 512, True), "dcgan-bn32": (32, 256, True)}  # first width, cap, batch norm
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
 _MLP = {"mlp": (512, 512), "dec": (500, 500, 2000), "svae": (256, 128)}  # hidden widths, input side first
 
@@ -53,35 +59,43 @@ def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
 
 def conv_shape_ok(data_shape: tuple[int, ...], backbone: str = "paper") -> bool:
     """Whether the conv backbones take data of this shape: (C, H, W) with H and W divisible by 4
-    (``dcgan``: square, H = 4·2^k with k ≥ 1)."""
+    (the ``dcgan`` family: square, H = 4·2^k with k ≥ 1)."""
     if len(data_shape) != 3:
         return False
-    if backbone == "dcgan":
+    if backbone in _DCGAN:
         h = data_shape[1]
         return h == data_shape[2] and h >= 8 and h % 4 == 0 and (h // 4) & (h // 4 - 1) == 0
     return data_shape[1] % 4 == 0 and data_shape[2] % 4 == 0
 
 
-def dcgan_widths(size: int) -> tuple[int, ...]:
-    """Channels of the ``dcgan`` trunk's layers for square images of ``size`` (one layer per halving to 4)."""
-    return tuple(min(16 * 2 ** i, 64) for i in range(int(math.log2(size // 4))))
+def dcgan_widths(size: int, backbone: str = "dcgan") -> tuple[int, ...]:
+    """Channels of a ``dcgan``-family trunk's layers for square images of ``size`` (one layer per halving to 4)."""
+    first, cap, _ = _DCGAN[backbone]
+    return tuple(min(first * 2 ** i, cap) for i in range(int(math.log2(size // 4))))
+
+
+def batch_normed(backbone: str) -> bool:
+    """Whether the backbone's conv layers are batch-normalised."""
+    return _DCGAN.get(backbone, (0, 0, False))[2]
 
 
 def shape_error(backbone: str, data_shape: tuple[int, ...]) -> ConfigError:
-    need = "square images of 4·2^k pixels (8, 16, 32, 64, ...)" if backbone == "dcgan" else \
+    need = "square images of 4·2^k pixels (8, 16, 32, 64, ...)" if backbone in _DCGAN else \
         "(C, H, W) images with H and W divisible by 4"
     return ConfigError(f"backbone: {backbone!r} needs {need}, got {data_shape} (resize with --image-size, "
                        f"or use --backbone mlp)")
 
 
 class ConvTrunk(nn.Module):
-    """Stride-2 4×4 convolutions with LeakyReLU(0.1), one per width: (B, C, H, W) → (B, widths[-1], H/2^n, W/2^n)."""
+    """Stride-2 4×4 convolutions with LeakyReLU(0.1), one per width: (B, C, H, W) → (B, widths[-1], H/2^n, W/2^n);
+    ``norm``: batch normalisation after every convolution but the first."""
 
-    def __init__(self, in_ch: int, *widths: int):
+    def __init__(self, in_ch: int, *widths: int, norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
-        for a, b in zip((in_ch, *widths[:-1]), widths):
-            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.1)]
+        for i, (a, b) in enumerate(zip((in_ch, *widths[:-1]), widths)):
+            layers += [nn.Conv2d(a, b, 4, 2, 1, bias=not (norm and i))] + ([nn.BatchNorm2d(b)] if norm and i else [])
+            layers.append(nn.LeakyReLU(0.1))
         self.net = nn.Sequential(*layers)
         self.out_channels = widths[-1]
 
@@ -91,14 +105,18 @@ class ConvTrunk(nn.Module):
 
 class DeconvHead(nn.Module):
     """Stride-2 4×4 transposed convolutions through ``widths`` (deepest first) to ``out_ch`` logits, ReLU
-    between them: (B, widths[0], H/2^n, W/2^n) → (B, out_ch, H, W)."""
+    between them (``norm``: batch normalisation before each ReLU): (B, widths[0], H/2^n, W/2^n) → (B, out_ch, H, W)."""
 
-    def __init__(self, *widths: int, out_ch: int):
+    def __init__(self, *widths: int, out_ch: int, norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         for a, b in zip(widths, (*widths[1:], out_ch)):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.ReLU()]
-        self.net = nn.Sequential(*layers[:-1])
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=not norm)] + ([nn.BatchNorm2d(b)] if norm else []) + [nn.ReLU()]
+        if norm:  # the last layer gives logits: its own bias, no normalisation
+            layers[-3:] = [nn.ConvTranspose2d(widths[-1], out_ch, 4, 2, 1)]
+        else:
+            layers = layers[:-1]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
@@ -106,8 +124,8 @@ class DeconvHead(nn.Module):
 
 def _conv_widths(backbone: str, data_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
     """(trunk widths, FC width) of a conv backbone."""
-    if backbone == "dcgan":
-        return dcgan_widths(data_shape[1]), 256
+    if backbone in _DCGAN:
+        return dcgan_widths(data_shape[1], backbone), 256
     c1, c2, fc = _CONV[backbone]
     return (c1, c2), fc
 
@@ -123,7 +141,7 @@ class Encoder(nn.Module):
             if not conv_shape_ok(self.data_shape, backbone):
                 raise shape_error(backbone, self.data_shape)
             widths, fc = _conv_widths(backbone, self.data_shape)
-            self.trunk: nn.Module = ConvTrunk(self.data_shape[0], *widths)
+            self.trunk: nn.Module = ConvTrunk(self.data_shape[0], *widths, norm=batch_normed(backbone))
             down = 2 ** len(widths)
             flat = widths[-1] * (self.data_shape[1] // down) * (self.data_shape[2] // down)
             self.fc = nn.Sequential(nn.Linear(flat + cond_dim, fc), nn.LeakyReLU(0.1))
@@ -155,8 +173,9 @@ class Decoder(nn.Module):
             widths, fc = _conv_widths(backbone, self.data_shape)
             down = 2 ** len(widths)
             self.grid = (widths[-1], self.data_shape[1] // down, self.data_shape[2] // down)
+            norm = batch_normed(backbone)
             self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
-            self.head: nn.Module = DeconvHead(*widths[::-1], out_ch=self.data_shape[0])
+            self.head: nn.Module = DeconvHead(*widths[::-1], out_ch=self.data_shape[0], norm=norm)
         else:
             hidden = _MLP[backbone][::-1]
             self.grid = None

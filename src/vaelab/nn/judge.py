@@ -7,16 +7,19 @@ from torch import nn
 
 from .backbones import ConvTrunk
 from .classifier import FEATURE_DIM, ClassifierNet
+from .sequence import INK
 from .utils import ink_centres
 
 DIGIT = 28  # the side of an MNIST digit's field, the window the content is read from
 
 
 def ink_windows(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """The ``size``×``size`` window of each frame (N, C, H, W) centred on the centre of mass of its ink
-    (rounded to a pixel, shifted inside the frame; a frame without ink gives its central window)."""
+    """The ``size``×``size`` window of each frame (N, C, H, W) centred on the centre of mass of its ink —
+    the pixels above :data:`vaelab.nn.sequence.INK`, so a faint haze over a generated frame's background
+    does not move the window — rounded to a pixel and shifted inside the frame; a frame without ink
+    gives its central window."""
     n, c, h, w = frames.shape
-    cy, cx, mass = ink_centres(frames)
+    cy, cx, mass = ink_centres(frames, INK)
     cy = torch.where(mass > 0, cy, torch.full_like(cy, (h - 1) / 2))
     cx = torch.where(mass > 0, cx, torch.full_like(cx, (w - 1) / 2))
     top = (cy + 0.5 - size / 2).floor().long().clamp(0, h - size)  # the window's centre is at top + size/2 - 1/2

@@ -27,10 +27,14 @@ def batched(fn: Callable[[int, int], torch.Tensor], n: int, batch_size: int) -> 
     return torch.cat([fn(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]) if n else torch.zeros(0)
 
 
-def ink_centres(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ink_centres(frames: torch.Tensor, threshold: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The centre of mass of the ink of each frame (..., C, H, W), channels summed: (row, column, total
-    ink), each of shape (...); a frame without ink gives (0, 0, 0)."""
+    ink), each of shape (...); a frame without ink gives (0, 0, 0). ``threshold`` > 0: only pixels
+    above it count as ink, so a faint haze over the background does not pull the centre towards
+    the frame's middle."""
     ink = frames.float().sum(-3)  # (..., H, W)
+    if threshold > 0:
+        ink = torch.where(ink > threshold, ink, torch.zeros_like(ink))
     h, w = ink.shape[-2:]
     mass = ink.sum((-2, -1))
     rows = torch.arange(h, dtype=ink.dtype, device=ink.device)
