@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError
-from ..provenance import now, versions
+from ..provenance import environment, now, versions
+from .results import compute_line, compute_totals
 from .settings import RunSpec, Settings
 
 if TYPE_CHECKING:
@@ -36,9 +37,13 @@ ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("s3vae-no-dfp", "S3VAE w/o dynamic factor prediction", "s3vae", {"dfp_weight": 0.0}),
     ("s3vae-no-mi", "S3VAE w/o MI penalty", "s3vae", {"mi_weight": 0.0}),
     ("dsvae", "DSVAE", "dsvae", {}),
+    ("dsvae-full", "DSVAE (full posterior)", "dsvae", {"dynamic_posterior": "full"}),
 )
-METRICS = ("content_accuracy", "content_is", "content_h_y_given_x", "content_h_y", "motion_accuracy",
-           "swap_content_accuracy", "swap_motion_accuracy", "recon_accuracy", "neg_elbo", "seconds_per_epoch")
+METRICS = ("content_accuracy", "content_accuracy_mean_dynamics", "content_is", "content_h_y_given_x", "content_h_y",
+           "motion_accuracy", "swap_content_accuracy", "swap_motion_accuracy", "recon_accuracy", "probe_digit_z_f",
+           "probe_digit_z_t", "neg_elbo", "seconds_per_epoch", "train_seconds")
+#: The study's default length and networks (docs/results/sequences.md says why)
+EPOCHS, BACKBONE, PRECISION = 30, "dcgan-bn32", "bf16"
 
 
 @dataclasses.dataclass
@@ -48,9 +53,11 @@ class SequenceStudy:
     out: Path
     dataset: str = "moving-mnist"
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 15
+    epochs: int = EPOCHS
     batch_size: int = 32
     lr: float = 1e-3
+    backbone: str = BACKBONE
+    precision: str = PRECISION
     rows: tuple[str, ...] = tuple(r[0] for r in ROWS)
     n_samples: int = 1000
     iwae_k: int = 50
@@ -60,7 +67,8 @@ class SequenceStudy:
 
     def key(self) -> dict[str, Any]:
         """The settings that make the runs comparable (recorded in sequence-study.json)."""
-        return {"dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        return {"dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "backbone": self.backbone, "precision": self.precision}
 
     def settings(self) -> Settings:
         """The evaluation settings in the form :func:`vaelab.study.execute.execute` reads."""
@@ -87,13 +95,14 @@ def specs(st: SequenceStudy) -> list[tuple[str, RunSpec]]:
         raise ConfigError(f"--dataset: {st.dataset} holds images; the sequence study needs moving-mnist or moving-mnist-5k")
     out = []
     for key in st.rows:
-        _, _, variant, overrides = rows[key]
+        _, _, variant, row_overrides = rows[key]
+        overrides = {**row_overrides, "backbone": st.backbone}
         conf = make_config(variant, **data_defaults(variant, dict(overrides), test))
         with torch.random.fork_rng(devices=[]):
             phases = [(p.name, st.epochs if p.epochs is None else int(p.epochs)) for p in get(variant)(conf).phases()]
         for seed in st.seeds:
             tc = TrainConfig(dataset=st.dataset, epochs=st.epochs, seed=seed, batch_size=st.batch_size, lr=st.lr,
-                             optimizer="adam", progress=False)
+                             optimizer="adam", precision=st.precision, progress=False)
             tc.validate()
             out.append((key, RunSpec(variant, seed, Path(st.out) / "runs" / f"{key}-s{seed}", dict(overrides),
                                      conf.to_dict(), tc, phases, dict(overrides))))
@@ -142,17 +151,25 @@ def _cell(row: dict[str, Any], m: str) -> str:
     return f"{v:.1f} ± {sd:.1f}" if pct or m == "neg_elbo" else f"{v:.3f} ± {sd:.3f}"
 
 
-COLUMNS = (("content_accuracy", "content acc. %"), ("content_is", "IS"), ("content_h_y_given_x", "H(y|x)"),
-           ("content_h_y", "H(y)"), ("motion_accuracy", "motion acc. %"), ("swap_content_accuracy", "swap content %"),
-           ("swap_motion_accuracy", "swap motion %"), ("neg_elbo", "−ELBO (nats/seq.)"))
+COLUMNS = (("content_accuracy", "content acc. %"), ("content_accuracy_mean_dynamics", "content, mean dyn. %"),
+           ("content_is", "IS"), ("content_h_y_given_x", "H(y|x)"), ("content_h_y", "H(y)"),
+           ("motion_accuracy", "motion acc. %"), ("swap_content_accuracy", "swap content %"),
+           ("swap_motion_accuracy", "swap motion %"), ("probe_digit_z_f", "digit probe z_f %"),
+           ("probe_digit_z_t", "digit probe z_1:T %"), ("neg_elbo", "−ELBO (nats/seq.)"))
 
 
-def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any] | None) -> str:
+def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any] | None,
+             results: dict[str, Any] | None = None) -> str:
     lines = [f"# Sequence study on {st.dataset}", "",
-             f"{st.epochs} epochs, Adam lr {st.lr:g}, batch {st.batch_size}; seeds {', '.join(map(str, st.seeds))}; "
+             f"{st.epochs} epochs, Adam lr {st.lr:g}, batch {st.batch_size}, backbone {st.backbone}, {st.precision}; "
+             f"seeds {', '.join(map(str, st.seeds))}; "
              "mean ± sd over seeds. Content: z_f of a test sequence kept, dynamics from the prior, judged digit; "
              "IS, H(y|x), H(y) on those sequences (nats). Motion: the test sequence's dynamics kept, z_f from the prior, "
-             "judged direction. Swap: z_f of one test sequence with z_1:T of another.", ""]
+             "judged direction. Swap: z_f of one test sequence with z_1:T of another. Digit probes: logistic "
+             "regression from the posterior means, fitted on half the test sequences, scored on the other (chance 10%).", ""]
+    if results:
+        machine = results.get("environment", {}).get("machine", {})
+        lines += [f"Compute: {compute_line(results)}; CPU: {machine.get('cpu', '?')}.", ""]
     if judge:
         lines += [f"Judge ({judge.get('stem')}): digit accuracy {100 * judge['test_accuracy']:.2f}%, motion accuracy "
                   f"{100 * judge.get('motion_accuracy', float('nan')):.2f}% on the real test sequences.", ""]
@@ -195,6 +212,9 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
             rec = execute(spec, s, judge, f"[{i}/{len(plan)}] {key} seed {spec.seed}", say)
             records.append({**rec, "row": key})
         records += earlier_runs(out, {(r["row"], r["seed"]) for r in records})
+        for r in records:  # each run's own record of what it was: its model and training config, command, versions
+            conf = read_json(Path(r["run_dir"]) / "config.json") if (Path(r["run_dir"]) / "config.json").is_file() else {}
+            r["config"] = {k: conf.get(k) for k in ("variant", "model", "train", "command", "versions")}
         rows = aggregate(records)
         judge_meta = {k: judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
         img = out / "report" / "img"
@@ -207,9 +227,10 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
                 pictures[key] = {"seed": first["seed"], "files": [str(p.relative_to(out / "report")) for p in paths]}
         results = {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
                    "judge": judge_meta, "rows": rows, "runs": records, "pictures": pictures,
-                   "command": st.command, "created": now(), "versions": versions()}
+                   "command": st.command, "created": now(), "versions": versions(), "environment": environment(),
+                   "compute": compute_totals(records)}
         atomic_write_json(out / "sequence-results.json", results)
-        atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta))
+        atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta, results))
     return results
 
 
