@@ -62,7 +62,8 @@ def test_a_batch_without_labelled_rows_keeps_the_losses_finite(method):
     else:  # nothing labelled: nothing to learn from
         assert not changed
     # a mixed batch still trains the labelled parts
-    mixed = {"x": torch.rand(6, 12), "y": torch.tensor([0, 1, -1, -1, 2, -1]) if method == "f-vaegan-d2" else torch.tensor([0, 1, 3, 4, 2, 5])}
+    labels = [0, 1, -1, -1, 2, -1] if method == "f-vaegan-d2" else [0, 1, 3, 4, 2, 5]
+    mixed = {"x": torch.rand(6, 12), "y": torch.tensor(labels)}
     opts = v.configure_optimizers(phases[-1], make_optimizer_factory(tc))
     terms = v.train_step(mixed, 0, opts, phases[-1])
     assert all(torch.isfinite(t).all() for t in terms.values())

@@ -90,7 +90,8 @@ def read_mat(path: str | Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
         d = loadmat(str(path), variable_names=list(names))
     except Exception as e:  # noqa: BLE001 - SciPy raises many kinds on a corrupt file
-        raise ConfigError(f"{path}: not a readable .mat file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(f"{path}: not a readable .mat file ({type(e).__name__}: {first})") from None
     return {n: np.asarray(d[n]) for n in names if n in d}
 
 

@@ -2,8 +2,11 @@
 scores T1, u, s, H, written to ``OUT/zsl.json``.
 
 Methods: the feature generators ``f-vaegan-d2``, ``zero-vae-gan`` and ``f-clswgan`` (registered
-variants, trained by the one trainer in ``OUT/generator/``, resumable), and the closed-form
-baseline ``eszsl``. A generator's output becomes a classifier as in Xian et al.: ``n_synth``
+variants, trained by the one trainer in ``OUT/generator/``, resumable), the closed-form
+baseline ``eszsl`` and the ``ridge`` lower bound (:mod:`vaelab.zsl.ridge`). Every run also reports
+calibrated stacking (γ from a second, seen-classes-only run in ``OUT/calibration/``,
+:mod:`vaelab.zsl.calibrate`) and AUSUC; ``features``/``splits`` run on ``.mat`` files
+(:mod:`vaelab.zsl.matfiles`) instead of the benchmark. A generator's output becomes a classifier as in Xian et al.: ``n_synth``
 features are generated per unseen class (by default as many as the labelled real features of the
 average seen class, :func:`synth_count`), then softmax classifiers (multinomial logistic regression,
 scikit-learn) are trained on them — for ZSL on the generated unseen features (plus the real
