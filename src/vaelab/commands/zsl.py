@@ -1,4 +1,5 @@
-"""vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --study --out DIR"""
+"""vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --features res101.mat
+--splits att_splits.mat --method M ... | vaelab zsl --study --out DIR"""
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,17 @@ def add_parser(sub) -> None:
                                    "benchmark (attributes, folds, features): docs/zsl.md.")
     p.add_argument("--dataset", default="mnist-5k", help="mnist | fashion-mnist | mnist-5k (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
-    p.add_argument("--method", default="f-vaegan-d2", help="f-vaegan-d2 | zero-vae-gan | f-clswgan | eszsl (default f-vaegan-d2)")
+    p.add_argument("--features", default=None, metavar="FILE.mat",
+                   help="a standard benchmark's features (Xian et al.'s res101.mat: features, labels); with --splits, "
+                        "run on it instead of --dataset/--fold")
+    p.add_argument("--splits", default=None, metavar="FILE.mat",
+                   help="its proposed split (att_splits.mat: att, trainval_loc, test_seen_loc, test_unseen_loc, train_loc, val_loc)")
+    p.add_argument("--method", default="f-vaegan-d2", help="f-vaegan-d2 | zero-vae-gan | f-clswgan | eszsl | ridge (default f-vaegan-d2)")
     p.add_argument("--setting", default="inductive", help="inductive | transductive (default inductive)")
     p.add_argument("--shots", type=int, default=0, help="any-shot: labelled examples per unseen class, 0 | 1 | 5 | 10 (inductive; default 0)")
     p.add_argument("--fold", type=int, default=0, help="seen/unseen split 0 | 1 | 2 (default 0)")
     p.add_argument("--seed", type=int, default=0, help="default 0")
-    p.add_argument("--epochs", type=int, default=None, help="generator epochs (default 30 on mnist-5k, 5 on mnist and fashion-mnist)")
+    p.add_argument("--epochs", type=int, default=None, help="generator epochs (default 30 on mnist-5k and on --features files, 5 on mnist and fashion-mnist)")
     p.add_argument("--lr", type=float, default=None, help="generator learning rate (default 1e-3)")
     p.add_argument("--n-synth", type=int, default=None, help="generated features per unseen class (default: as many as the real labelled features of the average seen class)")
     p.add_argument("--self-training", default=None, help="Zero-VAE-GAN, transductive: none | generator | classifier | both (default both)")
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..zsl.run import METHODS, ZSLConfig
     from ..zsl.run import run as run_one
 
-    base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set))
+    base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set), features=args.features, splits=args.splits)
     for key in ("epochs", "lr", "n_synth", "self_training", "pseudo_fraction", "refine_epochs"):
         val = getattr(args, key)
         if val is not None:
@@ -78,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
         from ..errors import ConfigError
 
+        if base.on_mat:
+            raise ConfigError("--study runs vaelab's MNIST / Fashion-MNIST benchmark; drop --features/--splits, "
+                              "or run each method on the .mat files without --study")
         methods = list(METHODS) if args.methods.strip() == "all" else _list(args.methods, "methods", METHODS)
         if args.data_dir and len(_list(args.datasets, "datasets", DATASETS)) > 1:
             raise ConfigError("--data-dir holds one dataset's IDX files; for several --datasets set $VAELAB_DATA "
@@ -96,7 +105,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method, setting=args.setting, shots=args.shots,
                               fold=args.fold, seed=args.seed)
     cfg.validate()
-    out = args.out or f"runs/zsl/{cfg.dataset}-{cfg.method}-{cfg.setting}-k{cfg.shots}-f{cfg.fold}-s{cfg.seed}"
+    if cfg.on_mat:
+        from pathlib import Path
+
+        name = Path(cfg.features).resolve().parent.name or Path(cfg.features).stem
+        out = args.out or f"runs/zsl/{name}-{cfg.method}-{cfg.setting}-s{cfg.seed}"
+    else:
+        out = args.out or f"runs/zsl/{cfg.dataset}-{cfg.method}-{cfg.setting}-k{cfg.shots}-f{cfg.fold}-s{cfg.seed}"
     rec = run_one(cfg, out, stderr_log)
-    print(f"T1 {rec['T1']:.4f}  u {rec['u']:.4f}  s {rec['s']:.4f}  H {rec['H']:.4f}  ->  {out}/zsl.json")
+    print(f"T1 {rec['T1']:.4f}  u {rec['u']:.4f}  s {rec['s']:.4f}  H {rec['H']:.4f}  calibrated u {rec['u_cal']:.4f}  "
+          f"s {rec['s_cal']:.4f}  H {rec['H_cal']:.4f}  AUSUC {rec['AUSUC']:.4f}  ->  {out}/zsl.json")
     return 0

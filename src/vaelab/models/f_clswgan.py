@@ -72,6 +72,9 @@ class FCLSWGAN(FeatureGenerator):
 
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         c = self.config
+        if not (batch["y"] >= 0).any():  # no labelled row: nothing to learn from (every loss would be a mean over nothing)
+            zero = batch["x"].new_zeros((), dtype=torch.float32)
+            return {"loss": zero} if phase == "classifier" else {"loss": zero, "gp": zero}
         if phase == "classifier":
             ce, terms = self.loss(batch, step)
             update(ce, optimizers["classifier"])

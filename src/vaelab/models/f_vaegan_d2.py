@@ -75,27 +75,36 @@ class FVAEGAND2(FeatureVAE):
         c = self.config
         x, y, xu = self.split_batch(batch)
         a = self.condition(y)
+        labelled = x.shape[0] > 0  # a batch may hold no labelled row (transductive, small batches): its terms are left out
+        zero = x.new_zeros((), dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
         # the critics: one update each step
         with torch.no_grad():
             fake, fake_u = self._fakes(y, xu.shape[0])
-        l1, w1, gp1 = critic_loss(lambda t: self.d1(t, a), x, fake, c.gp_weight)
-        objective = l1
-        terms.update(w1=w1, gp1=gp1)
+        objective = None
+        if labelled:
+            objective, w1, gp1 = critic_loss(lambda t: self.d1(t, a), x, fake, c.gp_weight)
+            terms.update(w1=w1, gp1=gp1)
+        else:
+            terms.update(w1=zero, gp1=zero)
         if fake_u is not None:
             l2, w2, gp2 = critic_loss(self.d2, xu, fake_u, c.gp_weight)
-            objective = objective + l2
+            objective = l2 if objective is None else objective + l2
             terms.update(w2=w2, gp2=gp2)
-        update(objective, optimizers["critic"])
+        if objective is not None:
+            update(objective, optimizers["critic"])
         # encoder and generator: every n_critic-th step (the VAE loss is reported every step, its graph
         # built only when it is used)
         turn = self.generator_turn()
-        with torch.set_grad_enabled(turn and torch.is_grad_enabled()):
-            vae, recon, kl = self.vae_loss(x, y)
-        if turn:
+        vae = recon = kl = zero
+        if labelled:
+            with torch.set_grad_enabled(turn and torch.is_grad_enabled()):
+                vae, recon, kl = self.vae_loss(x, y)
+        if turn and (labelled or fake_u is not None):
             fake, fake_u = self._fakes(y, xu.shape[0])
-            adv = -self.d1(fake, a).float().mean()
+            adv = -self.d1(fake, a).float().mean() if labelled else zero
             if fake_u is not None:
                 adv = adv - self.d2(fake_u).float().mean()
-            update(vae + c.gamma * adv, optimizers["model"], params=self.vae_parameters())
+            update(vae + c.gamma * adv, optimizers["model"],
+                   params=self.vae_parameters() if labelled else list(self.generator.parameters()))
         return {"loss": vae.detach(), "recon": recon.detach(), "kl": kl.detach(), **terms}

@@ -65,6 +65,8 @@ class ZeroVAEGAN(FeatureVAE):
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         c = self.config
         x, y, _ = self.split_batch(batch)
+        if x.shape[0] == 0:  # no labelled row: nothing to learn from (every loss would be a mean over nothing)
+            return dict.fromkeys(("loss", "recon", "kl", "d", "cat", "g_adv", "g_cls"), x.new_zeros((), dtype=torch.float32))
         a = self.condition(y)
         # discriminator and categorizer
         with torch.no_grad():

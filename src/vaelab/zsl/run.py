@@ -2,8 +2,11 @@
 scores T1, u, s, H, written to ``OUT/zsl.json``.
 
 Methods: the feature generators ``f-vaegan-d2``, ``zero-vae-gan`` and ``f-clswgan`` (registered
-variants, trained by the one trainer in ``OUT/generator/``, resumable), and the closed-form
-baseline ``eszsl``. A generator's output becomes a classifier as in Xian et al.: ``n_synth``
+variants, trained by the one trainer in ``OUT/generator/``, resumable), the closed-form
+baseline ``eszsl`` and the ``ridge`` lower bound (:mod:`vaelab.zsl.ridge`). Every run also reports
+calibrated stacking (γ from a second, seen-classes-only run in ``OUT/calibration/``,
+:mod:`vaelab.zsl.calibrate`) and AUSUC; ``features``/``splits`` run on ``.mat`` files
+(:mod:`vaelab.zsl.matfiles`) instead of the benchmark. A generator's output becomes a classifier as in Xian et al.: ``n_synth``
 features are generated per unseen class (by default as many as the labelled real features of the
 average seen class, :func:`synth_count`), then softmax classifiers (multinomial logistic regression,
 scikit-learn) are trained on them — for ZSL on the generated unseen features (plus the real
@@ -39,22 +42,27 @@ from ..config import check, check_choice, check_int, check_range
 from ..data import Dataset
 from ..errors import ConfigError
 from ..io import RunLock, atomic_write_json, read_json
-from ..metrics.zsl import per_class_accuracy, restricted_argmax, zsl_scores
+from ..metrics.zsl import ausuc, best_gamma, calibrated_scores, per_class_accuracy, restricted_argmax, zsl_scores
 from ..provenance import now, versions
 from ..registry import get, make_config
 from ..training.checkpoint import CHECKPOINT, load_model_weights, read_checkpoint
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer
 from .benchmark import DATASETS, VERSION, fold_classes
+from .calibrate import pseudo_unseen_classes, validation_split
+from .classify import pseudo_label, softmax_classifier, synthesize
 from .eszsl import eszsl_fit, eszsl_scores
 from .features import SETTINGS, SHOTS, Split, check_setting, load_features, make_split
+from .ridge import RidgeGenerator
 
 GENERATORS = ("f-vaegan-d2", "zero-vae-gan", "f-clswgan")
-METHODS = (*GENERATORS, "eszsl")
+METHODS = (*GENERATORS, "eszsl", "ridge")
 SELF_TRAINING = ("none", "generator", "classifier", "both")
 ESZSL_GRID = tuple(10.0 ** e for e in range(-3, 4))
 #: Default generator epochs: about 1,300–3,300 updates of batch 64 on each dataset's seen classes.
 EPOCHS = {"mnist-5k": 30, "mnist": 5, "fashion-mnist": 5}
+#: Default generator epochs on a ``.mat`` benchmark (about 3,300 updates of batch 64 on CUB's 7,057 trainval features).
+MAT_EPOCHS = 30
 
 
 @dataclass
@@ -76,12 +84,22 @@ class ZSLConfig:
     pseudo_fraction: float = 0.5
     refine_epochs: int = 5
     model: dict[str, Any] = field(default_factory=dict)  # the generator's config overrides (--set)
+    features: str | None = None  # a res101.mat-style file (with ``splits``): run on it instead of the benchmark
+    splits: str | None = None  # its att_splits.mat-style file
+
+    @property
+    def on_mat(self) -> bool:
+        return self.features is not None or self.splits is not None
 
     def validate(self) -> None:
-        check_choice(self.dataset, "--dataset", DATASETS)
         check_choice(self.method, "--method", METHODS)
         check_setting(self.setting, self.shots)
-        fold_classes(self.dataset, self.fold)
+        if self.on_mat:
+            check(self.features is not None and self.splits is not None, "--features/--splits", "come together")
+            check(self.shots == 0, "--shots", "any-shot runs are for vaelab's benchmark, not --features/--splits")
+        else:
+            check_choice(self.dataset, "--dataset", DATASETS)
+            fold_classes(self.dataset, self.fold)
         if self.shots and self.setting != "inductive":
             raise ConfigError(f"--shots: any-shot runs ({self.shots} labelled examples per unseen class) are inductive; "
                               f"drop --shots or use --setting inductive")
@@ -107,29 +125,15 @@ class ZSLConfig:
 
     @property
     def n_epochs(self) -> int:
-        return EPOCHS[self.dataset] if self.epochs is None else self.epochs
+        if self.epochs is not None:
+            return self.epochs
+        return MAT_EPOCHS if self.on_mat else EPOCHS[self.dataset]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "epochs": self.n_epochs, "self_training": self.strategy}
-
-
-# ----- the final classifier -----------------------------------------------------------------------
-def softmax_classifier(x: np.ndarray, y: np.ndarray, classes: list[int], seed: int = 0):
-    """Multinomial logistic regression on (x, y) → a function giving scores (N, 10) with −inf outside ``classes``."""
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(max_iter=1000, random_state=seed)
-    clf.fit(x.astype(np.float64), y)
-    cols = [int(c) for c in clf.classes_]
-    if set(cols) != set(classes):
-        raise ValueError(f"classifier saw classes {cols}, expected {classes}")
-
-    def scores(xs: np.ndarray) -> np.ndarray:
-        out = np.full((xs.shape[0], 10), -np.inf)
-        out[:, cols] = clf.predict_log_proba(xs.astype(np.float64))
-        return out
-
-    return scores
+        d = {**dataclasses.asdict(self), "epochs": self.n_epochs, "self_training": self.strategy}
+        for k in ("dataset", "fold", "data_dir") if self.on_mat else ("features", "splits"):
+            d.pop(k)  # a .mat run is named by its files; a benchmark run's record keeps its old keys
+        return d
 
 
 # ----- generators ---------------------------------------------------------------------------------
@@ -160,47 +164,26 @@ def synth_count(cfg: ZSLConfig, sp: Split) -> int:
     return max(1, int(round(float(np.isin(sp.y_train, sp.seen).sum()) / len(sp.seen))))
 
 
-def synthesize(v, classes: list[int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` generated features per class of ``classes`` (seeded): (n·len(classes), F), labels."""
-    y = torch.tensor(classes).repeat_interleave(n)
-    x = v.sample(y.shape[0], y, generator=torch.Generator().manual_seed(seed))
-    return x.cpu().numpy().astype(np.float32), y.cpu().numpy()
-
-
-def pseudo_label(scores: np.ndarray, classes: list[int], fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, labels) of the most confident ``fraction`` of the examples assigned to each class in ``classes``."""
-    pred = restricted_argmax(scores, classes)
-    conf = scores[np.arange(len(pred)), pred]
-    idx, lab = [], []
-    for c in classes:
-        members = np.flatnonzero(pred == c)
-        if members.size == 0:
-            continue
-        k = max(1, int(round(fraction * members.size)))
-        best = members[np.argsort(-conf[members], kind="stable")[:k]]
-        idx.append(np.sort(best))
-        lab.append(np.full(best.size, c))
-    if not idx:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(idx), np.concatenate(lab)
-
-
-def _scores_from_generator(v, sp: Split, cfg: ZSLConfig, extra_x=None, extra_y=None) -> tuple[dict[str, float], Callable]:
-    """T1/u/s/H of the classifiers trained on ``v``'s generated unseen features (+ labelled unseen + extra)."""
+def _scores_from_generator(v, sp: Split, cfg: ZSLConfig, extra_x=None, extra_y=None) -> tuple[dict[str, Any], Callable]:
+    """T1/u/s/H of the classifiers trained on ``v``'s generated unseen features (+ labelled unseen + extra),
+    and under ``"_scores"`` the GZSL classifier's scores of the unseen and the seen test features."""
     gx, gy = synthesize(v, sp.unseen, synth_count(cfg, sp), cfg.seed)
     ex = [] if extra_x is None else [(extra_x, extra_y)]
     few = np.isin(sp.y_train, sp.unseen)  # the any-shot mode's real unseen examples
     zsl_x, zsl_y = zip((gx, gy), (sp.x_train[few], sp.y_train[few]), *ex)
-    zsl = softmax_classifier(np.concatenate(zsl_x), np.concatenate(zsl_y), sp.unseen, cfg.seed)
+    n = len(sp.attributes)
+    zsl = softmax_classifier(np.concatenate(zsl_x), np.concatenate(zsl_y), sp.unseen, cfg.seed, n)
     gzsl_x, gzsl_y = zip((sp.x_train, sp.y_train), (gx, gy), *ex)
-    gzsl = softmax_classifier(np.concatenate(gzsl_x), np.concatenate(gzsl_y), sorted(sp.seen + sp.unseen), cfg.seed)
-    res = zsl_scores(gzsl(sp.x_test_unseen), sp.y_test_unseen, gzsl(sp.x_test_seen), sp.y_test_seen, sp.unseen, sp.seen)
+    gzsl = softmax_classifier(np.concatenate(gzsl_x), np.concatenate(gzsl_y), sorted(sp.seen + sp.unseen), cfg.seed, n)
+    su, ss = gzsl(sp.x_test_unseen), gzsl(sp.x_test_seen)
+    res: dict[str, Any] = zsl_scores(su, sp.y_test_unseen, ss, sp.y_test_seen, sp.unseen, sp.seen)
     res["T1"] = per_class_accuracy(restricted_argmax(zsl(sp.x_test_unseen), sp.unseen), sp.y_test_unseen, sp.unseen)
+    res["_scores"] = (su, ss)
     return res, zsl
 
 
 def run_generator(cfg: ZSLConfig, sp: Split, out: Path, on_event=None) -> dict[str, Any]:
-    model_cfg = {"data_shape": (sp.feature_dim,), "n_classes": 10, "attributes": sp.attributes.round(6).tolist(),
+    model_cfg = {"data_shape": (sp.feature_dim,), "n_classes": len(sp.attributes), "attributes": sp.attributes.round(6).tolist(),
                  "latent_dim": int(sp.attributes.shape[1]), **cfg.model}
     uses_unlabelled = cfg.setting == "transductive" and cfg.method == "f-vaegan-d2"
     if uses_unlabelled:
@@ -218,7 +201,7 @@ def run_generator(cfg: ZSLConfig, sp: Split, out: Path, on_event=None) -> dict[s
     record: dict[str, Any] = {**res, "n_synth": synth_count(cfg, sp), "seconds_train": round(time.perf_counter() - t0, 2)}
     strategy = cfg.strategy
     if strategy != "none":
-        record["before_self_training"] = dict(res)
+        record["before_self_training"] = {k: w for k, w in res.items() if k != "_scores"}
         idx, lab = pseudo_label(zsl(sp.x_unlabelled), sp.unseen, cfg.pseudo_fraction)
         px, py = sp.x_unlabelled[idx], lab
         record["pseudo_labelled"] = int(len(idx))
@@ -253,7 +236,41 @@ def run_eszsl(cfg: ZSLConfig, sp: Split) -> dict[str, Any]:
     v = eszsl_fit(sp.x_train, sp.y_train, sp.attributes, train_classes, *best)
     res = zsl_scores(eszsl_scores(sp.x_test_unseen, v, sp.attributes), sp.y_test_unseen,
                      eszsl_scores(sp.x_test_seen, v, sp.attributes), sp.y_test_seen, sp.unseen, sp.seen)
-    return {**res, "eszsl_gamma": best[0], "eszsl_lambda": best[1], "validation_accuracy": best_acc}
+    su, ss = eszsl_scores(sp.x_test_unseen, v, sp.attributes), eszsl_scores(sp.x_test_seen, v, sp.attributes)
+    return {**res, "eszsl_gamma": best[0], "eszsl_lambda": best[1], "validation_accuracy": best_acc, "_scores": (su, ss)}
+
+
+def run_ridge(cfg: ZSLConfig, sp: Split) -> dict[str, Any]:
+    """The ridge lower bound (:mod:`vaelab.zsl.ridge`) through the generators' final classifiers."""
+    g = RidgeGenerator(sp.x_train, sp.y_train, sp.attributes, sp.seen)
+    res, _ = _scores_from_generator(g, sp, cfg)
+    return {**res, "n_synth": synth_count(cfg, sp), "ridge_lambda": g.lam, "ridge_loo_mse": g.loo_mse}
+
+
+def run_method(cfg: ZSLConfig, sp: Split, out: Path) -> dict[str, Any]:
+    """The method's record on ``sp``, with its GZSL test scores under ``"_scores"``."""
+    if cfg.method == "eszsl":
+        return run_eszsl(cfg, sp)
+    if cfg.method == "ridge":
+        return run_ridge(cfg, sp)
+    return run_generator(cfg, sp, out)
+
+
+def calibrate(cfg: ZSLConfig, sp: Split, rec: dict[str, Any], out: Path, val_classes: list[int] | None) -> dict[str, Any]:
+    """Calibrated stacking (γ from a seen-classes-only validation run, :mod:`vaelab.zsl.calibrate`) and AUSUC."""
+    vsp = validation_split(sp, pseudo_unseen_classes(sp.seen, val_classes), cfg.setting, cfg.seed)
+    vrec = run_method(cfg, vsp, out / "calibration")
+    gamma = best_gamma(*_curve_args(vrec["_scores"], vsp))
+    cal = calibrated_scores(*_curve_args(rec["_scores"], sp), gamma)
+    return {"gamma": gamma, "u_cal": cal["u"], "s_cal": cal["s"], "H_cal": cal["H"],
+            "AUSUC": ausuc(*_curve_args(rec["_scores"], sp)),
+            "calibration": {"pseudo_unseen": vsp.unseen, "pseudo_seen": vsp.seen, "n_fit": int(len(vsp.y_train)),
+                            "H_val": calibrated_scores(*_curve_args(vrec["_scores"], vsp), gamma)["H"]}}
+
+
+def _curve_args(scores, sp: Split) -> tuple:
+    su, ss = scores
+    return su, sp.y_test_unseen, ss, sp.y_test_seen, sp.unseen, sp.seen
 
 
 def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -267,18 +284,29 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
             return old
         raise ConfigError(f"{path}: holds a run with another config; pick another --out")
     t0 = time.perf_counter()
-    feats = load_features(cfg.dataset, cfg.fold, cfg.data_dir, log)
-    sp = make_split(feats, cfg.setting, cfg.shots, cfg.seed)
-    rec = run_eszsl(cfg, sp) if cfg.method == "eszsl" else run_generator(cfg, sp, out)
-    rec = {**{k: float(rec[k]) for k in ("T1", "u", "s", "H")}, **rec, "config": cfg.to_dict(), "benchmark_version": VERSION,
+    if cfg.on_mat:
+        from .matfiles import load_mat_benchmark, mat_split
+
+        bench = load_mat_benchmark(cfg.features, cfg.splits)
+        sp, val_classes = mat_split(bench, cfg.setting, cfg.seed), bench.val_classes
+        source: dict[str, Any] = {"features": {"features_file": bench.features_path, "splits_file": bench.splits_path,
+                                               "sha256": bench.sha256, "n_classes": len(bench.attributes)}}
+    else:
+        feats = load_features(cfg.dataset, cfg.fold, cfg.data_dir, log)
+        sp, val_classes = make_split(feats, cfg.setting, cfg.shots, cfg.seed), None
+        source = {"benchmark_version": VERSION, "features": {k: feats.meta[k] for k in ("images_sha256", "recipe", "arch")}}
+    rec = run_method(cfg, sp, out)
+    rec.update(calibrate(cfg, sp, rec, out, val_classes))
+    rec.pop("_scores")
+    rec = {**{k: float(rec[k]) for k in ("T1", "u", "s", "H")}, **rec, "config": cfg.to_dict(), **source,
            "seen": sp.seen, "unseen": sp.unseen, "n_labelled": int(len(sp.y_train)),
            "n_unlabelled": 0 if sp.x_unlabelled is None else int(len(sp.x_unlabelled)),
-           "features": {k: feats.meta[k] for k in ("images_sha256", "recipe", "arch")},
            "seconds": round(time.perf_counter() - t0, 2), "versions": versions(), "created": now()}
     atomic_write_json(path, rec)
     if log:
-        log(f"zsl {cfg.method} {cfg.setting} k={cfg.shots} {cfg.dataset} fold {cfg.fold} seed {cfg.seed}: "
-            f"T1 {rec['T1']:.3f}  u {rec['u']:.3f}  s {rec['s']:.3f}  H {rec['H']:.3f}  ({rec['seconds']:.0f}s)")
+        where = Path(cfg.features).name if cfg.on_mat else f"{cfg.dataset} fold {cfg.fold}"
+        log(f"zsl {cfg.method} {cfg.setting} k={cfg.shots} {where} seed {cfg.seed}: T1 {rec['T1']:.3f}  u {rec['u']:.3f}  "
+            f"s {rec['s']:.3f}  H {rec['H']:.3f}  calibrated H {rec['H_cal']:.3f}  AUSUC {rec['AUSUC']:.3f}  ({rec['seconds']:.0f}s)")
     return rec
 
 

@@ -19,7 +19,8 @@ from ..provenance import now, versions
 from .benchmark import VERSION
 from .run import ZSLConfig, run
 
-LABELS = {"f-vaegan-d2": "f-VAEGAN-D2", "zero-vae-gan": "Zero-VAE-GAN", "f-clswgan": "f-CLSWGAN", "eszsl": "ESZSL"}
+LABELS = {"f-vaegan-d2": "f-VAEGAN-D2", "zero-vae-gan": "Zero-VAE-GAN", "f-clswgan": "f-CLSWGAN", "eszsl": "ESZSL",
+          "ridge": "ridge"}
 #: f-VAEGAN-D2's published results (Xian et al. 2019, Tables 2–3): ResNet-101 features of other datasets.
 PUBLISHED = {"CUB": {"T1": 61.0, "u": 48.4, "s": 60.1, "H": 53.6}, "AWA2": {"T1": 71.1, "u": 57.6, "s": 70.6, "H": 63.5},
              "FLO": {"T1": 67.7, "u": 56.8, "s": 74.9, "H": 64.6}}
