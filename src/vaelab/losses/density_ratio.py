@@ -34,14 +34,14 @@ class DependenceCritic(nn.Module):
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """a (N, Da), b (N, Db), context (N,) int64 in [0, contexts) → logits (N,), computed in fp32."""
+        """a (N, Da), b (N, Db), context (N,) int64 in [0, contexts) → logits (N,) in float32 (under autocast the
+        layers run in its dtype)."""
         parts = [a.float(), b.float()]
         if self.contexts:
             if context is None:
                 raise ValueError("this critic reads a context index with every pair")
             parts.append(F.one_hot(context, self.contexts).float())
-        with torch.autocast(a.device.type, enabled=False):
-            return self.net(torch.cat(parts, -1)).squeeze(-1)
+        return self.net(torch.cat(parts, -1)).squeeze(-1).float()
 
 
 def product_pairs(b: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
