@@ -69,7 +69,8 @@ def test_moving_mnist_5k_splits_and_hash():
     tr, te = load_dataset("moving-mnist-5k", "train"), load_dataset("moving-mnist-5k", "test")
     assert tr.images.shape == (4000, 8, 1, 64, 64) and te.images.shape == (1000, 8, 1, 64, 64)
     assert tr.is_sequence and tr.shape == (8, 1, 64, 64) and tr.n_classes == 10
-    assert set(tr.factors) == {"motion", "speed", "step_directions"} and tr.factors["motion"].shape == (4000,)
+    assert set(tr.factors) == {"motion", "speed", "step_directions", "positions"} and tr.factors["motion"].shape == (4000,)
+    assert tr.factors["positions"].shape == (4000, 8, 2)
     assert hashlib.sha256(tr.images.tobytes()).hexdigest()[:16] == "8326977f61b82dbd"
     # test sequences are made of test digits: each sequence's ink is that of a test digit
     ink = lambda a: set(a.reshape(a.shape[0], -1).astype(np.int64).sum(-1).tolist())  # noqa: E731
