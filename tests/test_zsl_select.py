@@ -70,12 +70,15 @@ def test_selection_picks_the_sensible_lr_without_reading_unseen_data(tmp_path, m
 def test_a_diverging_candidate_is_recorded_and_never_chosen(tmp_path):
     sp = linear_split()
     cfg = ZSLConfig(method="f-vaegan-d2", batch_size=32, n_synth=50, model={"hidden": 16}, select=True,
-                    select_grid={"lr": [1e6, 1e-3], "gamma": [10.0], "epochs": [2], "n_synth_factor": [1.0]})
+                    select_grid={"lr": [1e6, 1e-3], "gamma": [3.0], "epochs": [2], "n_synth_factor": [1.0, 2.0]})
     vsp = validation_split(sp, pseudo_unseen_classes(sp.seen), cfg.setting, cfg.seed)
-    _, rec = select(cfg, vsp, tmp_path, sp)
+    final, rec = select(cfg, vsp, tmp_path, sp)
     first = rec["candidates"][0]
     assert first["lr"] == 1e6 and "non-finite" in first["diverged"] and first["H_cal"] is None
-    assert rec["chosen"]["lr"] == 1e-3
+    assert rec["chosen"]["lr"] == 1e-3 and len(rec["candidates"]) == 3  # stage 2 adds factor 2 to the winner
+    # f-VAEGAN-D2's γ (an axis) is never confused with the candidates' calibrated-stacking γ (gamma_cal)
+    assert [c["gamma"] for c in rec["candidates"]] == [3.0] * 3 and final.model["gamma"] == 3.0
+    assert sorted(p.name for p in (tmp_path / "select").iterdir()) == ["lr0.001-g3", "lr1e+06-g3"]
 
 
 @pytest.mark.parametrize("method, setting, grid_args", [
@@ -98,7 +101,7 @@ def test_select_from_the_command_line(method, setting, grid_args, tmp_path, caps
         return
     assert "selected" in line and "gen→real" in line
     assert sel["pseudo_unseen"] == linear_data()[4]  # val_loc's classes, as calibrated stacking's
-    assert rec["calibration"]["source"] == "select" and rec["gamma"] == sel["validation"]["gamma"]
+    assert rec["calibration"]["source"] == "select" and rec["gamma"] == sel["validation"]["gamma_cal"]
     assert not (out / "calibration").exists()  # γ comes from the chosen candidate's validation run
     assert rec["config"]["select"] is True and len(sel["candidates"]) >= 2
     if method == "zero-vae-gan":

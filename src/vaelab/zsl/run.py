@@ -56,7 +56,7 @@ def calibrate(cfg: ZSLConfig, sp: Split, rec: dict[str, Any], out: Path, vsp: Sp
     or the chosen candidate's when ``selected``) and AUSUC."""
     cal_rec: dict[str, Any] = {"pseudo_unseen": vsp.unseen, "pseudo_seen": vsp.seen, "n_fit": int(len(vsp.y_train))}
     if selected is not None and "validation" in selected:
-        gamma = selected["validation"]["gamma"]
+        gamma = selected["validation"]["gamma_cal"]
         cal_rec.update(H_val=selected["validation"]["H_cal"], source="select")
     else:
         vrec = run_method(cfg, vsp, out / "calibration")

@@ -3,7 +3,7 @@
 Every candidate is trained and scored on calibrated stacking's validation split
 (:func:`vaelab.zsl.calibrate.validation_split`: pseudo-unseen classes carved from the seen ones,
 ``val_loc``'s classes on a ``.mat`` split), never on an unseen class's label or feature. Its score is
-the validation H after calibrated stacking at the γ best for that candidate (``H_cal``; ties: the
+the validation H after calibrated stacking at the γ best for that candidate (``H_cal``, at ``gamma_cal``; ties: the
 higher validation T1, then the earlier candidate). Two stages keep the grid small:
 
 1. training: every (lr, f-VAEGAN-D2's γ) pair, each at every epoch count of ``epochs``, ascending.
@@ -46,7 +46,6 @@ GAMMAS = (1.0, 10.0, 100.0)
 N_SYNTH_FACTORS = (0.5, 1.0, 2.0)
 PSEUDO_FRACTIONS = (0.25, 0.5, 0.75)
 METRIC = "H_cal"
-TRAINING_AXES = ("lr", "gamma", "epochs")
 
 
 def grid(cfg: ZSLConfig) -> dict[str, list]:
@@ -114,7 +113,7 @@ def evaluate(cfg: ZSLConfig, vsp: Split, cand: dict[str, Any], pair_dir: Path, s
         gamma = best_gamma(*args)
         cal = calibrated_scores(*args, gamma)
         rec.update({k: float(r[k]) for k in ("T1", "u", "s", "H")})
-        rec.update(gamma=gamma, u_cal=cal["u"], s_cal=cal["s"], H_cal=cal["H"], AUSUC=ausuc(*args))
+        rec.update(gamma_cal=gamma, u_cal=cal["u"], s_cal=cal["s"], H_cal=cal["H"], AUSUC=ausuc(*args))
     except TrainingDiverged as e:
         rec.update(diverged=str(e).splitlines()[0], T1=None, H_cal=None)
     atomic_write_json(path, rec)
@@ -166,7 +165,7 @@ def select(cfg: ZSLConfig, vsp: Split, out: Path, sp: Split) -> tuple[ZSLConfig,
     final = candidate_config(cfg, chosen, sp)
     record = {"metric": METRIC, "grid": axes, "pseudo_unseen": vsp.unseen, "pseudo_seen": vsp.seen,
               "n_fit": int(len(vsp.y_train)), "candidates": records, "chosen": chosen,
-              "validation": {k: chosen_rec[k] for k in ("T1", "u", "s", "H", "gamma", "u_cal", "s_cal", "H_cal", "AUSUC")},
+              "validation": {k: chosen_rec[k] for k in ("T1", "u", "s", "H", "gamma_cal", "u_cal", "s_cal", "H_cal", "AUSUC")},
               "final": {"lr": final.lr, "epochs": final.n_epochs, "n_synth": synth_count(final, sp),
                         "pseudo_fraction": final.pseudo_fraction, "model": final.model}}
     return final, record
