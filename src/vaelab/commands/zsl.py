@@ -1,5 +1,5 @@
 """vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --features res101.mat
---splits att_splits.mat --method M ... | vaelab zsl --study --out DIR"""
+--splits att_splits.mat --method M ... | vaelab zsl --study --out DIR; any of them with --select [--select-grid AXIS=V1,V2]"""
 from __future__ import annotations
 
 import argparse
