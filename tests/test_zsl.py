@@ -1,6 +1,7 @@
 """Zero-shot learning: the benchmark's contract, its splits, the metrics, the WGAN-GP penalty, ESZSL's
 closed form, the runner's invariants (no unseen label on the transductive path, determinism) and the CLI."""
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -259,8 +260,16 @@ def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch)
     assert {(r["method"], r["shots"], r["n"]) for r in rows} == {("f-clswgan", 0, 2), ("eszsl", 0, 2), ("f-clswgan", 5, 2)}
     md = (tmp_path / "zsl-results.md").read_text()
     assert "| f-CLSWGAN | inductive |" in md and "| ESZSL | inductive |" in md and "CUB" in md and "| f-CLSWGAN | 5 |" in md
+    assert "| H | H_cal | AUSUC | probe u | s/run |" in md
+    eszsl_row = next(ln for ln in md.splitlines() if ln.startswith("| ESZSL | inductive |"))
+    assert eszsl_row.split(" | ")[-2] == "–"  # ESZSL has no generated features to probe
+    rec = json.loads((tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").read_text())
+    assert {"gen_seen_to_real_seen", "probe_unseen", "probe_seen", "confusion_unseen"} <= set(rec["diagnostics"])
+    assert "select" not in rec["config"] and "selection" not in rec  # a run without --select keeps its old keys
     stamp = (tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").stat().st_mtime_ns
-    monkeypatch.setattr(zrun, "run_generator", lambda *a, **k: pytest.fail("a finished run was retrained"))
+    from vaelab.zsl import methods
+
+    monkeypatch.setattr(methods, "run_generator", lambda *a, **k: pytest.fail("a finished run was retrained"))
     run_study(g, tmp_path)
     assert (tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").stat().st_mtime_ns == stamp
     page = write_page(tmp_path).read_text()

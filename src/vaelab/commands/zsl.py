@@ -1,5 +1,5 @@
 """vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --features res101.mat
---splits att_splits.mat --method M ... | vaelab zsl --study --out DIR"""
+--splits att_splits.mat --method M ... | vaelab zsl --study --out DIR; any of them with --select [--select-grid AXIS=V1,V2]"""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,12 @@ def add_parser(sub) -> None:
                    help="self-training: share of each class's assigned unlabelled features kept, most confident first (default 0.5)")
     p.add_argument("--refine-epochs", type=int, default=None, help="self-training: generator epochs on the pseudo-labelled set (default 5)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a generator config value, repeatable")
+    p.add_argument("--select", action="store_true",
+                   help="first choose epochs, lr, f-VAEGAN-D2's gamma, the synthetic count and Zero-VAE-GAN's pseudo-label "
+                        "fraction on pseudo-unseen classes carved from the seen ones (OUT/select/, resumable; docs/zsl.md); "
+                        "with --study, for every run")
+    p.add_argument("--select-grid", action="append", default=[], metavar="AXIS=V1,V2",
+                   help="--select: replace one axis of the grid (lr, epochs, gamma, n_synth_factor, pseudo_fraction), repeatable")
     p.add_argument("--out", default=None, help="output directory (default runs/zsl/...)")
     p.add_argument("--study", action="store_true", help="run the whole grid into --out")
     p.add_argument("--datasets", default="mnist,fashion-mnist", help="--study: comma list (default mnist,fashion-mnist)")
@@ -54,7 +60,7 @@ def _list(text: str, opt: str, choices, conv=str) -> list:
     try:
         items = [conv(t.strip()) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ConfigError(f"--{opt}: {text!r} is not a comma list of integers") from None
+        raise ConfigError(f"--{opt}: {text!r} is not a comma list of {'integers' if conv is int else 'numbers'}") from None
     if choices is not None:
         bad = [t for t in items if t not in choices]
         if bad:
@@ -62,6 +68,22 @@ def _list(text: str, opt: str, choices, conv=str) -> list:
     if not items:
         raise ConfigError(f"--{opt}: empty list")
     return items
+
+
+def _grid(items: list[str]) -> dict[str, list]:
+    """--select-grid AXIS=V1,V2 ... → {axis: [values]} (epochs as integers); checked by ZSLConfig.validate."""
+    from ..errors import ConfigError
+
+    out: dict[str, list] = {}
+    for item in items:
+        axis, eq, text = item.partition("=")
+        axis = axis.strip()
+        if not eq or not axis:
+            raise ConfigError(f"--select-grid: {item!r} is not AXIS=V1,V2,...")
+        if axis in out:
+            raise ConfigError(f"--select-grid: {axis} given twice")
+        out[axis] = _list(text, f"select-grid {axis}", None, int if axis == "epochs" else float)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from ..zsl.run import METHODS, ZSLConfig
     from ..zsl.run import run as run_one
 
-    base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set), features=args.features, splits=args.splits)
+    base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set), features=args.features, splits=args.splits,
+                     select=args.select, select_grid=_grid(args.select_grid))
     for key in ("epochs", "lr", "n_synth", "self_training", "pseudo_fraction", "refine_epochs"):
         val = getattr(args, key)
         if val is not None:
@@ -95,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                       settings=_list(args.settings, "settings", SETTINGS), folds=_list(args.folds, "folds", (0, 1, 2), int),
                       seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base,
                       shot_methods=_list(args.any_shot_methods, "any-shot-methods", METHODS))
-        out = args.out or "runs/zsl-study"
+        out = args.out or ("runs/zsl-study-select" if base.select else "runs/zsl-study")
         from ..report import write_zsl_page as write_page
 
         run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
@@ -113,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = args.out or f"runs/zsl/{cfg.dataset}-{cfg.method}-{cfg.setting}-k{cfg.shots}-f{cfg.fold}-s{cfg.seed}"
     rec = run_one(cfg, out, stderr_log)
+    d = rec["diagnostics"]
+    diag = "" if "skipped" in d else f"  gen→real s {d['gen_seen_to_real_seen']:.4f}  probe u {d['probe_unseen']:.2f}"
+    chosen = rec.get("selection", {}).get("chosen")
+    sel = "  selected " + " ".join(f"{k}={v:g}" for k, v in chosen.items()) if chosen else ""
     print(f"T1 {rec['T1']:.4f}  u {rec['u']:.4f}  s {rec['s']:.4f}  H {rec['H']:.4f}  calibrated u {rec['u_cal']:.4f}  "
-          f"s {rec['s_cal']:.4f}  H {rec['H_cal']:.4f}  AUSUC {rec['AUSUC']:.4f}  ->  {out}/zsl.json")
+          f"s {rec['s_cal']:.4f}  H {rec['H_cal']:.4f}  AUSUC {rec['AUSUC']:.4f}{diag}{sel}  ->  {out}/zsl.json")
     return 0

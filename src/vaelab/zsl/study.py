@@ -2,7 +2,9 @@
 grid plus the any-shot runs, resumable (a run whose zsl.json exists is reused), summarised as mean ±
 sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``.
 
-Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json``.
+Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json`` (``...-s<seed>-select`` when the
+base config selects its hyperparameters, ``--select``). Besides T1, u, s, H the tables show H after calibrated
+stacking, AUSUC and one diagnostic, the real-vs-generated probe on the unseen classes (``–`` where a run has none).
 """
 from __future__ import annotations
 
@@ -49,7 +51,16 @@ def runs_of(g: StudyGrid) -> list[ZSLConfig]:
 
 
 def run_dir(out: Path, c: ZSLConfig) -> Path:
-    return out / "runs" / c.dataset / f"{c.method}-{c.setting}-k{c.shots}-f{c.fold}-s{c.seed}"
+    return out / "runs" / c.dataset / f"{c.method}-{c.setting}-k{c.shots}-f{c.fold}-s{c.seed}{'-select' if c.select else ''}"
+
+
+#: the columns beyond T1, u, s, H: (record key, header); a run without the key (older records, ESZSL's probe) is left out
+EXTRA = (("H_cal", "H_cal"), ("AUSUC", "AUSUC"), ("probe_unseen", "probe u"))
+
+
+def _extra(r: dict[str, Any], key: str) -> float | None:
+    v = r.get("diagnostics", {}).get(key) if key.startswith("probe") else r.get(key)
+    return None if v is None else float(v)
 
 
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,6 +75,10 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             vals = np.array([r[key] for r in rs], dtype=float)
             row[key] = float(vals.mean())
             row[f"{key}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        for key, _ in EXTRA:
+            vals = np.array([v for v in (_extra(r, key) for r in rs) if v is not None], dtype=float)
+            row[key] = float(vals.mean()) if len(vals) else None
+            row[f"{key}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
         before = [r["before_self_training"]["H"] for r in rs if "before_self_training" in r]
         if before:
             row["H_before_self_training"] = float(np.mean(before))
@@ -74,6 +89,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> str:
     def cell(r, k):
+        if r.get(k) is None:
+            return "–"
         return f"{100 * r[k]:.1f} ± {100 * r[k + '_sd']:.1f}"
 
     lines = [f"# Zero-shot study (vaelab ZSL benchmark v{VERSION})", ""]
@@ -81,13 +98,18 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> s
         lines += [f"Command: `{command}`", ""]
     lines += [f"Per-class accuracies in %, mean ± sd over folds {g.folds} × seeds {g.seeds}. T1: ZSL top-1 among the "
               "unseen classes; u, s: GZSL accuracy on unseen / seen test images among all classes; H: their harmonic "
-              "mean. ESZSL and f-CLSWGAN use no unlabelled data: their transductive rows repeat the inductive setting.", ""]
+              "mean; H_cal: H after calibrated stacking (γ chosen on seen classes only); AUSUC: area under the seen–unseen "
+              "curve; probe u: held-out accuracy of a linear probe telling real from generated unseen test features (50 = "
+              "indistinguishable). ESZSL and f-CLSWGAN use no unlabelled data: their transductive rows repeat the "
+              "inductive setting." + (" Hyperparameters chosen per run on pseudo-unseen classes (--select)." if g.base.select
+                                      else ""), ""]
     for ds in g.datasets:
-        lines += [f"## {ds}", "", "| method | setting | T1 | u | s | H | s/run |", "|---|---|---|---|---|---|---|"]
+        head = " | ".join(h for _, h in EXTRA)
+        lines += [f"## {ds}", "", f"| method | setting | T1 | u | s | H | {head} | s/run |", "|---" * (7 + len(EXTRA)) + "|"]
         for r in sorted((r for r in rows if r["dataset"] == ds and r["shots"] == 0), key=lambda r: (r["setting"], r["method"])):
             extra = f" (before self-training: H {100 * r['H_before_self_training']:.1f})" if "H_before_self_training" in r else ""
             lines.append(f"| {LABELS[r['method']]}{extra} | {r['setting']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | "
-                         f"{cell(r, 'H')} | {r['seconds']:.0f} |")
+                         f"{cell(r, 'H')} | " + " | ".join(cell(r, k) for k, _ in EXTRA) + f" | {r['seconds']:.0f} |")
         few = sorted((r for r in rows if r["dataset"] == ds and r["shots"] > 0), key=lambda r: (r["method"], r["shots"]))
         if few:
             lines += ["", "Any-shot (inductive, k labelled training images per unseen class):", "",
