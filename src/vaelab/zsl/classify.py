@@ -29,7 +29,7 @@ def softmax_classifier(x: np.ndarray, y: np.ndarray, classes: list[int], seed: i
 
 def synthesize(v, classes: list[int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` generated features per class of ``classes`` (seeded): (n·len(classes), F), labels."""
-    y = torch.tensor(classes).repeat_interleave(n)
+    y = torch.tensor(classes, device=v.device).repeat_interleave(n)  # the labels live with the model
     x = v.sample(y.shape[0], y, generator=torch.Generator().manual_seed(seed))
     return x.cpu().numpy().astype(np.float32), y.cpu().numpy()
 

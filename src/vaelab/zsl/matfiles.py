@@ -127,7 +127,7 @@ def load_mat_benchmark(features: str | Path, splits: str | Path) -> MatBenchmark
     fp, sp = Path(features), Path(splits)
     fd = read_mat(fp, ("features", "labels"))
     sd = read_mat(sp, ("att", *LOCS, *OPTIONAL_LOCS))
-    labels_raw = _numeric(fd, "labels", fp)
+    _numeric(fd, "labels", fp)  # numeric, or a one-line refusal naming the field
     att = _numeric(sd, "att", sp).astype(np.float64)
     if att.ndim != 2:
         raise ConfigError(f"{sp}: field `att`: expected attributes × classes, got shape {att.shape}")

@@ -59,6 +59,8 @@ class RidgeGenerator:
         row = {c: i for i, c in enumerate(classes)}
         self.residuals = x[labelled] - means[[row[int(c)] for c in y[labelled]]]
 
+    device = torch.device("cpu")  # a NumPy model: its features and labels live on the host
+
     def mean(self, classes) -> np.ndarray:
         return self.m_bar + (self.attributes[np.asarray(classes)] - self.s_bar) @ self.w
 
