@@ -52,6 +52,8 @@ def test_the_confusion_record_before_and_after_calibration():
 class MeanPlusResidual:
     """A perfect generator of linear_split: a class's real mean plus a real residual of that class."""
 
+    device = "cpu"
+
     def __init__(self, sp):
         x = np.concatenate([sp.x_train, sp.x_test_unseen])
         y = np.concatenate([sp.y_train, sp.y_test_unseen])
