@@ -21,7 +21,7 @@ def test_unknown_variant_lists_valid():
     ({"latnet_dim": 3}, r"unknown config key latnet_dim; valid: .*latent_dim"),
     ({"latent_dim": 0}, r"latent_dim: must be an integer >= 1, got 0"),
     ({"latent_dim": 2.5}, r"latent_dim"),
-    ({"backbone": "resnet"}, r"backbone: 'resnet' is not valid; choose one of paper, small, dcgan, mlp"),
+    ({"backbone": "resnet"}, r"backbone: 'resnet' is not valid; choose one of paper, small, dcgan, dcgan-bn, dcgan-bn32, mlp"),
     ({"data_shape": (1, 0, 28)}, r"data_shape"),
 ])
 def test_invalid_config(cfg, pattern):
@@ -69,6 +69,26 @@ def test_svae_backbone_is_the_s_vae_authors_mlp():
     widths = lambda seq: [(m.in_features, m.out_features) for m in seq.modules() if isinstance(m, torch.nn.Linear)]  # noqa: E731
     assert widths(v.encoder) == [(784, 256), (256, 128)] and v.head.in_features == 128
     assert widths(v.decoder) == [(11, 128), (128, 256), (256, 784)]
+
+
+@pytest.mark.parametrize("backbone, first, last", [("dcgan-bn", 64, 512), ("dcgan-bn32", 32, 256)])
+def test_the_sequence_papers_frame_networks(backbone, first, last):
+    """64×64 frames: four stride-2 convolutions (first → last channels, doubling) to 4×4 maps, batch norm
+    after all but the first; the decoder maps z straight to the 4×4 maps, then mirrors the trunk with
+    batch norm after all but its last layer."""
+    import torch
+
+    from vaelab.nn import make_decoder, make_encoder
+
+    enc, dec = make_encoder((1, 64, 64), backbone), make_decoder((1, 64, 64), 40, backbone)
+    convs = [m.out_channels for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [first, 2 * first, 4 * first, last]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules()) == 3
+    deconvs = [(m.in_channels, m.out_channels) for m in dec.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert deconvs == [(last, 4 * first), (4 * first, 2 * first), (2 * first, first), (first, 1)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in dec.modules()) == 3
+    assert [(m.in_features, m.out_features) for m in dec.modules() if isinstance(m, torch.nn.Linear)] == [(40, last * 16)]
+    assert dec(torch.randn(3, 40)).shape == (3, 1, 64, 64) and enc(torch.rand(3, 1, 64, 64)).shape == (3, 256)
 
 
 def test_mlp_backbone_takes_flat_inputs():

@@ -15,7 +15,9 @@ channels doubling per layer up to 64, FC 256; the decoder mirrors it. For larger
 ``dcgan-bn`` and ``dcgan-bn32``: the frame networks of the sequence papers' reference code (S3VAE,
 DSVAE): the same DCGAN shape, but 64 channels doubling per layer up to 512 (``dcgan-bn32``: 32 up
 to 256, for a quarter of the cost) with batch normalisation after every convolution but the first
-(encoder) and after every layer but the last (decoder).
+(encoder) and after every layer but the last (decoder); the decoder maps z straight to its 4×4 maps
+(one linear layer, as the reference code's first 4×4 transposed convolution), without the narrow
+FC layer of the other conv decoders.
 
 ``mlp``: two 512-unit layers, for flat inputs (feature vectors, shape (D,)) or flattened images.
 
@@ -174,7 +176,10 @@ class Decoder(nn.Module):
             down = 2 ** len(widths)
             self.grid = (widths[-1], self.data_shape[1] // down, self.data_shape[2] // down)
             norm = batch_normed(backbone)
-            self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
+            if norm:  # the reference code's first layer: z straight to the 4×4 maps (no narrow FC between)
+                self.fc = nn.Sequential(nn.Linear(n_in, math.prod(self.grid), bias=False), nn.BatchNorm1d(math.prod(self.grid)), nn.ReLU())
+            else:
+                self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
             self.head: nn.Module = DeconvHead(*widths[::-1], out_ch=self.data_shape[0], norm=norm)
         else:
             hidden = _MLP[backbone][::-1]
