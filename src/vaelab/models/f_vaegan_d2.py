@@ -64,11 +64,11 @@ class FVAEGAND2(FeatureVAE):
 
     def _fakes(self, y: torch.Tensor, n_unlabelled: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """G(z', a(y)) and, transductive, G(z'', a_u) for ``n_unlabelled`` random unseen classes (feature probabilities)."""
-        fake = torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+        fake = self.generate(self.noise(y.shape[0], y), y)
         fake_u = None
         if self.critic2 is not None and n_unlabelled:
             yu = self.unseen_labels(n_unlabelled)
-            fake_u = torch.sigmoid(self.decode(self.noise(n_unlabelled, yu), yu).float())
+            fake_u = self.generate(self.noise(n_unlabelled, yu), yu)
         return fake, fake_u
 
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
