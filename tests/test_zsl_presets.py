@@ -106,3 +106,27 @@ def test_the_vae_generators_refuse_a_relu_output_and_unknown_outputs_are_refused
             get(name)(make_config(name, **{**get(name).TEST_CONFIG, "output": "relu"}))
     with pytest.raises(ConfigError, match="output"):
         make_config("f-clswgan", output="tanh")
+
+
+def _one_generator_step(**cfg):
+    from vaelab.optim import make_optimizer_factory
+    from vaelab.training.config import TrainConfig
+
+    torch.manual_seed(0)
+    v = get("f-vaegan-d2")(make_config("f-vaegan-d2", **{**get("f-vaegan-d2").TEST_CONFIG, **cfg}))
+    opts = v.configure_optimizers("train", make_optimizer_factory(TrainConfig(lr=1e-2, optimizer="adam")))
+    batch = {"x": torch.rand(8, 12, generator=torch.Generator().manual_seed(1)), "y": torch.tensor([0, 1, -1, -1, 2, -1, 3, -1])}
+    torch.manual_seed(1)
+    v.train_step(batch, 0, opts, "train")  # step 0 is a generator turn
+    return torch.cat([p.detach().flatten() for p in v.generator.parameters()])
+
+
+def test_gamma_unlabelled_weighs_d2_on_its_own_and_round_trips():
+    conf = make_config("f-vaegan-d2", **{**get("f-vaegan-d2").TEST_CONFIG, "gamma_unlabelled": 1.0})
+    assert from_dict(type(conf), json.loads(json.dumps(conf.to_dict()))).gamma_unlabelled == 1.0
+    assert make_config("f-vaegan-d2").gamma_unlabelled is None  # default: γ weighs both terms (as before)
+    with pytest.raises(ConfigError, match="gamma_unlabelled"):
+        make_config("f-vaegan-d2", gamma_unlabelled=-1.0)
+    same = _one_generator_step(gamma=10.0)
+    torch.testing.assert_close(_one_generator_step(gamma=10.0, gamma_unlabelled=10.0), same)
+    assert not torch.allclose(_one_generator_step(gamma=10.0, gamma_unlabelled=0.0), same)
