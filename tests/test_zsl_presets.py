@@ -53,7 +53,7 @@ def test_unknown_and_unpublished_presets_are_one_line_errors():
     with pytest.raises(ConfigError, match="not a preset; choose one of") as e:
         get_preset("f-vaegan-d2/imagenet")
     assert "\n" not in str(e.value)
-    with pytest.raises(ConfigError, match="zero-vae-gan has no published recipe"):
+    with pytest.raises(ConfigError, match="zero-vae-gan has no preset; no published recipe was found"):
         get_preset("zero-vae-gan/cub")
 
 

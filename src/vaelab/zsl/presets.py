@@ -96,8 +96,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 #: Methods with no preset, and why (a one-line refusal).
 NO_PRESET = {
-    "zero-vae-gan": "no published recipe was found (no public code; the paper's training details could not be checked)",
-    "ridge": "vaelab's own lower bound, with no published recipe",
+    "zero-vae-gan": "no preset; no published recipe was found (no public code; the paper's training details could not be checked)",
+    "ridge": "no preset; it is vaelab's own lower bound, with no published recipe",
 }
 
 
