@@ -1,5 +1,6 @@
 """vaelab zsl --dataset D --method M --setting S --shots K --fold F --seed S --out DIR | vaelab zsl --features res101.mat
---splits att_splits.mat --method M ... | vaelab zsl --study --out DIR; any of them with --select [--select-grid AXIS=V1,V2]"""
+--splits att_splits.mat --method M ... [--preset METHOD/DATASET] | vaelab zsl --study --out DIR; any of them with --select
+[--select-grid AXIS=V1,V2]"""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,10 @@ def add_parser(sub) -> None:
                         "run on it instead of --dataset/--fold")
     p.add_argument("--splits", default=None, metavar="FILE.mat",
                    help="its proposed split (att_splits.mat: att, trainval_loc, test_seen_loc, test_unseen_loc, train_loc, val_loc)")
-    p.add_argument("--method", default="f-vaegan-d2", help="f-vaegan-d2 | zero-vae-gan | f-clswgan | eszsl | ridge (default f-vaegan-d2)")
+    p.add_argument("--method", default=None, help="f-vaegan-d2 | zero-vae-gan | f-clswgan | eszsl | ridge (default f-vaegan-d2, or the preset's)")
+    p.add_argument("--preset", default=None, metavar="METHOD/DATASET",
+                   help="a published recipe on --features/--splits files, e.g. f-vaegan-d2/cub (CUB, AWA2, SUN, FLO; "
+                        "docs/zsl.md, Presets); explicit flags and --set values override it")
     p.add_argument("--setting", default="inductive", help="inductive | transductive (default inductive)")
     p.add_argument("--shots", type=int, default=0, help="any-shot: labelled examples per unseen class, 0 | 1 | 5 | 10 (inductive; default 0)")
     p.add_argument("--fold", type=int, default=0, help="seen/unseen split 0 | 1 | 2 (default 0)")
@@ -107,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
 
         from ..errors import ConfigError
 
+        if args.preset is not None:
+            raise ConfigError("--preset: presets are the published recipes for --features/--splits runs; --study runs "
+                              "vaelab's MNIST benchmark with its own defaults")
+
         if base.on_mat:
             raise ConfigError("--study runs vaelab's MNIST / Fashion-MNIST benchmark; drop --features/--splits, "
                               "or run each method on the .mat files without --study")
@@ -125,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
         page = write_page(out)
         print(f"{out}/zsl-results.md\n{page}")
         return 0
-    cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method, setting=args.setting, shots=args.shots,
-                              fold=args.fold, seed=args.seed)
+    cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method or "f-vaegan-d2", setting=args.setting,
+                              shots=args.shots, fold=args.fold, seed=args.seed)
+    if args.preset is not None:
+        from ..zsl.presets import apply_preset
+
+        explicit = [k for k in ("method", "epochs", "lr", "n_synth") if getattr(args, k) is not None]
+        cfg = apply_preset(cfg, args.preset, explicit)
     cfg.validate()
     if cfg.on_mat:
         from pathlib import Path

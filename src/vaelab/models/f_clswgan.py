@@ -68,7 +68,7 @@ class FCLSWGAN(FeatureGenerator):
         return ce, {"loss": ce.detach()}
 
     def _fake(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+        return self.generate(self.noise(y.shape[0], y), y)
 
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         c = self.config

@@ -11,7 +11,8 @@ Losses per batch (labelled x with attributes a; unlabelled features x_u):
     WGAN: L_D1 = E D1(G(z', a), a) − E D1(x, a) + λ GP(D1),     z' ~ N(0, I)
     D2:   L_D2 = E D2(G(z'', a_u)) − E D2(x_u) + λ GP(D2),       a_u: attributes of random unseen classes
 The critics minimise L_D1 (+ L_D2) every step; every ``n_critic``-th step the encoder and generator
-minimise L_VAE − γ E D1(G(z', a), a) (− γ E D2(G(z'', a_u)) transductive).
+minimise L_VAE − γ E D1(G(z', a), a) (− γ' E D2(G(z'', a_u)) transductive, γ' = ``gamma_unlabelled``,
+by default γ).
 
 ``loss`` (the epoch curves) is L_VAE of the labelled batch; the critics' Wasserstein estimates are
 the terms ``w1`` and ``w2``.
@@ -33,10 +34,13 @@ from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureVAE, mlp
 @dataclass
 class Config(FeatureConfig):
     gamma: float = 10.0  # γ, weight of the generator's adversarial loss against the VAE loss
+    gamma_unlabelled: float | None = None  # weight of the D2 term (None: γ, vaelab's reading; docs/equations.md)
 
     def validate(self) -> None:
         super().validate()
         check_range(self.gamma, "gamma", lo=0)
+        if self.gamma_unlabelled is not None:
+            check_range(self.gamma_unlabelled, "gamma_unlabelled", lo=0)
 
 
 @register("f-vaegan-d2")
@@ -64,11 +68,11 @@ class FVAEGAND2(FeatureVAE):
 
     def _fakes(self, y: torch.Tensor, n_unlabelled: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """G(z', a(y)) and, transductive, G(z'', a_u) for ``n_unlabelled`` random unseen classes (feature probabilities)."""
-        fake = torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+        fake = self.generate(self.noise(y.shape[0], y), y)
         fake_u = None
         if self.critic2 is not None and n_unlabelled:
             yu = self.unseen_labels(n_unlabelled)
-            fake_u = torch.sigmoid(self.decode(self.noise(n_unlabelled, yu), yu).float())
+            fake_u = self.generate(self.noise(n_unlabelled, yu), yu)
         return fake, fake_u
 
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
@@ -103,8 +107,12 @@ class FVAEGAND2(FeatureVAE):
         if turn and (labelled or fake_u is not None):
             fake, fake_u = self._fakes(y, xu.shape[0])
             adv = -self.d1(fake, a).float().mean() if labelled else zero
-            if fake_u is not None:
-                adv = adv - self.d2(fake_u).float().mean()
-            update(vae + c.gamma * adv, optimizers["model"],
+            if fake_u is not None and c.gamma_unlabelled is not None:  # D2's own weight
+                objective = vae + c.gamma * adv - c.gamma_unlabelled * self.d2(fake_u).float().mean()
+            else:  # γ weighs both terms
+                if fake_u is not None:
+                    adv = adv - self.d2(fake_u).float().mean()
+                objective = vae + c.gamma * adv
+            update(objective, optimizers["model"],
                    params=self.vae_parameters() if labelled else list(self.generator.parameters()))
         return {"loss": vae.detach(), "recon": recon.detach(), "kl": kl.detach(), **terms}

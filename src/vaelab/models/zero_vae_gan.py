@@ -70,7 +70,7 @@ class ZeroVAEGAN(FeatureVAE):
         a = self.condition(y)
         # discriminator and categorizer
         with torch.no_grad():
-            fake = torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+            fake = self.generate(self.noise(y.shape[0], y), y)
         real_logit, fake_logit = self.d_logit(x, a), self.d_logit(fake, a)
         d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) \
             + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
@@ -78,7 +78,7 @@ class ZeroVAEGAN(FeatureVAE):
         update(d_loss + c_loss, optimizers["judges"])
         # encoder and generator
         vae, recon, kl = self.vae_loss(x, y)
-        fake = torch.sigmoid(self.decode(self.noise(y.shape[0], y), y).float())
+        fake = self.generate(self.noise(y.shape[0], y), y)
         g_logit = self.d_logit(fake, a)
         g_adv = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # −E log D(x̃, a)
         g_cls = F.cross_entropy(self.categorizer(fake).float(), y)

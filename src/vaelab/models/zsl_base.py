@@ -6,9 +6,10 @@ label y is mapped to its condition a(y) inside the model (``condition``) and flo
 attributes. Labels of −1 mark unlabelled examples (the transductive setting): ``split_batch`` keeps
 them apart, and only a method's unlabelled terms read them.
 
-Shared pieces: MLPs with LeakyReLU(0.2) hidden layers, a sigmoid generator G(z, a) with z ~ N(0, I),
-``sample(n, y)`` (features of classes y), and the optimizers' Adam betas (0.5, 0.999) of the WGAN
-literature. Trained and evaluated by ``vaelab zsl`` (:mod:`vaelab.zsl.run`), not by the image study.
+Shared pieces: MLPs with LeakyReLU(0.2) hidden layers, a generator G(z, a) with z ~ N(0, I) whose
+output layer is a sigmoid (``output="sigmoid"``, the default) or a ReLU (``output="relu"``, f-CLSWGAN's
+published generator: features in [0, ∞)), ``sample(n, y)`` (features of classes y), and the optimizers'
+Adam betas (0.5, 0.999) of the WGAN literature. Trained and evaluated by ``vaelab zsl`` (:mod:`vaelab.zsl.run`), not by the image study.
 """
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import rng
-from ..config import VariantConfig, check, check_int, check_range
+from ..config import VariantConfig, check, check_choice, check_int, check_range
+from ..errors import ConfigError
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..nn import GaussianHead
 from ..zsl.benchmark import class_attributes
 from .base import Batch, NotAvailable, Variant
 
 ADAM_BETAS = (0.5, 0.999)
+#: The generator's output layers: ``sigmoid`` (features in (0, 1)) or ``relu`` (f-CLSWGAN's, in [0, ∞)).
+OUTPUTS = ("sigmoid", "relu")
 
 
 def mlp(widths: list[int], out_act: nn.Module | None = None, last_bias: bool = True) -> nn.Sequential:
@@ -56,6 +60,7 @@ class FeatureConfig(VariantConfig):
     data_shape: tuple[int, ...] = (128,)
     attributes: list = field(default_factory=_default_attributes)
     hidden: int = 512
+    output: str = "sigmoid"  # the generator's output layer (OUTPUTS)
     gp_weight: float = 10.0  # λ of the gradient penalty
     n_critic: int = 5  # critic updates per generator update
     transductive: bool = False  # learn from unlabelled features (label −1) of the ``unseen`` classes too
@@ -70,6 +75,7 @@ class FeatureConfig(VariantConfig):
               f"must be {self.n_classes} equally long lists of numbers (one per class)")
         check(len({tuple(r) for r in rows}) == len(rows), "attributes", "two classes share an attribute vector")
         check_int(self.hidden, "hidden", 1)
+        check_choice(self.output, "output", OUTPUTS)
         check_range(self.gp_weight, "gp_weight", lo=0)
         check_int(self.n_critic, "n_critic", 1)
         check(isinstance(self.transductive, bool), "transductive", f"must be true or false, got {self.transductive!r}")
@@ -83,7 +89,8 @@ class FeatureConfig(VariantConfig):
 
 
 class FeatureGenerator(Variant):
-    """G(z, a): z ~ N(0, I) (latent_dim) and the attribute vector → a feature vector in [0, 1]."""
+    """G(z, a): z ~ N(0, I) (latent_dim) and the attribute vector → a feature vector (in [0, 1] with the
+    sigmoid output, in [0, ∞) with the ReLU one)."""
     data_parallel = "it is trained on cached features by `vaelab zsl`, not by `vaelab train`"
 
     Config = FeatureConfig
@@ -99,7 +106,7 @@ class FeatureGenerator(Variant):
         self.register_buffer("unseen_classes", torch.tensor(config.unseen, dtype=torch.int64), persistent=False)
         self.register_buffer("critic_updates", torch.zeros((), dtype=torch.int64))  # in the adversarial phase, for n_critic
         f, a, h = config.data_shape[0], config.attr_dim, config.hidden
-        self.generator = mlp([config.latent_dim + a, h, f])  # logits; sigmoid gives the features
+        self.generator = mlp([config.latent_dim + a, h, f])  # pre-activations; ``activate`` gives the features
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor:
         """Labels → their classes' attribute vectors; float (B, A) vectors are attributes already."""
@@ -112,8 +119,17 @@ class FeatureGenerator(Variant):
         return y.float()
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of the features of G(z, a(y))."""
+        """Pre-activations (logits with the sigmoid output) of the features of G(z, a(y))."""
         return self.generator(torch.cat([z, self.condition(y).to(z.dtype)], 1))
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        """The generator's output layer applied to ``decode``'s pre-activations (float32)."""
+        h = h.float()
+        return torch.relu(h) if self.config.output == "relu" else torch.sigmoid(h)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z, a(y)): features."""
+        return self.activate(self.decode(z, y))
 
     @staticmethod
     def split_batch(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,7 +146,7 @@ class FeatureGenerator(Variant):
         """n feature vectors of classes ``y`` (n,) (uniform over all classes when not given)."""
         y = self.sample_labels(n, y, generator)
         z = self.noise(n, self.class_attributes, generator)
-        return torch.sigmoid(self.decode(z, y).float())
+        return self.generate(z, y)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         raise NotAvailable(f"{self.name}: has no encoder")
@@ -163,6 +179,9 @@ class FeatureVAE(FeatureGenerator):
     loss_labels = {"train": "VAE loss: KL + BCE over feature dimensions (per example)"}
 
     def __init__(self, config: FeatureConfig):
+        if config.output != "sigmoid":
+            raise ConfigError(f"output: {config.output!r} does not fit {self.name}'s BCE reconstruction, which needs "
+                              f"the sigmoid output (f-VAEGAN-D2's published decoder); use output=sigmoid")
         super().__init__(config)
         f, a, h, d = config.data_shape[0], config.attr_dim, config.hidden, config.latent_dim
         self.encoder = mlp([f + a, h])
@@ -189,7 +208,7 @@ class FeatureVAE(FeatureGenerator):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.decode(self.encode(x, y).mean, y).float())
+        return self.generate(self.encode(x, y).mean, y)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

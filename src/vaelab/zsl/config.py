@@ -45,6 +45,7 @@ class ZSLConfig:
     splits: str | None = None  # its att_splits.mat-style file
     select: bool = False  # choose epochs, lr, γ, n_synth, pseudo_fraction on pseudo-unseen classes first (zsl/select.py)
     select_grid: dict[str, list] = field(default_factory=dict)  # axes of the selection grid replaced (GRID_AXES)
+    preset: str | None = None  # the published recipe applied (zsl/presets.py: apply_preset), recorded by name
 
     @property
     def on_mat(self) -> bool:
@@ -74,6 +75,12 @@ class ZSLConfig:
             check_choice(self.self_training, "--self-training", SELF_TRAINING)
             check(self.self_training == "none" or (self.method == "zero-vae-gan" and self.setting == "transductive"),
                   "--self-training", "is Zero-VAE-GAN's, in the transductive setting")
+        if self.preset is not None:
+            from .presets import get_preset
+
+            p = get_preset(self.preset)
+            check(self.on_mat, "--preset", "presets are for the .mat benchmarks (--features/--splits), not vaelab's MNIST benchmark")
+            check(self.method == p.method, "--preset", f"{self.preset} is {p.method}'s recipe, but the method is {self.method}")
         check(isinstance(self.select, bool), "--select", f"must be true or false, got {self.select!r}")
         check(isinstance(self.select_grid, dict), "--select-grid", "must map axes to lists of values")
         check(self.select or not self.select_grid, "--select-grid", "needs --select")
@@ -112,4 +119,6 @@ class ZSLConfig:
         if not self.select:  # nor does a run without selection gain keys (older zsl.json files stay reusable)
             d.pop("select")
             d.pop("select_grid")
+        if self.preset is None:
+            d.pop("preset")
         return d

@@ -82,6 +82,10 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
         from .matfiles import load_mat_benchmark, mat_split
 
         bench = load_mat_benchmark(cfg.features, cfg.splits)
+        if cfg.preset is not None:
+            from .presets import check_files
+
+            check_files(cfg.preset, len(bench.attributes), cfg.features)
         sp, val_classes = mat_split(bench, cfg.setting, cfg.seed), bench.val_classes
         source: dict[str, Any] = {"features": {"features_file": bench.features_path, "splits_file": bench.splits_path,
                                                "sha256": bench.sha256, "n_classes": len(bench.attributes)}}
