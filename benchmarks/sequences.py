@@ -12,6 +12,7 @@ Prints figures; asserts nothing. Run by hand on an otherwise idle machine (``mov
 the MNIST IDX files: ``--data-dir`` or ``$VAELAB_DATA/mnist``):
 
     python benchmarks/sequences.py --data-dir $VAELAB_DATA/mnist
+    python benchmarks/sequences.py --skip-generation --datasets moving-mnist --backbones dcgan,dcgan-bn32,dcgan-bn --precision bf16
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def generation_seconds(name: str, split: str, data_dir: str | None, rounds: int)
     return statistics.median(times), n
 
 
-def epoch_seconds(variant: str, name: str, data_dir: str | None, steps: int, batch: int, seed: int) -> tuple[float, int]:
+def epoch_seconds(variant: str, name: str, data_dir: str | None, steps: int, batch: int, seed: int,
+                  backbone: str | None = None, precision: str = "fp32") -> tuple[float, int]:
     """(seconds per whole training epoch of ``name``, extrapolated from ``steps`` timed updates; epoch size)."""
     from vaelab.data import load_dataset
     from vaelab.rundir import build_variant
@@ -50,8 +52,10 @@ def epoch_seconds(variant: str, name: str, data_dir: str | None, steps: int, bat
 
     ds = load_dataset(name, "train", data_dir)
     sub = dataclasses.replace(ds, images=ds.images[: steps * batch], labels=ds.labels[: steps * batch])
-    cfg = TrainConfig(dataset=name, epochs=1, batch_size=batch, optimizer="adam", seed=seed, eval_every=0, progress=False)
-    v = build_variant(variant, {"data_shape": tuple(ds.images.shape[1:])}, seed)
+    cfg = TrainConfig(dataset=name, epochs=1, batch_size=batch, optimizer="adam", seed=seed, eval_every=0, progress=False,
+                      precision=precision)
+    model = {"data_shape": tuple(ds.images.shape[1:]), **({"backbone": backbone} if backbone else {})}
+    v = build_variant(variant, model, seed)
     with tempfile.TemporaryDirectory() as d:
         Trainer(v, cfg, d, sub, None).fit()
         loop = json.loads((Path(d) / "metrics.jsonl").read_text().splitlines()[0])["seconds"]
@@ -67,21 +71,25 @@ def main():
     p.add_argument("--steps", type=int, default=40, help="timed training updates per variant")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbones", default="", help="comma list of frame networks to time (default: the variants' own)")
+    p.add_argument("--precision", default="fp32", help="fp32 | bf16")
+    p.add_argument("--skip-generation", action="store_true")
     a = p.parse_args()
     from vaelab._cpu import tune_malloc
 
     tune_malloc()
     names = [s for s in a.datasets.split(",") if s]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name in names:
+    for name in [] if a.skip_generation else names:
         for split in ("train", "test"):
             s, n = generation_seconds(name, split, a.data_dir, a.rounds)
             print(f"generate {name} {split}: {n} sequences in {s:.2f} s ({n / s:,.0f} sequences/s)", flush=True)
     for name in names:
         for variant in [v for v in a.variants.split(",") if v]:
-            s, n = epoch_seconds(variant, name, a.data_dir, a.steps, a.batch_size, a.seed)
-            print(f"train {variant} on {name}: {s:.1f} s per epoch of {n} sequences at batch {a.batch_size} "
-                  f"({n / s:.0f} sequences/s; from {a.steps} updates)", flush=True)
+            for backbone in [b for b in a.backbones.split(",") if b] or [None]:
+                s, n = epoch_seconds(variant, name, a.data_dir, a.steps, a.batch_size, a.seed, backbone, a.precision)
+                print(f"train {variant} ({backbone or 'default'} frames, {a.precision}) on {name}: {s:.1f} s per epoch of "
+                      f"{n} sequences at batch {a.batch_size} ({n / s:.0f} sequences/s; from {a.steps} updates)", flush=True)
 
 
 if __name__ == "__main__":
