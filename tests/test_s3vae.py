@@ -386,6 +386,8 @@ def test_judge_net_shapes_and_sequence_scores_on_an_oracle():
     # the motion one-hot says nothing about the digit here (motion = i mod 8, digit = i mod 10 over 40 sequences,
     # the probe fitted on the first 20): the probe on z_1:T does no better than the digits' own frequencies
     assert out["probe_digit_z_t"] <= 0.35
+    # the swaps keep the content's digit, so they match the motion source's only where the two digits agree
+    assert out["swap_digit_from_dynamics"] <= 0.3
     assert out["content_h_y_given_x"] == pytest.approx(0.0, abs=1e-12) and out["content_h_y"] == pytest.approx(math.log(10))
 
 

@@ -41,6 +41,8 @@ over the whole test set:
   swap_content_accuracy, swap_motion_accuracy
                          z_f of sequence i with z_1:T of sequence π(i) (a seeded permutation): the
                          judge's digit against i's, its motion against π(i)'s
+  swap_digit_from_dynamics
+                         the same swaps' digit against π(i)'s: high when the digit travels with z_1:T
   recon_motion_accuracy  the judge's motion accuracy on reconstructions (recon_accuracy: its digit)
   probe_digit_z_f, probe_digit_z_t
                          a logistic-regression probe of the digit from the posterior means of z_f and of
@@ -84,6 +86,7 @@ SEQUENCE_KEYS = {
     "motion_accuracy": "the judge's motion: each test sequence's z_1:T, z_f from the prior",
     "swap_content_accuracy": "z_f of a test sequence with z_1:T of another: its digit",
     "swap_motion_accuracy": "... and the other's motion",
+    "swap_digit_from_dynamics": "... its digit read as the other's (the digit travels with z_1:T; chance ≈ 10%)",
     "recon_motion_accuracy": "the judge's motion on reconstructions",
     "probe_digit_z_f": "a logistic probe of the digit from z_f (fit on half the test set, scored on the other)",
     "probe_digit_z_t": "the same probe from z_1:T (near chance when the digit stays out of the dynamics)",
@@ -173,6 +176,7 @@ def sequence_scores(v: Variant, judge, x: torch.Tensor, labels: np.ndarray, moti
         "motion_accuracy": float((judge.predict_motion(fixed_t) == motion).mean()),
         "swap_content_accuracy": float((judge.predict(swapped) == labels).mean()),
         "swap_motion_accuracy": float((judge.predict_motion(swapped) == motion[p]).mean()),
+        "swap_digit_from_dynamics": float((judge.predict(swapped) == labels[p]).mean()),
         "recon_motion_accuracy": float((judge.predict_motion(rec) == motion).mean()),
         **latent_probes(v, x, labels, batch_size),
     }
