@@ -31,9 +31,10 @@ def collect(pairs: list[tuple[str, Path]]) -> list[dict]:
     return runs
 
 
-def markdown(title: str, runs: list[dict], columns: list[str], env: dict) -> str:
-    pct = lambda k: k.endswith("accuracy") or k.startswith("probe") or k.startswith("swap")  # noqa: E731
-    lines = [f"# {title}", "", f"Machine: {env['machine']['summary']}; vaelab commit {env.get('git_commit')}.", "",
+def markdown(title: str, runs: list[dict], columns: list[str], env: dict, note: str = "") -> str:
+    pct = lambda k: "accuracy" in k or k.startswith("probe") or k.startswith("swap")  # noqa: E731
+    lines = [f"# {title}", "", *([note, ""] if note else []),
+             f"Collected on: {env['machine']['summary']}; vaelab commit {env.get('git_commit')}.", "",
              "| run | seed | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for r in runs:
         cells = []
@@ -50,6 +51,7 @@ def main() -> None:
     p.add_argument("--out", required=True, help="path without extension")
     p.add_argument("--title", required=True)
     p.add_argument("--columns", required=True, help="comma list of metric keys for the table")
+    p.add_argument("--note", default="", help="a paragraph placed under the title (how the runs were evaluated, ...)")
     p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     a = p.parse_args()
     from vaelab.io import atomic_write_json, atomic_write_text
@@ -63,8 +65,8 @@ def main() -> None:
         pairs.append((label, Path(d)))
     runs, env = collect(pairs), environment()
     cols = [c for c in a.columns.split(",") if c]
-    atomic_write_json(Path(a.out + ".json"), {"title": a.title, "collected": now(), "environment": env, "runs": runs})
-    atomic_write_text(Path(a.out + ".md"), markdown(a.title, runs, cols, env))
+    atomic_write_json(Path(a.out + ".json"), {"title": a.title, "note": a.note, "collected": now(), "environment": env, "runs": runs})
+    atomic_write_text(Path(a.out + ".md"), markdown(a.title, runs, cols, env, a.note))
     print(a.out + ".md")
 
 
