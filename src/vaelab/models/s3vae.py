@@ -198,8 +198,12 @@ class S3VAE(Variant):
     def configure_optimizers(self, phase: str, make) -> dict[str, torch.optim.Optimizer]:
         if self.critic is None:
             return super().configure_optimizers(phase, make)
-        critic = {id(p) for p in self.critic.parameters()}
-        return {"model": make([p for p in self.parameters() if id(p) not in critic]), "critic": make(list(self.critic.parameters()))}
+        return {"model": make(self._model_parameters()), "critic": make(list(self.critic.parameters()))}
+
+    def _model_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the MI critic's."""
+        critic = {id(p) for p in self.critic.parameters()} if self.critic is not None else set()
+        return [p for p in self.parameters() if id(p) not in critic]
 
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         """The model's update; with the MI critic, then the critic's own (from the same forward pass, on
@@ -208,8 +212,7 @@ class S3VAE(Variant):
         if critic_loss is None:
             update(total, optimizers["model"])
             return terms
-        critic = {id(p) for p in self.critic.parameters()}
-        update(total, optimizers["model"], params=[p for p in self.parameters() if id(p) not in critic])
+        update(total, optimizers["model"], params=self._model_parameters())
         update(critic_loss, optimizers["critic"], params=list(self.critic.parameters()))
         return terms
 
