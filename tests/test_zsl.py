@@ -250,7 +250,7 @@ def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch)
     from vaelab.zsl import run as zrun
     from vaelab.zsl.study import StudyGrid, run_study, runs_of
 
-    monkeypatch.setattr(zrun, "load_features", lambda dataset, fold, data_dir=None, log=None: dataclasses.replace(
+    monkeypatch.setattr(zrun, "load_features", lambda dataset, fold, data_dir=None, log=None, extractor="supervised": dataclasses.replace(
         fake_features(fold=fold), meta={"images_sha256": "x", "recipe": {}, "arch": "fake"}))
     base = ZSLConfig(epochs=1, batch_size=32, n_synth=10, model={"hidden": 8, "classifier_epochs": 1})
     g = StudyGrid(datasets=["mnist-5k"], methods=["f-clswgan", "eszsl"], settings=["inductive"], folds=[0], seeds=[0, 1],

@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
                         "with --study, for every run")
     p.add_argument("--select-grid", action="append", default=[], metavar="AXIS=V1,V2",
                    help="--select: replace one axis of the grid (lr, epochs, gamma, n_synth_factor, pseudo_fraction), repeatable")
+    p.add_argument("--extractor", default="supervised",
+                   help="the benchmark's features: supervised (a CNN trained on the seen classes' labels, the default) | "
+                        "contrastive (the same network trained on the seen classes' images without labels; docs/zsl.md)")
     p.add_argument("--out", default=None, help="output directory (default runs/zsl/...)")
     p.add_argument("--study", action="store_true", help="run the whole grid into --out")
     p.add_argument("--datasets", default="mnist,fashion-mnist", help="--study: comma list (default mnist,fashion-mnist)")
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from ..zsl.run import run as run_one
 
     base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set), features=args.features, splits=args.splits,
-                     select=args.select, select_grid=_grid(args.select_grid))
+                     select=args.select, select_grid=_grid(args.select_grid), extractor=args.extractor)
     for key in ("epochs", "lr", "n_synth", "self_training", "pseudo_fraction", "refine_epochs"):
         val = getattr(args, key)
         if val is not None:

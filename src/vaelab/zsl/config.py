@@ -9,7 +9,7 @@ from typing import Any
 from ..config import check, check_choice, check_int, check_range
 from ..errors import ConfigError
 from .benchmark import DATASETS, fold_classes
-from .features import check_setting
+from .features import EXTRACTORS, check_setting
 
 GENERATORS = ("f-vaegan-d2", "zero-vae-gan", "f-clswgan")
 METHODS = (*GENERATORS, "eszsl", "ridge")
@@ -46,6 +46,7 @@ class ZSLConfig:
     select: bool = False  # choose epochs, lr, γ, n_synth, pseudo_fraction on pseudo-unseen classes first (zsl/select.py)
     select_grid: dict[str, list] = field(default_factory=dict)  # axes of the selection grid replaced (GRID_AXES)
     preset: str | None = None  # the published recipe applied (zsl/presets.py: apply_preset), recorded by name
+    extractor: str = "supervised"  # the benchmark's feature extractor (zsl/features.py: EXTRACTORS)
 
     @property
     def on_mat(self) -> bool:
@@ -54,8 +55,11 @@ class ZSLConfig:
     def validate(self) -> None:
         check_choice(self.method, "--method", METHODS)
         check_setting(self.setting, self.shots)
+        check_choice(self.extractor, "--extractor", EXTRACTORS)
         if self.on_mat:
             check(self.features is not None and self.splits is not None, "--features/--splits", "come together")
+            check(self.extractor == "supervised", "--extractor", "chooses the features of vaelab's benchmark; "
+                  "--features/--splits bring their own")
             check(self.shots == 0, "--shots", "any-shot runs are for vaelab's benchmark, not --features/--splits")
         else:
             check_choice(self.dataset, "--dataset", DATASETS)
@@ -121,4 +125,6 @@ class ZSLConfig:
             d.pop("select_grid")
         if self.preset is None:
             d.pop("preset")
+        if self.extractor == "supervised":  # the benchmark's own: older zsl.json files stay reusable
+            d.pop("extractor")
         return d

@@ -1,11 +1,17 @@
 """The benchmark's features and splits: a CNN trained on one fold's seen classes only, its
 128-d penultimate features of every image, cached on disk, and the ZSL splits built from them.
 
-The extractor is the reference classifier's network and recipe (:mod:`vaelab.reference_classifier`)
-trained on the seen classes' training images with their labels renumbered 0..6: no image of an
-unseen class reaches it. Features are cached in ``cache_dir()/zsl/`` as safetensors (arrays) plus
-JSON (what they were computed from), keyed by dataset, fold, recipe, benchmark version and a hash of
-the images; a cache entry that does not match is recomputed.
+Two extractors (``EXTRACTORS``), both trained on the seen classes' training images only, so no image
+of an unseen class reaches either:
+
+* ``supervised`` (the benchmark's): the reference classifier's network and recipe
+  (:mod:`vaelab.reference_classifier`) trained on those images with their labels renumbered 0..6;
+* ``contrastive``: the same network's body trained without labels (SimCLR,
+  :mod:`vaelab.zsl.contrastive`), the alternative docs/zsl.md measures against it.
+
+Features are cached in ``cache_dir()/zsl/`` as safetensors (arrays) plus JSON (what they were
+computed from), keyed by dataset, fold, extractor, recipe, benchmark version and a hash of the
+images; a cache entry that does not match is recomputed.
 
 Features are scaled to [0, 1] per dimension by the largest value each dimension takes on the seen
 classes' training features (the features are ReLU outputs, so their minimum is 0), and clipped.
@@ -28,8 +34,10 @@ from ..io import atomic_write_bytes, atomic_write_json, read_json
 from ..nn.utils import batched
 from ..reference_classifier import ARCH, data_hash, default_recipe, train_classifier
 from .benchmark import VERSION, class_attributes, fold_classes
+from .contrastive import ContrastiveRecipe, train_contrastive
 
 SETTINGS = ("inductive", "transductive")
+EXTRACTORS = ("supervised", "contrastive")
 SHOTS = (0, 1, 5, 10)
 
 
@@ -81,13 +89,19 @@ def extractor_training_set(train: Dataset, seen: list[int]) -> Dataset:
                    n_classes=len(seen))
 
 
-def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Callable[[str], None] | None = None) -> Features:
-    """The fold's features of every training and test image: from the cache, or computed now and cached."""
+def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Callable[[str], None] | None = None,
+                  extractor: str = "supervised") -> Features:
+    """The fold's features of every training and test image by ``extractor`` (``EXTRACTORS``): from
+    the cache, or computed now and cached."""
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"zsl features: unknown extractor {extractor!r}; choose one of {', '.join(EXTRACTORS)}")
     seen, unseen = fold_classes(dataset, fold)
     train, test = load_dataset(dataset, "train", data_dir), load_dataset(dataset, "test", data_dir)
-    recipe = default_recipe(dataset)
+    recipe = default_recipe(dataset) if extractor == "supervised" else ContrastiveRecipe()
     expected = {"benchmark_version": VERSION, "dataset": dataset, "fold": fold, "seen": seen, "unseen": unseen,
                 "recipe": recipe.to_dict(), "arch": ARCH, "images_sha256": [data_hash(train), data_hash(test)]}
+    if extractor != "supervised":  # the supervised entries keep their keys (and so their cache files)
+        expected["extractor"] = extractor
     key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:12]
     d = sources.cache_dir() / "zsl"
     stem = f"{dataset}-fold{fold}-{key}"
@@ -99,9 +113,11 @@ def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Cal
             arrays = st_load(blob)
     if arrays is None:
         if log:
-            log(f"zsl features {stem}: training the extractor on the {len(seen)} seen classes of {dataset}")
+            log(f"zsl features {stem}: training the {extractor} extractor on the {len(seen)} seen classes of {dataset}")
         t0 = time.perf_counter()
-        net = train_classifier(extractor_training_set(train, seen), recipe, log)
+        seen_train = extractor_training_set(train, seen)
+        net = train_classifier(seen_train, recipe, log) if extractor == "supervised" else \
+            train_contrastive(seen_train.images, recipe, log)  # the images only: no label is read
         with torch.no_grad():
             feats = [batched(lambda i, j, x=to_tensor(ds.images): net.features(x[i:j]), len(ds), 1000).cpu().numpy()
                      for ds in (train, test)]

@@ -90,9 +90,10 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
         source: dict[str, Any] = {"features": {"features_file": bench.features_path, "splits_file": bench.splits_path,
                                                "sha256": bench.sha256, "n_classes": len(bench.attributes)}}
     else:
-        feats = load_features(cfg.dataset, cfg.fold, cfg.data_dir, log)
+        feats = load_features(cfg.dataset, cfg.fold, cfg.data_dir, log, cfg.extractor)
         sp, val_classes = make_split(feats, cfg.setting, cfg.shots, cfg.seed), None
-        source = {"benchmark_version": VERSION, "features": {k: feats.meta[k] for k in ("images_sha256", "recipe", "arch")}}
+        source = {"benchmark_version": VERSION,
+                  "features": {k: feats.meta[k] for k in ("images_sha256", "recipe", "arch", "extractor") if k in feats.meta}}
     vsp = validation_split(sp, pseudo_unseen_classes(sp.seen, val_classes), cfg.setting, cfg.seed)
     final, selected = cfg, None
     if cfg.select:

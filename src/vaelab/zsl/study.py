@@ -3,7 +3,7 @@ grid plus the any-shot runs, resumable (a run whose zsl.json exists is reused), 
 sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``.
 
 Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json`` (``...-s<seed>-select`` when the
-base config selects its hyperparameters, ``--select``). Besides T1, u, s, H the tables show H after calibrated
+base config selects its hyperparameters, ``--select``; a last ``-contrastive`` with ``--extractor contrastive``). Besides T1, u, s, H the tables show H after calibrated
 stacking, AUSUC and one diagnostic, the real-vs-generated probe on the unseen classes (``–`` where a run has none).
 """
 from __future__ import annotations
@@ -51,7 +51,8 @@ def runs_of(g: StudyGrid) -> list[ZSLConfig]:
 
 
 def run_dir(out: Path, c: ZSLConfig) -> Path:
-    return out / "runs" / c.dataset / f"{c.method}-{c.setting}-k{c.shots}-f{c.fold}-s{c.seed}{'-select' if c.select else ''}"
+    extractor = "" if c.extractor == "supervised" else f"-{c.extractor}"
+    return out / "runs" / c.dataset / f"{c.method}-{c.setting}-k{c.shots}-f{c.fold}-s{c.seed}{'-select' if c.select else ''}{extractor}"
 
 
 #: the columns beyond T1, u, s, H: (record key, header); a run without the key (older records, ESZSL's probe) is left out
