@@ -266,6 +266,11 @@ def test_the_study_runs_its_grid_resumably_and_reports_it(tmp_path, monkeypatch)
     rec = json.loads((tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").read_text())
     assert {"gen_seen_to_real_seen", "probe_unseen", "probe_seen", "confusion_unseen"} <= set(rec["diagnostics"])
     assert "select" not in rec["config"] and "selection" not in rec  # a run without --select keeps its old keys
+    res = json.loads((tmp_path / "zsl-results.json").read_text())
+    assert res["n_runs"] == 6 and len(res["runs"]) == 6 and res["environment"]["machine"]["cpu"]
+    one = next(r for r in res["runs"] if r["run_dir"].endswith("f-clswgan-inductive-k0-f0-s1"))
+    assert one["config"]["seed"] == 1 and one["H"] == rec["H"] and one["machine"] == rec["machine"]
+    assert "Collected on: " in md
     stamp = (tmp_path / "runs" / "mnist-5k" / "f-clswgan-inductive-k0-f0-s1" / "zsl.json").stat().st_mtime_ns
     from vaelab.zsl import methods
 

@@ -39,7 +39,7 @@ from typing import Any, Callable
 from ..errors import ConfigError
 from ..io import atomic_write_json, read_json
 from ..metrics.zsl import ausuc, best_gamma, calibrated_scores
-from ..provenance import now, versions
+from ..provenance import environment, now, versions
 from .benchmark import VERSION
 from .calibrate import pseudo_unseen_classes, validation_split
 from .classify import pseudo_label, softmax_classifier
@@ -108,7 +108,8 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
     rec = {**{k: float(rec[k]) for k in ("T1", "u", "s", "H")}, **rec, "config": cfg.to_dict(), **source,
            "seen": sp.seen, "unseen": sp.unseen, "n_labelled": int(len(sp.y_train)),
            "n_unlabelled": 0 if sp.x_unlabelled is None else int(len(sp.x_unlabelled)),
-           "seconds": round(time.perf_counter() - t0, 2), "versions": versions(), "created": now()}
+           "seconds": round(time.perf_counter() - t0, 2), "versions": versions(),
+           "machine": environment()["machine"]["summary"], "created": now()}
     atomic_write_json(path, rec)
     if log:
         where = Path(cfg.features).name if cfg.on_mat else f"{cfg.dataset} fold {cfg.fold}"

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..io import atomic_write_json, atomic_write_text
-from ..provenance import now, versions
+from ..provenance import environment, now, versions
 from .benchmark import VERSION
 from .run import ZSLConfig, run
 
@@ -88,7 +88,20 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> str:
+#: what ``zsl-results.json`` keeps of each run's zsl.json (beside its config and directory)
+RECORD_KEYS = ("T1", "u", "s", "H", "u_cal", "s_cal", "H_cal", "AUSUC", "gamma", "seconds", "created", "versions", "machine")
+
+
+def run_summary(r: dict[str, Any], d: Path) -> dict[str, Any]:
+    """One run as ``zsl-results.json`` lists it: where it is, its config (seed included), its scores,
+    the hyperparameters its selection chose, two diagnostics, its versions and machine."""
+    diag = r.get("diagnostics", {})
+    return {"run_dir": str(d), "config": r["config"], **{k: r[k] for k in RECORD_KEYS if k in r},
+            "selected": r.get("selection", {}).get("chosen"),
+            "diagnostics": {k: diag[k] for k in ("gen_seen_to_real_seen", "probe_unseen") if k in diag}}
+
+
+def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None, env: dict[str, Any] | None = None) -> str:
     def cell(r, k):
         if r.get(k) is None:
             return "–"
@@ -97,6 +110,9 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None) -> s
     lines = [f"# Zero-shot study (vaelab ZSL benchmark v{VERSION})", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    if env:
+        lines += [f"Collected on: {env['machine']['summary']}; vaelab commit {env.get('git_commit')}. Each run's own "
+                  "machine and versions are in zsl-results.json (`runs`).", ""]
     lines += [f"Per-class accuracies in %, mean ± sd over folds {g.folds} × seeds {g.seeds}. T1: ZSL top-1 among the "
               "unseen classes; u, s: GZSL accuracy on unseen / seen test images among all classes; H: their harmonic "
               "mean; H_cal: H after calibrated stacking (γ chosen on seen classes only); AUSUC: area under the seen–unseen "
@@ -132,15 +148,18 @@ def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None =
     plan = runs_of(g)
     for c in plan:
         c.validate()
-    records = []
+    records, summaries = [], []
     t0 = time.perf_counter()
     for i, c in enumerate(plan, 1):
         if log:
             log(f"[{i}/{len(plan)}] {c.dataset} {c.method} {c.setting} k={c.shots} fold {c.fold} seed {c.seed}")
         records.append(run(c, run_dir(out, c), log))
+        summaries.append(run_summary(records[-1], run_dir(out, c)))
     rows = aggregate(records)
+    env = environment()
     atomic_write_json(out / "zsl-results.json", {"benchmark_version": VERSION, "rows": rows, "command": command,
-                                                  "runs": len(records), "seconds": round(time.perf_counter() - t0, 1),
-                                                  "versions": versions(), "created": now()})
-    atomic_write_text(out / "zsl-results.md", markdown(rows, g, command))
+                                                  "n_runs": len(records), "runs": summaries,
+                                                  "seconds": round(time.perf_counter() - t0, 1),
+                                                  "versions": versions(), "environment": env, "created": now()})
+    atomic_write_text(out / "zsl-results.md", markdown(rows, g, command, env))
     return rows
