@@ -279,6 +279,22 @@ def test_loss_without_regularisers_is_the_negative_elbo_estimate():
     assert abs(float(losses.mean() - ref)) < 4 * se + 1e-3
 
 
+@pytest.mark.parametrize("both, static, step, w_all, w_f", [(0, 0, 0, 1.0, 1.0), (0, 4, 0, 1.0, 0.25), (0, 4, 1, 1.0, 0.5),
+                                                        (0, 4, 9, 1.0, 1.0), (2, 4, 0, 0.5, 0.25), (2, 4, 5, 1.0, 1.0)])
+def test_kl_warmups_weight_the_kls_in_training_only(both, static, step, w_all, w_f):
+    """loss = recon + w_all · (w_f · KL_f + KL_t) in training; the eval loss is −ELBO whatever the warm-ups."""
+    v = tiny(kl_warmup_steps=both, static_kl_warmup_steps=static, scc_weight=0.0, dfp_weight=0.0, mi_weight=0.0)
+    x = torch.rand(3, *SHAPE)
+    torch.manual_seed(5)
+    total, t = v.train().loss({"x": x}, step)
+    assert float(total) == pytest.approx(float(t["recon"] + w_all * (w_f * t["kl_f"] + t["kl_t"])), rel=1e-6)
+    torch.manual_seed(5)
+    total, t = v.eval().loss({"x": x}, step)
+    assert float(total) == pytest.approx(float(t["recon"] + t["kl_f"] + t["kl_t"]), rel=1e-6)
+    with pytest.raises(Exception, match="static_kl_warmup_steps"):
+        tiny(static_kl_warmup_steps=-1)
+
+
 def test_swap_and_fixes_keep_the_right_codes():
     v = tiny().eval()
     a, b = torch.rand(2, *SHAPE), torch.rand(2, *SHAPE)

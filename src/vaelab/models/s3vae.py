@@ -63,6 +63,7 @@ class Config(VariantConfig):
     triplet_margin: float = 1.0
     dfp_grid: int = 3  # the location classes of the dynamic factor prediction: a dfp_grid × dfp_grid grid
     kl_warmup_steps: int = 0  # both KL terms weighted linearly from 1/n to 1 over the first n updates (0 = off)
+    static_kl_warmup_steps: int = 0  # the same for KL(q(z_f) ‖ p(z_f)) alone, on top of kl_warmup_steps (0 = off)
     mi_estimator: str = "critic"  # critic (density ratio) | mss | mws (minibatch estimators, biased towards log N)
     critic_hidden: int = 256  # the MI critic's width
     dynamic_skip: bool = True  # causal q(z_t)'s head also reads frame t's own features (a skip past the LSTM)
@@ -77,6 +78,7 @@ class Config(VariantConfig):
             check_range(getattr(self, k), k, lo=0)
         check_range(self.triplet_margin, "triplet_margin", lo=0)
         check_int(self.kl_warmup_steps, "kl_warmup_steps", 0)
+        check_int(self.static_kl_warmup_steps, "static_kl_warmup_steps", 0)
         check_int(self.dfp_grid, "dfp_grid", 2)
         check_int(self.critic_hidden, "critic_hidden", 1)
         check_choice(self.mi_estimator, "mi_estimator", MI_ESTIMATORS)
@@ -158,7 +160,10 @@ class S3VAE(Variant):
         recon = -self._seq_log_lik(self.decode_sequence(z_f, z_t), x).mean()
         kl_f = q_f.kl(self.prior).mean()
         kl_t = q_t.kl(self.dynamic_prior.conditional(z_t)).sum(-1).mean()
-        total = recon + (linear_warmup(step, c.kl_warmup_steps) if self.training else 1.0) * (kl_f + kl_t)
+        if self.training:
+            total = recon + linear_warmup(step, c.kl_warmup_steps) * (linear_warmup(step, c.static_kl_warmup_steps) * kl_f + kl_t)
+        else:
+            total = recon + kl_f + kl_t
         terms: dict[str, torch.Tensor] = {"recon": recon, "kl_f": kl_f, "kl_t": kl_t}
         critic_loss = None
         if c.scc_weight > 0:
