@@ -38,20 +38,10 @@ import torch
 # the shared MLP backbone (K = 10, information constraint λ = 0.5, Adam); on mnist-5k its accuracy
 # was still rising at 60 epochs (67%). Expected cost, scaled from the mnist-5k CPU times (one thread):
 # about 25 CPU minutes per VaDE seed and 20 per GMVAE seed, 2.5 CPU hours for the whole benchmark.
-# The authors' own network (the ``dec`` backbone, 500-500-2000, with 30 pretraining
-# epochs with masking noise 0.2, 150 ELBO epochs) was tried on full MNIST on 2026-12-01 and stopped at
-# ELBO epoch 86: the GMM on its pretrained embedding reached only 62.7% / 61.3% (seeds 0 / 1, against
-# about 80% for "small"), and the ELBO phase had raised it to 79.1% / 71.2% (test) by epoch 86.
-# The random moves in VaDE's pretraining (shifts up to 10% of the width, rotations up to 10°, after
-# Guo et al. 2018's DEC-DA) raised the GMM's accuracy on the embedding from about 80% to 90.4 / 89.3 /
-# 80.9% (seeds 0 / 1 / 2). Measured on full MNIST with them (2026-12-01, one thread per seed, three
-# jobs on 2 cores): VaDE train ACC 95.0 / 94.9 / 88.3%, 92.7 ± 3.9% (test 92.9 ± 3.8%, NMI 0.874 ±
-# 0.027, ARI 0.859 ± 0.057), 45.5 CPU minutes per seed. At ELBO epoch 10 seed 2's clusters mixed 4
-# with 9 and 3 with 5; the same moves applied in the ELBO phase too did not help it (test ACC 85.1 ->
-# 84.7% in two epochs).
-# Measured on full MNIST (2026-12-01, this file's budgets, one thread per seed, two or three jobs on
-# 2 cores): GMVAE train ACC 81.2 / 93.7 / 85.7% for seeds 0 / 1 / 2, 86.9 ± 6.4% (test 86.9 ± 6.3%,
-# NMI 0.854 ± 0.026, ARI 0.809 ± 0.058), 13.3 CPU minutes per seed.
+# The authors' own network (the ``dec`` backbone) clustered worse than "small" in a full-MNIST trial,
+# and the random moves of VaDE's pretraining (shifts up to 10% of the width, rotations up to 10°, after
+# Guo et al. 2018's DEC-DA) raised the GMM's accuracy on the embedding. The figures of that trial and of
+# this file's budgets, per seed: docs/results/clustering.md.
 BUDGETS: dict[str, dict] = {
     "vade": {"model": {"backbone": "small", "latent_dim": 10, "pretrain_epochs": 20, "gmm_restarts": 10,
                        "warmup_epochs": 1.0, "lr_decay": 0.9, "lr_decay_epochs": 10, "lr_decay_min": 0.1,

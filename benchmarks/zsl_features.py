@@ -1,4 +1,4 @@
-"""What the zero-shot benchmark's features carry (run by hand; figures in benchmarks/README.md).
+"""What the zero-shot benchmark's features carry (run by hand; figures in docs/results/zero-shot-2026-12-06.md).
 
 For each fold it asks two questions with plain linear models (scikit-learn), none of which is a ZSL
 method (two of them read the unseen classes' labels, which no method may):

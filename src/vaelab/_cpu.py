@@ -3,7 +3,7 @@
 ``tune_malloc``: keep glibc's malloc from handing large blocks back to the OS after every training step.
 
 On these CPUs a training loop that frees and re-maps its ~30 MB activation buffers every step runs
-markedly slower than one whose allocator keeps them (benchmarks/README.md, "CPU process settings").
+markedly slower than one whose allocator keeps them (docs/results/speed-cpu.md, "CPU process settings").
 Setting the mmap threshold (32 MiB) and the trim threshold (1 GiB) through ``mallopt`` does what
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` do, in-process. Off with
 ``VAELAB_MALLOC_TUNING=0`` (or ``--no-malloc-tuning``).
@@ -12,7 +12,7 @@ Setting the mmap threshold (32 MiB) and the trim threshold (1 GiB) through ``mal
 of a weight whose gradient stays exactly zero (a dead ReLU unit, a border pixel that is always 0)
 decays by 0.9 per step into the subnormal range within about 800 steps, and x86 handles subnormals
 in microcode: a VaDE run on the ``dec`` backbone with millions of subnormal Adam moments took more
-than twice as long per epoch (figures: benchmarks/README.md, "CPU process settings"). Flushing them
+than twice as long per epoch (figures: docs/results/speed-cpu.md, "CPU process settings"). Flushing them
 changes values below 1.2e-38 only. Off with ``VAELAB_FLUSH_DENORMAL=0`` (or ``--no-flush-denormal``).
 The setting lives in each thread's FP control register: threads started later inherit it, but torch's OpenMP workers already running
 (any parallel torch operation starts them) do not, and with 2 threads they compute half of every

@@ -12,7 +12,7 @@ Architecture (``ClassifierNet``): Conv(1→32, 5×5, stride 2) → BN → ReLU �
 BN → ReLU → FC(3136→128) → ReLU [the 128-d penultimate features used for FID and precision/recall] →
 Dropout(0.3) → FC(128→10). About 0.45M parameters and 3.1M multiply-adds per image: strided
 convolutions instead of full-resolution ones + max-pooling make it several times cheaper to train on
-CPU (benchmarks/README.md, "Reference classifier").
+CPU (docs/results/reference-classifier.md).
 
 Sequence datasets (Moving MNIST) get a **judge** instead (``SequenceJudgeNet``, the S3VAE paper's
 evaluation classifier): the content (digit) logits from ``ClassifierNet`` run on each frame's
@@ -84,13 +84,13 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-# Per dataset. Measured test accuracies: benchmarks/README.md, "Reference classifier" (and each cached classifier's JSON).
+# Per dataset. Measured test accuracies: docs/results/reference-classifier.md (and each cached classifier's JSON).
 RECIPES = {
     "mnist": Recipe(epochs=6),
     "fashion-mnist": Recipe(epochs=10, shift=0),  # centred garments: translations cost accuracy here
     "mnist-5k": Recipe(epochs=25),  # 4,000 training images: more passes for a comparable number of steps
     # the judge (sequences already move): the 10,000 training sequences left it at 97.7% on digits, so it
-    # sees one sequence of every one of the 60,000 training digits (benchmarks/README.md, "Reference classifier")
+    # sees one sequence of every one of the 60,000 training digits (docs/results/reference-classifier.md)
     "moving-mnist": Recipe(epochs=4, batch_size=64, shift=0, sequences=60_000),
     "moving-mnist-5k": Recipe(epochs=20, batch_size=64, shift=0),
 }
@@ -210,7 +210,7 @@ def train_classifier(train_set: Dataset, recipe: Recipe, log: Callable[[str], No
     """Train a :class:`ClassifierNet` on ``train_set`` with ``recipe``.
 
     Bitwise deterministic on CPU for a given seed and thread count (a different thread count sums in a
-    different order, which can change the test accuracy slightly; see benchmarks/README.md)."""
+    different order, which can change the test accuracy slightly; see docs/results/reference-classifier.md)."""
     n = len(train_set) if recipe.n_train <= 0 else min(recipe.n_train, len(train_set))
     x = torch.as_tensor(train_set.images[:n])  # uint8; each batch is converted to float when drawn
     y = torch.as_tensor(train_set.labels[:n])

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--iwae-n", type=int, default=1000, metavar="N",
                    help="test images used for the IWAE bound (default 1000: with K=1000 that is 1M decoder passes, "
                         "the slowest part of the evaluation, and all 10,000 test images take ten times as long; "
-                        "timings in benchmarks/README.md; 0 skips). The ELBO always uses the whole test set")
+                        "timings in docs/results/evaluation.md; 0 skips). The ELBO always uses the whole test set")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for samples and importance samples (default 0)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="directory holding the dataset's IDX files (default: the run's)")
     p.add_argument("--max-items", type=int, default=512, metavar="M",

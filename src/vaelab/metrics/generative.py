@@ -110,7 +110,7 @@ def _kth_radius2(x: torch.Tensor, k: int, batch: int) -> torch.Tensor:
     out = []
     for i in range(0, x.shape[0], batch):
         d = _sq_dists(x[i:i + batch], x)
-        out.append(torch.topk(d, k + 1, dim=1, largest=False).values[:, -1])  # topk: much faster than kthvalue on CPU (benchmarks/README.md)
+        out.append(torch.topk(d, k + 1, dim=1, largest=False).values[:, -1])  # topk: much faster than kthvalue on CPU (docs/results/evaluation.md)
     return torch.cat(out)
 
 

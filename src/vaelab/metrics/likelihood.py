@@ -54,7 +54,7 @@ def variant_log_weights(
     concatenating the chunks along K is exact). The caller seeds the torch RNG. Peak memory is that
     of one decoder pass over ``max_items`` inputs: about 0.1 GB for the 13M-parameter paper backbone
     at the default 512 (2048: about 0.5 GB). On CPU, 256–512 is also the fastest chunk size (cache
-    effects; decode rates in benchmarks/README.md, "Evaluation cost")."""
+    effects; decode rates in docs/results/evaluation.md, "Evaluation cost")."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     n = x.shape[0]

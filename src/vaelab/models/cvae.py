@@ -22,11 +22,11 @@ not (samples mix classes). A prior that is one linear map of the one-hot has one
 step: after the quick study's 400 steps at lr 1e-3 the class means had moved about 1 unit while the
 encoder's class means were 2–3 units out, and about half the samples showed another digit. A hidden
 layer lets every step move μ_y along many parameters at once, and the prior keeps up with the
-encoder (measurements and commands: benchmarks/README.md, "CVAE").
+encoder (measurements and commands: docs/results/cvae.md).
 
 The default latent size is 8, not the library's 16: z only has to carry the style once the label
 gives the class. With the linear prior on full MNIST the conditional accuracy was higher at D = 8
-than at D = 16 (benchmarks/README.md, "CVAE"); the study runs every variant, this one included,
+than at D = 16 (docs/results/cvae.md); the study runs every variant, this one included,
 at latent size 16.
 
 The encoder sees the one-hot label beside the image features and the decoder beside z (the
@@ -54,7 +54,7 @@ PRIORS = ("learned", "standard")
 
 @dataclass
 class Config(VariantConfig):
-    latent_dim: int = 8  # the label carries the class, z the style; see the module docstring and benchmarks/README.md
+    latent_dim: int = 8  # the label carries the class, z the style; see the module docstring and docs/results/cvae.md
     prior: str = "learned"  # p(z|y): "learned" N(μ_y, σ_y²) (Sohn et al.'s prior network) | "standard" N(0, I)
     prior_hidden: int = 256  # width of the prior network's hidden layer (0: one linear map of the one-hot label)
 

@@ -19,7 +19,7 @@ Hyperparameters (defaults: the paper's MNIST setting α = 0, λ = 1000, with the
 * ``lam`` (λ): with α, sets the divergence weight α + λ − 1 (needs ≥ 0). MMD² between minibatches is
   small (≈ 1e-3–1e-1) next to a reconstruction term of ~100 nats summed over pixels, so λ must be
   large for the prior match to matter. With λ = 1000 training starts slower than the plain VAE's (a
-  smoke-run comparison with λ = 100 is in benchmarks/README.md, "InfoVAE").
+  smoke-run comparison with λ = 100 is in docs/results/variant-notes.md, "InfoVAE").
 * ``kernel``: "rbf" (default, as in the authors' code) or "imq" (WAE's multi-scale inverse
   multiquadratic). ``bandwidth``: RBF width s; None = the authors' choice k(z, z') =
   exp(−‖z − z'‖² / D²), i.e. s = D/√2 (wider than the shared default s² = D, so MMD values are

@@ -10,7 +10,7 @@ offset 1 is the authors' reference code's (it stops the posterior collapsing ont
 start of training). ``kappa_link`` = "exp" (default) puts the head on the log scale, as the Gaussian's
 log-variance head is: a trained posterior's κ is in the hundreds, and with the reference code's
 "softplus" the head's output has to climb there linearly (the comparison of the two links is in
-benchmarks/README.md, "Hyperspherical VAE"). Everything else — backbones, likelihood, the loss
+docs/results/hyperspherical.md). Everything else — backbones, likelihood, the loss
 skeleton, sampling from the prior, the IWAE weights log p(x|z) + log U(z) − log vMF(z|x) — is the
 plain VAE's (:class:`GaussianVAE`).
 
@@ -21,14 +21,14 @@ with small κ in R^m tells the decoder almost nothing (E[μᵀz] ≈ κ/m), so a
 term barely rewards a larger κ while the KL penalises it, and training begins by fighting a collapse
 onto the uniform (even a head started at a large κ collapsed to κ = kappa_min within the first
 epoch). The warm-up improved the S-VAE's test IWAE bound at every size tried but did not help the
-Gaussian VAE (benchmarks/README.md, "Hyperspherical VAE"), so it is the S-VAE's setting only.
+Gaussian VAE (docs/results/hyperspherical.md), so it is the S-VAE's setting only.
 
 ``g_cor`` (default off, as in the authors' reference code) adds the score-function term of the
 κ-gradient of E_q log p(x|z) (Davidson et al. 2018, eq. 8; Naesseth et al. 2017), with the batch's
 leave-one-out mean of log p(x|z) as baseline, so that the gradient in κ is unbiased; the pathwise
 part alone is biased where κ is small (see :mod:`vaelab.distributions.vmf`). The loss value, the
 draws and the decoder's gradient are unchanged. It brought no gain in the test IWAE bound
-(benchmarks/README.md, "Hyperspherical VAE"): a trained posterior's κ is in the hundreds, where the
+(docs/results/hyperspherical.md): a trained posterior's κ is in the hundreds, where the
 pathwise gradient's bias is ≲ 2%.
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ Robustness choices (PyTorch reimplementations average 71.6 ± 4.4% on MNIST agai
 the run and its length is a config value; the GMM takes the best of several restarts; and two
 guards keep the ELBO phase from undoing a good initialisation. On tests/test_vade.py's synthetic
 data a perfect GMM fit could still lose two clusters, merged in the first few ELBO updates, unless
-both guards were on (the per-seed record is in benchmarks/README.md, "VaDE"). The guards: the
+both guards were on (the per-seed record is in docs/results/clustering.md). The guards: the
 posterior log-variance head restarts at a small fraction (``init_logvar_scale``) of the mixture's
 mean variance instead of σ̃² ≈ 1, so the first samples do not blur the embedding with noise on its own scale; and the lr warms up linearly
 over ``warmup_epochs``, because Adam's first updates move every weight by about ±lr whatever the
@@ -40,7 +40,7 @@ in the pretraining (DEC's stacked autoencoder, whose weights the authors start f
 denoising one). A third, off by default, is not theirs: ``pretrain_shift`` / ``pretrain_rotation``
 train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA), an embedding the GMM
 clusters better on full MNIST (figures, with VaDE's final accuracy after it:
-benchmarks/README.md, "VaDE"). ``benchmarks/clustering.py`` states the budget that uses them.
+docs/results/clustering.md). ``benchmarks/clustering.py`` states the budget that uses them.
 
 The current phase lives in the buffer ``phase_id`` (0 pretrain, 1 train), set by ``begin_phase``
 and restored with the checkpoint, so a run resumed inside either phase computes the right loss; the

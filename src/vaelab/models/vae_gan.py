@@ -9,7 +9,7 @@ Three networks, three optimizers, one batch → three updates (``train_step``):
   batch-normalised features. Our discriminator (the shared ConvTrunk) has no batch norm and its
   features are small at initialisation, so with σ² = 1 the whole reconstruction term is worth only a
   few nats and the encoder gives up on z (the KL collapses in smoke runs; figures in
-  benchmarks/README.md, "VAE-GAN"). ``feature_norm=True``
+  docs/results/variant-notes.md, "VAE-GAN"). ``feature_norm=True``
   (default; a departure) sets σ² to the mean per-unit variance of the real images' features in the
   batch (a scalar, no gradient), which restores the scale batch norm gives; ``feature_norm=False`` is σ² = 1.
 * L_GAN = log Dis(x) + log(1 − Dis(Dec(z_p))) + log(1 − Dis(Dec(Enc(x)))),  z_p ~ N(0, I)   (eq. 33;
@@ -38,7 +38,7 @@ Stabilisers against that collapse (the discriminator winning early):
 * ``label_smoothing`` — one-sided label smoothing (Salimans et al. 2016 §3.4): real targets 1 − s.
 * ``generator_loss="non_saturating"`` (above).
 
-Smoke evidence (benchmarks/README.md, "VAE-GAN"): with ``balance`` the discriminator stayed undecided
+Smoke evidence (docs/results/variant-notes.md, "VAE-GAN"): with ``balance`` the discriminator stayed undecided
 and ``collapse_report`` found no collapse; with ``balance=false`` it won from the first epoch and every
 sample became the same blob — the known collapse.
 
@@ -76,7 +76,7 @@ GENERATOR_LOSSES = ("non_saturating", "saturating")
 class Config(VariantConfig):
     gamma: float = 1e-2  # decoder: γ·L_llike + L_GAN^gen (paper §2, "weighting VAE vs. GAN"); the authors' code used 1e-4 .. 2.5e-2
     #                      on summed errors. L_llike is large here (feature_norm), and 1e-2 brings γ·L_llike within an
-    #                      order of magnitude of L_GAN^gen (measured scales: benchmarks/README.md, "VAE-GAN").
+    #                      order of magnitude of L_GAN^gen (measured scales: docs/results/variant-notes.md, "VAE-GAN").
     feature_layer: str = "trunk"  # Dis_l: "trunk" (last conv layer, as the paper) or "fc" (last hidden layer)
     feature_norm: bool = True  # σ² of the feature Gaussian = the batch's real feature variance (departure; see above)
     generator_loss: str = "non_saturating"  # or "saturating" (the authors' code)

@@ -57,7 +57,7 @@ class Config(VariantConfig):
     ema_eps: float = 1e-5  # Laplace smoothing of the EMA counts
     restart_after: int = 25  # restart a code unused for this many steps (0 = never); 25 batches of 100 on a 7×7 grid ≈ 120k encoder outputs
     prior_epochs: int = 10  # epochs of the PixelCNN prior phase
-    prior_channels: int = 32  # 64 costs several times the time on a CPU for little gain on MNIST (benchmarks/README.md)
+    prior_channels: int = 32  # 64 costs several times the time on a CPU for little gain on MNIST (docs/results/variant-notes.md)
     prior_layers: int = 6  # gated layers (first 5×5 type A, then 3×3 type B): the receptive field covers a 7×7 grid
 
     def validate(self) -> None:

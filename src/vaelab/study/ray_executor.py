@@ -17,7 +17,7 @@ front otherwise), and ``--device auto`` with ``--gpus-per-run 0`` trains on the 
 
 Ray is an optional dependency: ``pip install 'vaelab[ray]'``. Without ``address`` a local Ray instance
 is started with ``num_cpus`` CPUs (default: all); ``address="auto"`` or ``"ray://host:10001"``
-connects to a running cluster (see the README, "Studies on a Ray cluster").
+connects to a running cluster (see docs/guide.md, "Studies on a Ray cluster").
 """
 from __future__ import annotations
 

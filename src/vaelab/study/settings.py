@@ -62,7 +62,7 @@ def variant_label(name: str) -> str:
 
 #: ``--quick``: every registered variant on mnist-5k, small backbone, one seed, with budgets chosen so
 #: that the whole study and its report fit in under 15 minutes on 2 CPU cores (measured run times:
-#: benchmarks/README.md, "Quick study").
+#: docs/results/quick-study.md).
 QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 10, "seeds": (0,), "phase_epochs": 5,
          "n_samples": 2000, "iwae_k": 100, "iwae_n": 200, "map_points": 1000}
 #: Defaults of the full study (the evaluation sizes are evaluate_run's).
