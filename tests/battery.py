@@ -133,7 +133,20 @@ def check_every_parameter_trains(name: str) -> None:
     assert not unchanged, f"{name}: parameters not updated by one step: {unchanged}"
 
 
+def assert_same_state(name: str, expected: dict[str, torch.Tensor], actual: dict[str, torch.Tensor], what: str) -> None:
+    """``actual`` holds exactly the keys of ``expected`` (none missing, renamed or extra) and, under each,
+    an equal tensor (``torch.equal``: same shape and values) of the same dtype."""
+    missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+    assert not missing and not extra, f"{name}: {what}: state keys differ: missing {missing}, extra {extra}"
+    for k, a in expected.items():
+        b = actual[k]
+        assert a.dtype == b.dtype, f"{name}: {what}: {k} is {b.dtype}, was {a.dtype}"
+        assert torch.equal(a, b), f"{name}: {what}: {k} differs"
+
+
 def check_save_load(name: str, tmp_path) -> None:
+    """Trained weights survive save → read → load into a model rebuilt from the JSON config: the
+    checkpoint holds exactly the model's state, and the rebuilt model's state equals it key for key."""
     v = build(name)
     opts = one_step_each_phase(v)
     save_checkpoint(tmp_path, v, opts, {"torch": torch.get_rng_state()}, {"epoch": 1})
@@ -141,11 +154,11 @@ def check_save_load(name: str, tmp_path) -> None:
     assert conf == v.config, "config does not survive a JSON round-trip"
     w = get(name)(conf)
     tensors, state = read_checkpoint(tmp_path)
+    sv = v.state_dict()
+    saved = {k[len("model."):]: t for k, t in tensors.items() if k.startswith("model.")}
+    assert_same_state(name, sv, saved, "checkpoint")
     load_model_weights(w, tensors)
-    sv, sw = v.state_dict(), w.state_dict()
-    assert list(sv) == list(sw), f"{name}: state keys differ after load: {set(sv) ^ set(sw)}"
-    for k in sv:
-        assert torch.equal(sv[k], sw[k]), f"{name}: {k} differs after load"
+    assert_same_state(name, sv, w.state_dict(), "after load")
     v.eval(), w.eval()
     x, y = labelled(batch_for(v))
     y = y if v.conditional else None
@@ -175,4 +188,4 @@ def check_bf16_step(name: str) -> None:
 
 
 CHECKS = [check_builds_and_shapes, check_finite_loss, check_every_parameter_trains, check_determinism, check_bf16_step]
-__all__ = ["CHECKS", "check_save_load", "tiny_config", "tiny_batch", "batch_for", "build", "one_step_each_phase", "dataclasses"]
+__all__ = ["CHECKS", "check_save_load", "assert_same_state", "tiny_config", "tiny_batch", "batch_for", "build", "one_step_each_phase", "dataclasses"]
