@@ -1,7 +1,7 @@
 """The shared tester battery: every registered variant must pass these (see test_variants.py).
 
 A variant's test configuration is ``tiny_config(name)``: the small backbone, a 4-d latent, plus
-the variant's own ``TEST_CONFIG`` overrides (class attribute, e.g. fewer pretraining epochs).
+the variant's own overrides from ``variant_configs.config_for`` (e.g. fewer pretraining epochs).
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from vaelab.registry import get
 from vaelab.training.checkpoint import load_model_weights, read_checkpoint, save_checkpoint
 from vaelab.optim import apply_lr_scale, make_optimizer_factory
 from vaelab.training.config import TrainConfig
+from variant_configs import MAY_NOT_CHANGE, config_for
 
 B = 8
 
 
 def tiny_config(name: str) -> dict:
     cfg = {"backbone": "small", "latent_dim": 4}
-    cfg.update(getattr(get(name), "TEST_CONFIG", {}))
+    cfg.update(config_for(name))
     return cfg
 
 
@@ -127,7 +128,7 @@ def check_every_parameter_trains(name: str) -> None:
     v = build(name)
     before = {k: p.detach().clone() for k, p in v.named_parameters() if p.requires_grad}
     one_step_each_phase(v)
-    skip = tuple(getattr(v, "BATTERY_MAY_NOT_CHANGE", ()))
+    skip = MAY_NOT_CHANGE.get(name, ())
     unchanged = [k for k, p in v.named_parameters()
                  if p.requires_grad and torch.equal(p.detach(), before[k]) and not k.startswith(skip)]
     assert not unchanged, f"{name}: parameters not updated by one step: {unchanged}"

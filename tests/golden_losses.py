@@ -15,7 +15,7 @@ What is pinned, per variant and per phase of its training plan (``phases()``):
   the variant asks of the factory (Adam, betas, its own lr), so that Δθ is the gradient and no
   optimizer implementation is pinned.
 
-Each value comes from a fresh model: ``battery.build`` (seed 0, the variant's ``TEST_CONFIG``), in
+Each value comes from a fresh model: ``battery.build`` (seed 0, the variant's ``variant_configs.config_for``), in
 train mode, entered into the phase, and ``battery.batch_for`` (seeded generator); the global torch
 RNG is seeded (``LOSS_SEED``) just before the call, so reparameterisation noise, vMF rejection
 sampling, permutations, augmentations and fake draws are the same every time.

@@ -12,6 +12,7 @@ from vaelab.models.base import NotAvailable
 from vaelab.registry import get
 from vaelab.optim import make_optimizer_factory
 from vaelab.training.config import TrainConfig
+from variant_configs import TEST_CONFIGS
 
 TINY = {"backbone": "small", "latent_dim": 4}
 
@@ -39,13 +40,13 @@ IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in list(c.items())[:2])}" for n, c in
 @pytest.mark.parametrize("name,overrides", MODES, ids=IDS)
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.replace("check_", ""))
 def test_battery_in_other_modes(name, overrides, check, monkeypatch):
-    monkeypatch.setattr(get(name), "TEST_CONFIG", overrides, raising=False)
+    monkeypatch.setitem(TEST_CONFIGS, name, overrides)
     check(name)
 
 
 @pytest.mark.parametrize("name,overrides", MODES, ids=IDS)
 def test_save_load_in_other_modes(name, overrides, tmp_path, monkeypatch):
-    monkeypatch.setattr(get(name), "TEST_CONFIG", overrides, raising=False)
+    monkeypatch.setitem(TEST_CONFIGS, name, overrides)
     check_save_load(name, tmp_path)
 
 

@@ -14,6 +14,7 @@ from vaelab.nn.pixelcnn import PixelCNN, causal_mask
 from vaelab.nn.quantizer import CodeGrid, VectorQuantizer
 from vaelab.optim import make_optimizer_factory
 from vaelab.training.config import TrainConfig
+from variant_configs import TEST_CONFIGS, config_for
 
 
 def build(**kw):
@@ -276,7 +277,7 @@ def test_sampling_uses_the_prior_and_log_weights_are_the_point_mass_bound():
 
 
 def test_battery_with_the_loss_trained_codebook(monkeypatch, tmp_path):
-    monkeypatch.setattr(VQVAE, "TEST_CONFIG", {**VQVAE.TEST_CONFIG, "ema": False})
+    monkeypatch.setitem(TEST_CONFIGS, "vq-vae", {**config_for("vq-vae"), "ema": False})
     for check in battery.CHECKS:
         check("vq-vae")
     battery.check_save_load("vq-vae", tmp_path)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaelab.registry import get, make_config
+from variant_configs import config_for
 from vaelab.optim import make_optimizer_factory
 from vaelab.training.config import TrainConfig
 from vaelab.zsl.run import ZSLConfig, run_generator, run_ridge
@@ -43,7 +44,7 @@ def test_every_generator_learns_a_linear_attribute_map(method, tmp_path):
 
 @pytest.mark.parametrize("method", ["f-vaegan-d2", "zero-vae-gan", "f-clswgan"])
 def test_a_batch_without_labelled_rows_keeps_the_losses_finite(method):
-    v = get(method)(make_config(method, **get(method).TEST_CONFIG))
+    v = get(method)(make_config(method, **config_for(method)))
     tc = TrainConfig(lr=1e-3, optimizer="adam")
     before = {k: p.detach().clone() for k, p in v.named_parameters()}
     batch = {"x": torch.rand(6, 12), "y": torch.full((6,), -1, dtype=torch.int64)}  # every row unlabelled

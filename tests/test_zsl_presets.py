@@ -9,6 +9,7 @@ from vaelab.cli import main
 from vaelab.config import from_dict
 from vaelab.errors import ConfigError
 from vaelab.registry import get, make_config
+from variant_configs import config_for
 from vaelab.zsl import presets
 from vaelab.zsl.presets import PRESETS, apply_preset, get_preset
 from vaelab.zsl.run import ZSLConfig
@@ -44,7 +45,7 @@ def test_every_preset_is_a_valid_config(name):
     cfg = apply_preset(MAT, name)
     cfg.validate()
     if p.model:
-        small = {**get(p.method).TEST_CONFIG, "transductive": False, "unseen": []}
+        small = {**config_for(p.method), "transductive": False, "unseen": []}
         make_config(p.method, **{**small, **p.model}).validate()
     assert p.source and p.dataset in presets.DATASETS
 
@@ -86,7 +87,7 @@ def test_a_preset_runs_on_mat_files_and_is_recorded(tmp_path, monkeypatch):
 # ----- the generators' output layer ------------------------------------------------------------------
 def test_relu_output_is_nonnegative_and_unbounded_and_round_trips():
     cls = get("f-clswgan")
-    conf = make_config("f-clswgan", **{**cls.TEST_CONFIG, "output": "relu"})
+    conf = make_config("f-clswgan", **{**config_for("f-clswgan"), "output": "relu"})
     again = from_dict(type(conf), json.loads(json.dumps(conf.to_dict())))
     assert again.output == "relu" and again == conf
     torch.manual_seed(0)
@@ -96,14 +97,14 @@ def test_relu_output_is_nonnegative_and_unbounded_and_round_trips():
         v.generator[-1].weight.mul_(20)
     x = v.sample(500, generator=torch.Generator().manual_seed(0))
     assert x.min() == 0 and x.max() > 1  # ReLU: clipped at 0, not at 1
-    s = cls(make_config("f-clswgan", **cls.TEST_CONFIG)).sample(500, generator=torch.Generator().manual_seed(0))
-    assert make_config("f-clswgan", **cls.TEST_CONFIG).output == "sigmoid" and 0 < s.min() and s.max() < 1
+    s = cls(make_config("f-clswgan", **config_for("f-clswgan"))).sample(500, generator=torch.Generator().manual_seed(0))
+    assert make_config("f-clswgan", **config_for("f-clswgan")).output == "sigmoid" and 0 < s.min() and s.max() < 1
 
 
 def test_the_vae_generators_refuse_a_relu_output_and_unknown_outputs_are_refused():
     for name in ("f-vaegan-d2", "zero-vae-gan"):
         with pytest.raises(ConfigError, match="needs the sigmoid output"):
-            get(name)(make_config(name, **{**get(name).TEST_CONFIG, "output": "relu"}))
+            get(name)(make_config(name, **{**config_for(name), "output": "relu"}))
     with pytest.raises(ConfigError, match="output"):
         make_config("f-clswgan", output="tanh")
 
@@ -113,7 +114,7 @@ def _one_generator_step(**cfg):
     from vaelab.training.config import TrainConfig
 
     torch.manual_seed(0)
-    v = get("f-vaegan-d2")(make_config("f-vaegan-d2", **{**get("f-vaegan-d2").TEST_CONFIG, **cfg}))
+    v = get("f-vaegan-d2")(make_config("f-vaegan-d2", **{**config_for("f-vaegan-d2"), **cfg}))
     opts = v.configure_optimizers("train", make_optimizer_factory(TrainConfig(lr=1e-2, optimizer="adam")))
     batch = {"x": torch.rand(8, 12, generator=torch.Generator().manual_seed(1)), "y": torch.tensor([0, 1, -1, -1, 2, -1, 3, -1])}
     torch.manual_seed(1)
@@ -122,7 +123,7 @@ def _one_generator_step(**cfg):
 
 
 def test_gamma_unlabelled_weighs_d2_on_its_own_and_round_trips():
-    conf = make_config("f-vaegan-d2", **{**get("f-vaegan-d2").TEST_CONFIG, "gamma_unlabelled": 1.0})
+    conf = make_config("f-vaegan-d2", **{**config_for("f-vaegan-d2"), "gamma_unlabelled": 1.0})
     assert from_dict(type(conf), json.loads(json.dumps(conf.to_dict()))).gamma_unlabelled == 1.0
     assert make_config("f-vaegan-d2").gamma_unlabelled is None  # default: γ weighs both terms (as before)
     with pytest.raises(ConfigError, match="gamma_unlabelled"):

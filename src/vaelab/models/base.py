@@ -16,7 +16,7 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   its three players).
 
 Class attributes: ``name``, ``Config``, ``conditional``, ``data_kind``, ``clusters``, ``latent_kind``,
-``stored_defaults``, ``retired_state``, ``loss_labels``, ``likelihoods``, ``data_parallel`` and ``TEST_CONFIG``. Every hook a caller uses is declared here.
+``stored_defaults``, ``retired_state``, ``loss_labels``, ``likelihoods``, ``data_parallel``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -86,8 +86,6 @@ class Variant(nn.Module):
     #: mean of per-example terms and every random draw and state update of training goes through
     #: vaelab.parallel, so N processes train as one does; otherwise the reason it is refused.
     data_parallel: ClassVar[bool | str] = "its training has not been made data-parallel"
-    #: Config values that make the variant cheap enough for the test battery (tests/battery.py).
-    TEST_CONFIG: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: VariantConfig):
         super().__init__()

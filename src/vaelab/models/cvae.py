@@ -74,8 +74,6 @@ class CVAE(GaussianVAE):
     Config = Config
     conditional = True
     stored_defaults = {"prior_hidden": 0}  # runs saved before the key existed have the linear prior
-    #: the prior network's output layer starts at zero, so its hidden layer gets no gradient on the first step
-    BATTERY_MAY_NOT_CHANGE = ("label_prior.0.",)
 
     def __init__(self, config: Config):
         super().__init__(config)

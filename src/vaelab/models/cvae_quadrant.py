@@ -69,7 +69,6 @@ class CVAEQuadrant(Variant):
     loss_labels = {"baseline": "baseline NN −log p(missing | given) (nats/image)", "train": "−ELBO of log p(missing | given) (nats/image)"}
 
     Config = Config
-    TEST_CONFIG = {"baseline_epochs": 1}
 
     def __init__(self, config: Config):
         super().__init__(config)

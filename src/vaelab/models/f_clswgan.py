@@ -42,7 +42,6 @@ class FCLSWGAN(FeatureGenerator):
     Config = Config
     loss_labels = {"classifier": "classifier cross-entropy (nats/example)",
                    "train": "critic's Wasserstein estimate E D(real) − E D(fake)"}
-    TEST_CONFIG = {**FeatureGenerator.TEST_CONFIG, "classifier_epochs": 1, "transductive": False, "unseen": []}
 
     def __init__(self, config: Config):
         super().__init__(config)

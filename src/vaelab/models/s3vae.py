@@ -95,7 +95,6 @@ class S3VAE(Variant):
     data_kind = "sequence"
     likelihoods = ("bernoulli", "logistic")
     loss_labels = {"train": "−ELBO + regularisers (nats/sequence)"}
-    TEST_CONFIG = {"hidden": 32, "latent_dim": 8, "dynamic_dim": 2, "critic_hidden": 16, "data_shape": (4, 1, 28, 28)}
 
     def __init__(self, config: Config):
         super().__init__(config)

@@ -123,7 +123,6 @@ class VaDE(GaussianVAE):
 
     Config = Config
     clusters = True
-    TEST_CONFIG = {"pretrain_epochs": 1, "gmm_restarts": 1}
     retired_state = ("elbo_images",)  # the warm-up position, kept by the trainer since the lr_schedule hook
 
     def __init__(self, config: Config):

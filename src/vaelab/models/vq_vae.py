@@ -85,7 +85,6 @@ class VQVAE(Variant):
 
     Config = Config
     latent_kind = "discrete"
-    TEST_CONFIG = {"num_codes": 16, "prior_channels": 8, "prior_layers": 2}
 
     def __init__(self, config: Config):
         super().__init__(config)

@@ -27,7 +27,7 @@ from ..config import check_range
 from ..optim import update
 from ..registry import register
 from .base import Batch
-from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureGenerator, FeatureVAE, mlp
+from .zsl_base import ADAM_BETAS, FeatureConfig, FeatureVAE, mlp
 
 
 @dataclass
@@ -46,7 +46,6 @@ class ZeroVAEGAN(FeatureVAE):
     """E(x, a), G(z, a), D(x, a) (standard GAN) and the categorizer C(x)."""
 
     Config = Config
-    TEST_CONFIG = {**FeatureGenerator.TEST_CONFIG, "transductive": False, "unseen": []}
 
     def __init__(self, config: Config):
         super().__init__(config)

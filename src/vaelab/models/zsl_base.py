@@ -96,9 +96,6 @@ class FeatureGenerator(Variant):
     Config = FeatureConfig
     conditional = True
     data_kind = "features"
-    #: 12-d features, 10 distinct 6-d attribute vectors (the bits of c + 1), class 9's features unlabelled
-    TEST_CONFIG = {"data_shape": (12,), "hidden": 16, "attributes": [[float((c + 1) >> i & 1) for i in range(6)] for c in range(10)],
-                   "transductive": True, "unseen": [7, 8, 9]}
 
     def __init__(self, config: FeatureConfig):
         super().__init__(config)
