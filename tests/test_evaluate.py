@@ -173,3 +173,55 @@ def test_bad_run_dirs_exit_2_with_one_line(tmp_path, tiny_run, capsys):
     assert len(err.splitlines()) == 1 and "checkpoint" in err
     assert main(["evaluate", str(tiny_run), "--n-samples", "1"]) == 2
     assert "--n-samples" in capsys.readouterr().err
+
+
+# ----- the figures that need the model: made by the evaluation, saved in the run dir --------------------------
+FIGURES = {"samples": "samples.png", "recon": "recon.png", "traversal": "traversal.png", "map": "map.png"}
+
+
+def test_evaluate_saves_the_figures_with_an_index(tiny_run, mnist5k_quick_classifier, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval.json", "figures"))
+    assert main(["evaluate", str(run), *SMALL, "--map-points", "50", "--quiet"]) == 0
+    index = json.loads((run / "figures" / "index.json").read_text())
+    assert (index["schema"], index["variant"], index["kind"]) == (1, "vae", "image")
+    assert {k: e.get("file") for k, e in index["figures"].items()} == FIGURES
+    assert all((run / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in FIGURES.values())
+    assert index["figures"]["map"]["points"] == index["settings"]["map_points"] == 50
+    assert index["figures"]["traversal"]["latent_dims"] == 4 and index["figures"]["recon"]["n"] == 10
+    assert index["settings"]["inputs"] == "static binarisation"  # the run binarises: shown deterministically
+    assert "figures" in json.loads((run / "eval.json").read_text())["meta"]["stage_seconds"]
+    # --figures-only: drawn again, the same bytes (seeded), eval.json as it was
+    drawn = {p.name: p.read_bytes() for p in (run / "figures").iterdir() if p.suffix == ".png"}
+    stamp = (run / "eval.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--figures-only", "--map-points", "50", "--quiet"]) == 0
+    assert f"{run}/figures/map.png" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (run / "figures").iterdir() if p.suffix == ".png"} == drawn
+    assert (run / "eval.json").stat().st_mtime_ns == stamp
+
+
+def test_no_figures_without_writing_or_when_asked(tiny_run, mnist5k_quick_classifier, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval.json", "figures"))
+    assert main(["evaluate", str(run), *SMALL, "--no-write", "--quiet"]) == 0
+    assert not (run / "figures").exists() and not (run / "eval.json").exists()
+    assert main(["evaluate", str(run), *SMALL, "--no-figures", "--quiet"]) == 0
+    assert not (run / "figures").exists() and (run / "eval.json").is_file()
+    assert main(["evaluate", str(run), "--figures-only", "--no-write"]) == 2
+
+
+def test_a_figure_the_variant_cannot_make_is_listed_with_the_reason(tiny_run, tmp_path, monkeypatch):
+    from vaelab.data import load_dataset
+    from vaelab.run_figures import write_figures
+
+    test = load_dataset("mnist-5k", "test")
+    bare = BareVAE(load(tiny_run).config)
+    bare.load_state_dict(load(tiny_run).state_dict())
+    monkeypatch.setattr(BareVAE, "embed", lambda self, x, y=None: (_ for _ in ()).throw(RuntimeError("embed broke")))
+    index = write_figures(bare.eval(), tmp_path / "run", test, "dynamic", map_points=20)
+    f = index["figures"]
+    assert f["samples"] == {"reason": "bare: no sampling"}  # NotAvailable: the variant's own words
+    assert f["map"] == {"reason": "could not draw: RuntimeError: embed broke", "failed": True}
+    assert f["recon"]["file"] == "recon.png" and f["traversal"]["file"] == "traversal.png"
+    assert sorted(p.name for p in (tmp_path / "run" / "figures").iterdir()) == ["index.json", "recon.png", "traversal.png"]

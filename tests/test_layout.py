@@ -98,3 +98,52 @@ def test_layers():
             assert not {t for t in graph[m] if t.startswith(("vaelab.report", "vaelab.commands"))}, m
         if m.startswith("vaelab.metrics"):  # pure functions of arrays
             assert not {t for t in graph[m] if not t.startswith(("vaelab.metrics", "vaelab.errors"))}, (m, graph[m])
+
+
+# ----- the report renders saved artefacts only ------------------------------------------------------------
+#: What no module of vaelab/report/ may import, anywhere in it (inside functions too): torch, and the vaelab
+#: modules that build, load or run a model or read the data it runs on. The figures that need a model are
+#: made when a run is evaluated (vaelab.run_figures); the report copies them (vaelab.report.saved).
+REPORT_MAY_NOT_IMPORT = ("torch", "vaelab.rundir", "vaelab.run_figures", "vaelab.models", "vaelab.nn", "vaelab.training",
+                         "vaelab.registry", "vaelab.scoring", "vaelab.reference_classifier", "vaelab.data", "vaelab.images",
+                         "vaelab.distributions", "vaelab.losses", "vaelab.parallel", "vaelab.study.execute", "vaelab.zsl.run")
+
+
+def imported_names(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module name an import statement of ``source`` (the module ``module``) names: ``import a.b`` →
+    a.b; ``from ..x import y`` → the absolute x and x.y (y may be a module)."""
+    pkg = module if is_package else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            out |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return out
+
+
+def forbidden(names: set[str]) -> set[str]:
+    return {n for n in names if any(n == f or n.startswith(f + ".") for f in REPORT_MAY_NOT_IMPORT)}
+
+
+def test_the_report_checker_sees_model_imports():
+    assert forbidden(imported_names("def f():\n    import torch\n", "vaelab.report.x")) == {"torch"}
+    assert forbidden(imported_names("from ..rundir import load\n", "vaelab.report.x")) == {"vaelab.rundir", "vaelab.rundir.load"}
+    assert forbidden(imported_names("from .. import run_figures\n", "vaelab.report", is_package=True)) == {"vaelab.run_figures"}
+    assert forbidden(imported_names("from ..io import read_json\nfrom ..study.results import ordered\n", "vaelab.report.x")) == set()
+
+
+def test_the_report_imports_no_model_code():
+    """The report renders saved artefacts only: no module of vaelab/report/ imports torch or model code."""
+    files = sorted((SRC / "vaelab" / "report").glob("*.py"))
+    assert len(files) >= 5
+    bad = {}
+    for path in files:
+        names = imported_names(path.read_text(), _module_name(path), path.name == "__init__.py")
+        if forbidden(names):
+            bad[path.name] = sorted(forbidden(names))
+    assert bad == {}

@@ -425,8 +425,9 @@ def tiny_run(tmp_path_factory):
 def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_run, tmp_path):
     from PIL import Image
 
+    from vaelab.data import load_dataset
     from vaelab.rundir import load, train
-    from vaelab.study.sequences import sequence_pictures
+    from vaelab.run_figures import sequence_pictures
     from vaelab.training.config import TrainConfig
 
     # the same run again, in two invocations (1 epoch, then 1 more), equals one of 2 epochs
@@ -437,13 +438,40 @@ def test_a_sequence_run_trains_resumes_bitwise_and_draws_strips_and_gifs(tiny_ru
     train(None, run_dir=b, resume=True, extra_epochs=2)  # the new total
     assert (a / "checkpoint.safetensors").read_bytes() == (b / "checkpoint.safetensors").read_bytes()
 
-    paths = sequence_pictures(load(tiny_run), tiny_run, 3, 0, str(tmp_path / "pics"))
+    paths = sequence_pictures(load(tiny_run), load_dataset("moving-mnist-5k", "test"), 3, 0, tmp_path / "pics")
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{k}-0.{e}" for k in ("samples", "reconstructions", "swaps", "content-fixed") for e in ("png", "gif"))
     gif = Image.open(tmp_path / "pics" / "swaps-0.gif")
     assert gif.n_frames == 8  # one GIF frame per sequence frame
     strip = Image.open(tmp_path / "pics" / "swaps-0.png")
     assert strip.height > strip.width / 8 * 9 - 40  # 9 rows (3 examples × content, motion, swap) of 8 frames
+
+
+def test_a_sequence_run_saves_its_pictures_and_the_page_copies_them(tiny_run, tmp_path):
+    """The strips and GIFs are made with the run's figures (RUN/figures/ and its index); the sequence page
+    copies them beside itself, and says, for a run without saved figures, how to make them."""
+    import shutil
+
+    from vaelab.report import write_sequence_page
+    from vaelab.rundir import make_figures
+    from vaelab.study.sequences import SequenceStudy
+
+    out = tmp_path / "study"
+    shutil.copytree(tiny_run, out / "runs" / "s3vae-s0")
+    shutil.copytree(tiny_run, out / "runs" / "dsvae-s0")  # stands in for a run evaluated before figures were saved
+    index = make_figures(out / "runs" / "s3vae-s0")
+    names = ("samples", "reconstructions", "swaps", "content-fixed")
+    assert index["kind"] == "sequence" and set(index["figures"]) == set(names)
+    assert all((out / "runs" / "s3vae-s0" / "figures" / index["figures"][n][p]).is_file() for n in names for p in ("file", "gif"))
+    st = SequenceStudy(out=out, dataset="moving-mnist-5k", seeds=(0,))
+    res = {"settings": {**st.key(), "seeds": [0]}, "judge": {}, "rows": [],
+           "pictures": {k: {"seed": 0, "run_dir": f"runs/{k}-s0"} for k in ("s3vae", "dsvae")}}
+    html = write_sequence_page(out, res).read_text()
+    assert 'src="img/s3vae/swaps-0.gif"' in html and 'href="img/s3vae/swaps-0.png"' in html
+    assert (out / "report" / "img" / "s3vae" / "swaps-0.gif").read_bytes() == \
+        (out / "runs" / "s3vae-s0" / "figures" / "swaps-0.gif").read_bytes()
+    assert f"`vaelab evaluate {out / 'runs' / 'dsvae-s0'} --figures-only` makes them" in html
+    assert not (out / "report" / "img" / "dsvae").exists()
 
 
 def _subset(ds, n):

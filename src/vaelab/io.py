@@ -1,4 +1,5 @@
-"""Atomic file writes (temp file + fsync + rename) and a run-directory lock."""
+"""Atomic file writes (temp file + fsync + rename), the readers of a run's records (``read_json``,
+``read_metrics``) and a run-directory lock."""
 from __future__ import annotations
 
 import json
@@ -88,6 +89,27 @@ def read_json(path: str | os.PathLike) -> Any:
         raise RunDirError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise RunDirError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The epoch records of a ``metrics.jsonl``; a record repeated after a resume keeps its last copy."""
+    path = Path(path)
+    records: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: file not found") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):  # a torn last line (killed mid-write): ignore it
+                continue
+            raise RunDirError(f"{path}: line {n} is not valid JSON") from None
+        records[(str(rec.get("phase", "train")), int(rec.get("epoch", n)))] = rec
+    return list(records.values())
 
 
 def _pid_alive(pid: int) -> bool:

@@ -3,18 +3,18 @@
 A run directory holds ``config.json`` (the resolved variant and training configs, versions, command),
 ``checkpoint.safetensors`` + ``checkpoint.json`` (weights, optimizer and RNG state), ``metrics.jsonl``
 (one record per epoch), ``train.log``, ``samples.png`` / ``reconstructions.png`` and, once evaluated,
-``eval.json`` (schema in :mod:`vaelab.scoring`).
+``eval.json`` (schema in :mod:`vaelab.scoring`) and ``figures/`` (:mod:`vaelab.run_figures`).
 
 * :func:`train` — train a variant into a run directory, or resume one;
 * :func:`load` — the trained variant of a run (its stored config validated as :func:`vaelab.build` does);
-* :func:`evaluate_run` — every metric of a run, a composition of :mod:`vaelab.scoring`'s stages;
+* :func:`evaluate_run` — every metric of a run, a composition of :mod:`vaelab.scoring`'s stages, and its
+  figures (:func:`make_figures`: the figures alone);
 * :func:`run_config`, :func:`read_metrics` — the run's records.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from . import parallel
+from .data import load_dataset
 from .errors import ConfigError, RunDirError, WriteFailed
-from .io import RunLock, atomic_write_json, read_json
+from .io import RunLock, atomic_write_json, read_json, read_metrics  # noqa: F401 (read_metrics: part of this module's API)
 from .provenance import now, versions
 from .registry import get, make_config, stored_model_config
+from .run_figures import MAP_POINTS, write_figures
 from .training.checkpoint import CHECKPOINT, load_model_weights, read_checkpoint
 from .training.config import TrainConfig
 
@@ -214,7 +216,6 @@ def _train_locked(run_dir: Path, variant: str, model_cfg: dict[str, Any], train_
 def load_splits(train_cfg: TrainConfig, data_dir: str | None = None):
     """(train, test) :class:`vaelab.data.Dataset` of a run's data; a DataError when the two splits
     differ in image shape or classes (a folder dataset whose test images have another size or colour)."""
-    from .data import load_dataset
     from .errors import DataError
 
     where = data_dir if data_dir is not None else train_cfg.data_dir
@@ -265,27 +266,6 @@ def load(run_dir: str | Path, device: str = "cpu") -> "Variant":
     return v.to(dev).eval()
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a ``metrics.jsonl``; a record repeated after a resume keeps its last copy."""
-    path = Path(path)
-    records: dict[tuple[str, int], dict[str, Any]] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: file not found") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):  # a torn last line (killed mid-write): ignore it
-                continue
-            raise RunDirError(f"{path}: line {n} is not valid JSON") from None
-        records[(str(rec.get("phase", "train")), int(rec.get("epoch", n)))] = rec
-    return list(records.values())
-
-
 def evaluate_run(
     run_dir: str | Path,
     n_samples: int = 10000,
@@ -300,9 +280,13 @@ def evaluate_run(
     max_items: int = 512,
     log: Callable[[str], None] | None = None,
     device: str = "cpu",
+    figures: bool = True,
+    map_points: int = MAP_POINTS,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
-    dir when ``write``). ``classifier``: a :class:`vaelab.reference_classifier.Classifier` to use instead of the
+    dir when ``write``; with ``figures`` also the figures that need the model, drawn on the CPU into
+    ``RUN/figures/`` with their index: :mod:`vaelab.run_figures`, ``map_points`` test images in the
+    latent map). ``classifier``: a :class:`vaelab.reference_classifier.Classifier` to use instead of the
     cached reference one of the run's dataset. ``iwae_n=0`` or ``iwae_k=0`` skips the IWAE bound.
     ``device``: where the model runs (``auto | cpu | cuda | cuda:N``); the test inputs (and their
     binarisation) are the same on every device, the model's noise comes from that device's generator,
@@ -311,10 +295,11 @@ def evaluate_run(
     from . import scoring
     from .reference_classifier import load_or_train
     from .config import check_int
-    from .data import binarize, load_dataset, to_tensor
+    from .data import binarize, to_tensor
     from .metrics.cost import cost_scores
 
-    for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0)):
+    for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0),
+                          ("map_points", map_points, 10)):
         check_int(val, name, lo)
     say = log or (lambda msg: None)
     run_dir = Path(run_dir)
@@ -376,6 +361,10 @@ def evaluate_run(
                 say("task metrics")
                 out.update(scoring.task_scores(v, x_in, y, gen(seed + 3), set(out)))
                 lap("task")
+        if write and figures:
+            say("figures")
+            write_figures(v, run_dir, test, mode, map_points, say)
+            lap("figures")
         out["parameters"] = int(v.num_parameters())
         try:
             out.update(cost_scores(read_metrics(run_dir / "metrics.jsonl")))
@@ -401,3 +390,13 @@ def evaluate_run(
 
                 log_evaluation(run_dir, out, conf)
     return out
+
+
+def make_figures(run_dir: str | Path, map_points: int = MAP_POINTS, data_dir: str | None = None,
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Only the figures of :func:`evaluate_run` (``RUN/figures/``), eval.json untouched: for a run
+    evaluated before figures were saved with the evaluation. Returns their index."""
+    tc = run_config(run_dir)["train"]
+    with RunLock(run_dir):
+        test = load_dataset(tc["dataset"], "test", tc.get("data_dir") if data_dir is None else data_dir, image_size=tc.get("image_size"))
+        return write_figures(load(run_dir), run_dir, test, tc.get("binarize", "none"), map_points, log)

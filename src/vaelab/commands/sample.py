@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..images import save_grid
-    from ..rundir import load
+    from ..rundir import load, run_config
     from ..models.base import NotAvailable
 
     if args.n < 1:
@@ -41,9 +41,12 @@ def run(args: argparse.Namespace) -> int:
     v = load(args.run_dir, args.device)
     dev = v.device
     if v.data_kind == "sequence":
-        from ..study.sequences import sequence_pictures
+        from ..data import load_dataset
+        from ..run_figures import sequence_pictures
 
-        for path in sequence_pictures(v, Path(args.run_dir), min(args.n, 16), args.seed, args.out):
+        train = run_config(args.run_dir)["train"]
+        test = load_dataset(train["dataset"], "test", train.get("data_dir"))
+        for path in sequence_pictures(v, test, min(args.n, 16), args.seed, args.out or args.run_dir):
             print(path)
         return 0
     g = torch.Generator(dev).manual_seed(args.seed)

@@ -2,19 +2,28 @@
 ``OUT/report/index.html`` with its images beside it in ``OUT/report/img/`` — static HTML, no
 scripts, no external resources, so it opens from disk.
 
-Figures per variant are drawn from its first successful seed (the same test images, sample seed and
-layout for every variant); loss curves show every seed.
+The report renders saved artefacts only and loads no model: the tables from results.json, loss
+curves (every seed) from each run's metrics.jsonl, and the figures that need a model — sample grids,
+reconstructions, traversals, latent maps, sequence strips — copied from the directory of each
+variant's first successful seed, where its evaluation saved them (``RUN/figures/``,
+:mod:`vaelab.run_figures`; the same test images, sample seed and layout for every variant). A run
+evaluated before figures were saved with the evaluation has none: the page says so, in place of
+each figure, with the command that makes them (:mod:`.saved`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
 
+from ..io import atomic_write_bytes, atomic_write_text, read_json, read_metrics
 from ..study.results import ordered, write_results
-from .html import render
+from . import figures
+from .html import render, sequence_page, zsl_page
+from .saved import copy, entry, read_index
+from .sequences import gather as gather_sequence_pictures
 
-N_RECON = 10  # test images shown with their reconstructions
-N_ACTIVITY = 500  # test images over which latent activity (for the traversal's dims) is measured
+MODEL_FIGURES = ("samples", "recon", "traversal", "map")
+N_RECON = 10  # what the page says when no run saved a reconstruction grid (run_figures.N_RECON)
 
 
 def _img_name(variant: str, kind: str) -> str:
@@ -22,31 +31,35 @@ def _img_name(variant: str, kind: str) -> str:
     return f"img/{safe}-{kind}.png"
 
 
+def _saved_figures(f: dict[str, Any], run: Path, rdir: Path, name: str, command: str) -> dict[str, Any] | None:
+    """Copy the saved figures of variant ``name``'s run ``run`` into the report dir ``rdir``; fill ``f`` with
+    their image paths (or the reasons they are absent). Returns the run's figure settings (None without
+    figures); ``command`` writes the report (named in the text of a run without figures)."""
+    index = read_index(run)
+    for kind in MODEL_FIGURES:
+        e, reason = entry(run, index, kind, command)
+        if reason is None:
+            reason = copy(run, e["file"], rdir / _img_name(name, kind))
+        if reason is not None:
+            f[f"{kind}_reason"] = reason
+            continue
+        f[kind] = _img_name(name, kind)
+        if kind == "traversal":
+            f["traversal_dims"], f["latent_dims"] = e.get("dims"), e.get("latent_dims")
+        if kind == "map":
+            f["map_how"] = e.get("how")
+    return None if index is None else {**index.get("settings", {}), "n_recon": (index["figures"].get("recon") or {}).get("n")}
+
+
 def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Write ``OUT/report/index.html`` (and its images) for the study in ``OUT``; return its path."""
-    import numpy as np
-    import torch
-
-    from ..data import binarize, load_dataset, to_tensor
-    from ..io import atomic_write_bytes, atomic_write_text, read_json
-    from ..models.base import NotAvailable
-    from ..rundir import load, read_metrics
-    from . import figures
-
     say = log or (lambda m: None)
     out = Path(out)
     results = results if results is not None else read_json(out / "results.json")
     s = results["settings"]
     rdir = out / "report"
-    test = load_dataset(s["dataset"], "test", s.get("data_dir"), image_size=s.get("image_size"))
-    x_all = to_tensor(test.images)
-    if s.get("binarize", "none") != "none":
-        x_all = binarize(x_all, "static")  # what the model sees, shown deterministically
-    y_all = torch.as_tensor(test.labels)
-    pick = np.random.default_rng(0).permutation(len(test))[: int(s.get("map_points", 2000))]
-    x_map, y_map = x_all[pick], y_all[pick]
-
     figs: dict[str, dict[str, Any]] = {}
+    shown: list[dict[str, Any]] = []  # the figure settings of the runs shown
 
     def put(variant: str, kind: str, data: bytes) -> str:
         name = _img_name(variant, kind)
@@ -73,52 +86,15 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
         ok = [r for r in runs if r["status"] == "ok"]
         if not ok:
             reason = "no successful run" + (f" ({runs[0].get('error')})" if runs and runs[0].get("error") else "")
-            for k in ("samples", "recon", "traversal", "map"):
+            for k in MODEL_FIGURES:
                 f[f"{k}_reason"] = reason
             continue
         rep = ok[0]
         f["seed"] = rep["seed"]
         say(f"report: figures of {name} (seed {rep['seed']})")
-        try:
-            model = load(out / rep["run_dir"])
-        except Exception as e:  # noqa: BLE001
-            for k in ("samples", "recon", "traversal", "map"):
-                f[f"{k}_reason"] = f"cannot load the run: {type(e).__name__}: {e}"
-            continue
-        steps = {
-            "samples": lambda: figures.sample_grid(model),
-            "recon": lambda: figures.recon_grid(model, x_all[:N_RECON], y_all[:N_RECON]),
-        }
-        for kind, fn in steps.items():
-            try:
-                f[kind] = put(name, kind, fn())
-            except NotAvailable as e:
-                f[f"{kind}_reason"] = str(e)
-            except Exception as e:  # noqa: BLE001
-                f[f"{kind}_reason"] = f"could not draw: {type(e).__name__}: {e}"
-        kind_ = getattr(model, "latent_kind", "gaussian")
-        if kind_ == "gaussian":
-            try:
-                dims, var = figures.active_dims(model, x_all[:N_ACTIVITY], y_all[:N_ACTIVITY])
-                i = figures.traversal_image(x_all)
-                f["traversal"] = put(name, "traversal", figures.traversal(model, x_all[i:i + 1], y_all[i:i + 1], dims, var,
-                                                                          title=f"{v['label']}: test image {i} (label {int(y_all[i])})"))
-                f["traversal_dims"] = len(dims)
-                f["latent_dims"] = int(var.shape[0])
-            except NotAvailable as e:
-                f["traversal_reason"] = str(e)
-            except Exception as e:  # noqa: BLE001
-                f["traversal_reason"] = f"could not draw: {type(e).__name__}: {e}"
-        else:
-            f["traversal_reason"] = f"latent_kind is {kind_!r}: traversals are drawn for Gaussian latents"
-        try:
-            png, how = figures.latent_map(model, x_map, y_map, title=v["label"])
-            f["map"], f["map_how"] = put(name, "map", png), how
-        except NotAvailable as e:
-            f["map_reason"] = str(e)
-        except Exception as e:  # noqa: BLE001
-            f["map_reason"] = f"could not draw: {type(e).__name__}: {e}"
-        del model
+        settings = _saved_figures(f, out / rep["run_dir"], rdir, name, "vaelab compare")
+        if settings:
+            shown.append(settings)
     bars = None
     try:
         atomic_write_bytes(rdir / "img" / "metrics.png", figures.metric_bars(results["variants"], results["settings"]["variants"]))
@@ -128,15 +104,16 @@ def write_report(out: str | Path, results: dict[str, Any] | None = None, log: Ca
     path = rdir / "index.html"
     zsl = read_json(out / "zsl-results.json") if (out / "zsl-results.json").is_file() else None  # `vaelab zsl --study --out OUT`
     seqs = read_json(out / "sequence-results.json") if (out / "sequence-results.json").is_file() else None  # `vaelab sequences --out OUT`
-    atomic_write_text(path, render(results, figs, bars, n_recon=N_RECON, map_points=len(pick), zsl=zsl, sequences=seqs))
+    if seqs:
+        seqs = {**seqs, "pictures": gather_sequence_pictures(out, seqs)}
+    n_recon = next((x["n_recon"] for x in shown if x.get("n_recon")), N_RECON)
+    map_points = next((x["map_points"] for x in shown if x.get("map_points")), s.get("map_points"))
+    atomic_write_text(path, render(results, figs, bars, n_recon=n_recon, map_points=map_points, zsl=zsl, sequences=seqs))
     return path
 
 
 def write_zsl_page(out: str | Path) -> Path:
     """``OUT/report/zsl.html`` from ``OUT/zsl-results.json`` (``vaelab zsl --study``)."""
-    from ..io import atomic_write_text, read_json
-    from .html import zsl_page
-
     path = Path(out) / "report" / "zsl.html"
     atomic_write_text(path, zsl_page(read_json(Path(out) / "zsl-results.json")))
     return path
@@ -158,10 +135,8 @@ __all__ = ["write_report", "finish_study", "render"]
 
 
 def write_sequence_page(out: str | Path, res: dict[str, Any]) -> Path:
-    """``OUT/report/sequences.html`` from the results of ``vaelab sequences``."""
-    from ..io import atomic_write_text
-    from .html import sequence_page
-
+    """``OUT/report/sequences.html`` from the results of ``vaelab sequences``, with the pictures that
+    each row's shown run saved when it was evaluated (copied to ``OUT/report/img/ROW/``)."""
     path = Path(out) / "report" / "sequences.html"
-    atomic_write_text(path, sequence_page(res))
+    atomic_write_text(path, sequence_page({**res, "pictures": gather_sequence_pictures(Path(out), res)}))
     return path

@@ -176,7 +176,8 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
 
     # ----- figures ------------------------------------------------------------------------------------
     a("<h2 id=\"samples\">Samples and reconstructions (Figs 17, 18)</h2>")
-    a("<p class=\"muted\">Each variant's first successful seed: 100 prior samples with sample seed 0 in a 10 × 10 grid "
+    a("<p class=\"muted\">Each variant's first successful seed, as drawn when that run was evaluated (its "
+      "<code>figures/</code>): 100 prior samples with sample seed 0 in a 10 × 10 grid "
       "(conditional variants: column j is class j; a variant that samples through a prior of its own, such as VQ-VAE's "
       "PixelCNN, shows how many epochs that prior trained — with a short budget its samples are not yet digits); below, the first "
       f"{n_recon} test images (top row) and their reconstructions (bottom row).</p><div class=\"grid\">")

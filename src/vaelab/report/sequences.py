@@ -1,7 +1,9 @@
 """The sequence section of the HTML report (``vaelab sequences``): the judge, the table of S3VAE, its
-ablations and DSVAE (mean ± sd over seeds), and seed 0's frame strips and GIFs of every row. Written
-on its own page (``OUT/report/sequences.html``) and added to the compare report when the study's
-output directory holds ``sequence-results.json``; :func:`vaelab.report.write_sequence_page` writes the page."""
+ablations and DSVAE (mean ± sd over seeds), and the frame strips and GIFs of every row's lowest-seed
+run, which that run saved when it was evaluated (:mod:`vaelab.run_figures`) and :func:`gather`
+copies beside the page. Written on its own page (``OUT/report/sequences.html``) and added to the
+compare report when the study's output directory holds ``sequence-results.json``;
+:func:`vaelab.report.write_sequence_page` writes the page."""
 from __future__ import annotations
 
 from html import escape
@@ -9,9 +11,34 @@ from pathlib import Path
 from typing import Any
 
 from ..study.sequences import COLUMNS, _cell
+from .saved import copy, entry, read_index
 
 PICTURES = (("samples", "prior samples (4 per row)"), ("reconstructions", "test sequences and reconstructions"),
             ("swaps", "content row, motion row, swap"), ("content-fixed", "test sequence, then its z_f with new dynamics"))
+
+
+def gather(out: Path, res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``res["pictures"]`` (row → {"seed", "run_dir"}) resolved for the page: row → {"seed", "files"}, the
+    run's saved strips and GIFs copied to ``OUT/report/img/ROW/`` (paths relative to the page), or
+    {"seed", "reason"} when the run has none. Results written before pictures came from the runs'
+    evaluations already list "files" (made into report/img/ then): kept as they are."""
+    pictures = {}
+    for key, pics in (res.get("pictures") or {}).items():
+        if "run_dir" not in pics:
+            pictures[key] = pics
+            continue
+        run, img = Path(out) / pics["run_dir"], Path(out) / "report" / "img" / key
+        index, files, reason = read_index(run), [], None
+        for name, _ in PICTURES:
+            e, reason = entry(run, index, name, "vaelab sequences")
+            for part in ("file", "gif"):
+                if reason is None and part in e:
+                    reason = copy(run, e[part], img / e[part])
+                    files.append(f"img/{key}/{e[part]}")
+            if reason is not None:
+                break
+        pictures[key] = {"seed": pics["seed"], **({"files": files} if reason is None else {"reason": reason})}
+    return pictures
 
 
 def section(res: dict[str, Any]) -> str:
@@ -34,8 +61,11 @@ def section(res: dict[str, Any]) -> str:
     h.append("</table>")
     labels = {r["row"]: r["label"] for r in res["rows"]}
     for key, pics in (res.get("pictures") or {}).items():
-        paths = pics["files"]
         h.append(f"<h3>{escape(labels.get(key, key))} (seed {pics['seed']})</h3><div class=\"grid\">")
+        if "files" not in pics:  # a run without saved pictures: why, and how to make them
+            h.append(f"<div class=\"na-box\">— {escape(pics.get('reason') or 'no pictures')}</div></div>")
+            continue
+        paths = pics["files"]
         for name, caption in PICTURES:
             gif = next((p for p in paths if Path(p).name.startswith(name + "-") and p.endswith(".gif")), None)
             png = next((p for p in paths if Path(p).name.startswith(name + "-") and p.endswith(".png")), None)

@@ -7,7 +7,7 @@ Layout of the output directory ``OUT``::
     OUT/sequence-study.json          the settings (checked again on every invocation)
     OUT/runs/<row>-s<seed>/          one vaelab run dir each (plus failed.json when it failed)
     OUT/sequence-results.{json,md}   mean ± sd per row, and every run's numbers
-    OUT/report/sequences.html        the page (with strips and GIFs of seed 0's runs in report/img/)
+    OUT/report/sequences.html        the page (with strips and GIFs of seed 0's runs, copied to report/img/)
 
 Every run is brought to trained + evaluated by the same code as ``vaelab compare``'s
 (:func:`vaelab.study.execute.execute`), so it resumes after an interruption and a failure is
@@ -18,17 +18,15 @@ ablations with fewer seeds than S3VAE and DSVAE).
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..provenance import environment, now, versions
 from .results import compute_line, compute_totals
 from .settings import RunSpec, Settings
-
-if TYPE_CHECKING:
-    from ..models.base import Variant
 
 #: (key, label, variant, model overrides): the S3VAE paper's comparison and ablation.
 ROWS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -185,11 +183,11 @@ def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any
 
 
 def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the study; write sequence-results.{json,md} and the pictures; return the results
-    (``vaelab sequences`` then writes the page, :func:`vaelab.report.sequences.write_page`)."""
+    """Run (or resume) the study; write sequence-results.{json,md}; return the results (``vaelab
+    sequences`` then writes the page, :func:`vaelab.report.write_sequence_page`, which copies the
+    pictures that each row's lowest-seed run made when it was evaluated: :mod:`vaelab.run_figures`)."""
     from ..io import RunLock, atomic_write_json, atomic_write_text, read_json
     from ..reference_classifier import load_or_train
-    from ..rundir import load
     from .execute import _stderr, execute
 
     say = say or _stderr
@@ -218,14 +216,11 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
             r["config"] = {k: conf.get(k) for k in ("variant", "model", "train", "command", "versions")}
         rows = aggregate(records)
         judge_meta = {k: judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
-        img = out / "report" / "img"
-        pictures = {}
-        for key in dict.fromkeys(r["row"] for r in records):  # each row's lowest-seed run
+        pictures = {}  # each row's lowest-seed run, whose pictures (made by its evaluation) the report shows
+        for key in dict.fromkeys(r["row"] for r in records):
             first = min((r for r in records if r["row"] == key and r["status"] == "ok"), key=lambda r: r["seed"], default=None)
             if first is not None:
-                run = Path(first["run_dir"])
-                paths = sequence_pictures(load(run), run, 6, 0, str(img / key))
-                pictures[key] = {"seed": first["seed"], "files": [str(p.relative_to(out / "report")) for p in paths]}
+                pictures[key] = {"seed": first["seed"], "run_dir": os.path.relpath(first["run_dir"], out)}
         results = {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
                    "judge": judge_meta, "rows": rows, "runs": records, "pictures": pictures,
                    "command": st.command, "created": now(), "versions": versions(), "environment": environment(),
@@ -233,38 +228,3 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> di
         atomic_write_json(out / "sequence-results.json", results)
         atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta, results))
     return results
-
-
-def sequence_pictures(v: "Variant", run_dir: Path, n: int, seed: int, out: str | None = None) -> list[Path]:
-    """Frame strips (PNG) and GIFs of a sequence model ``v`` (the run in ``run_dir``) into ``out`` (default
-    the run dir), ``n`` examples each: prior samples; test sequences and their reconstructions; swaps (content
-    row, motion row, the content's z_f with the motion's z_1:T); each test sequence with its z_f kept and new
-    dynamics from the prior. Returns the paths."""
-    import torch
-
-    from ..data import load_dataset, to_tensor
-    from ..images import save_gif, save_grid
-    from ..rundir import run_config
-
-    train = run_config(run_dir)["train"]
-    test = load_dataset(train["dataset"], "test", train.get("data_dir"))
-    dev = v.device
-    g = torch.Generator(dev).manual_seed(seed)
-    pick = torch.randperm(len(test), generator=g, device=dev)[:2 * n]
-    x = to_tensor(test.images[pick.cpu().numpy()]).to(dev)
-    a, b = x[:n], x[n:2 * n]
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        sets = {
-            "samples": v.sample(n, generator=g),
-            "reconstructions": torch.stack([a, v.reconstruct(a)], 1).flatten(0, 1),
-            "swaps": torch.stack([a, b, v.swap(a, b)], 1).flatten(0, 1),
-            "content-fixed": torch.stack([a, v.fix_static(a, generator=g)], 1).flatten(0, 1),
-        }
-    folder = Path(out) if out else run_dir
-    paths = []
-    for name, seqs in sets.items():
-        paths.append(save_grid(seqs, folder / f"{name}-{seed}.png"))
-        per_row = {"samples": 4, "reconstructions": 2, "swaps": 3, "content-fixed": 2}[name]
-        paths.append(save_gif(seqs, folder / f"{name}-{seed}.gif", nrow=per_row))
-    return paths
