@@ -26,8 +26,8 @@ Rendering is vectorised numpy over a batch (float32 coordinate grids); it is det
 
 **Splits.** The original has none. ``train`` is all 737,280 combinations in a fixed order (a
 permutation seeded with ``SEED``, so ``--train-size N`` takes a uniform random N); ``test`` is a fixed
-subset of 10,000 combinations (``TEST_SIZE``, drawn without replacement with seed SEED + 1, in
-combination order) — part of the training set, as disentanglement work uses the one set. Labels: the
+subset of 10,000 combinations (``TEST_SIZE``, drawn without replacement with seed SEED + 1, in the
+order drawn, so any first rows are a mixed sample) — part of the training set, as disentanglement work uses the one set. Labels: the
 shape (3 classes, ``SHAPES``), the one categorical factor, so label-based metrics run;
 ``Dataset.factors`` holds all five factors per example (int64). Training images are never held:
 :class:`ProceduralImages` draws the rows it is indexed with; the test split is an ordinary array (40 MB).
@@ -111,8 +111,8 @@ def train_order() -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def test_combinations() -> np.ndarray:
-    """The test split's TEST_SIZE combinations, in increasing order (read-only)."""
-    pick = np.sort(np.random.default_rng(SEED + 1).choice(N_COMBINATIONS, TEST_SIZE, replace=False))
+    """The test split's TEST_SIZE combinations, in the order drawn (read-only)."""
+    pick = np.random.default_rng(SEED + 1).choice(N_COMBINATIONS, TEST_SIZE, replace=False)
     pick.flags.writeable = False
     return pick
 
