@@ -107,7 +107,7 @@ def train(
     it back (``extra_epochs`` may raise the epoch count of a resumed run). ``on_event`` receives the
     trainer's progress events (see :mod:`vaelab.training.trainer`).
     """
-    from .data import SEQUENCE_DATASETS
+    from .data import SEQUENCE_DATASETS, head
 
     if tensorboard:
         from .tensorboard_log import check_available
@@ -136,8 +136,7 @@ def train(
     # the data first: missing data must not leave an empty run directory behind
     train_set, test_set = load_splits(train_cfg)
     if train_cfg.train_size:
-        train_set = dataclasses.replace(train_set, images=train_set.images[:train_cfg.train_size],
-                                        labels=train_set.labels[:train_cfg.train_size])
+        train_set = head(train_set, train_cfg.train_size)
     if (get(variant).data_kind == "sequence") != train_set.is_sequence:
         raise ConfigError(f"{variant}: models {'sequences' if get(variant).data_kind == 'sequence' else 'images'}, but "
                           f"{train_cfg.dataset} holds {'sequences' if train_set.is_sequence else 'images'}"

@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
                    help="a run config (JSON or YAML) with the keys of a run's config.json: variant, model, train; "
                         "flags given here override it (RUN/config.json re-creates that run)")
     p.add_argument("--dataset", default=None,
-                   help="mnist | fashion-mnist | mnist-5k | folder:DIR (class sub-folders, or flat) | npz:FILE[,TEST_FILE] "
-                        "(default mnist-5k)")
+                   help="mnist | fashion-mnist | mnist-5k | dsprites (procedural; dsprites:FILE: the original .npz) | "
+                        "folder:DIR (class sub-folders, or flat) | npz:FILE[,TEST_FILE] (default mnist-5k)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="folder:/npz: datasets: resize every image to N×N (needed when their sizes differ)")

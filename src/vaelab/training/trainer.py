@@ -1,7 +1,8 @@
 """The one trainer for every variant.
 
-The dataset lives in memory as one tensor; batches are index slices of a seeded permutation (no
-DataLoader workers). The variant declares its phases, optimizers, update step and learning-rate
+The dataset lives in memory as one tensor — or, for images drawn on demand (dSprites'
+:class:`vaelab.data.LazyImages`), is drawn a batch at a time; batches are index slices of a seeded
+permutation (no DataLoader workers). The variant declares its phases, optimizers, update step and learning-rate
 schedule; the trainer runs them, writes ``metrics.jsonl`` per epoch, sample/reconstruction grids,
 and a checkpoint each epoch (and on Ctrl-C, and every ``checkpoint_every_s`` seconds). A checkpoint
 records the position inside the epoch and every RNG state, so a resumed run — even after SIGKILL —
@@ -32,7 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..data import Dataset, binarize, to_tensor
+from ..data import Dataset, LazyImages, binarize, to_tensor
 from ..errors import TrainingDiverged
 from ..io import append_text
 from ..images import save_grid
@@ -82,8 +83,11 @@ class Trainer:
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
         # the data stay as stored (uint8 images: a quarter of float32's memory) and become float per batch
-        self.x = torch.as_tensor(train_set.images).to(self.device)
-        if cfg.binarize == "static":  # u/255 > 0.5 exactly when u ≥ 128
+        if isinstance(train_set.images, LazyImages):  # drawn per batch: never one array
+            self.x = _OnDemand(train_set.images, self.device, static=cfg.binarize == "static")
+        else:
+            self.x = torch.as_tensor(train_set.images).to(self.device)
+        if cfg.binarize == "static" and not isinstance(self.x, _OnDemand):  # u/255 > 0.5 exactly when u ≥ 128
             self.x = binarize(to_tensor(self.x), "static") if self.x.dtype != torch.uint8 else (self.x >= 128).to(torch.uint8) * 255
         self.y = torch.as_tensor(train_set.labels).to(self.device)
         self.x_test = None if test_set is None else torch.as_tensor(test_set.images[:10000]).to(self.device)
@@ -193,7 +197,7 @@ class Trainer:
                 n_epochs = self._phase_epochs(phase)
                 if not st.phase_started and n_epochs > 0:
                     v.train()
-                    v.begin_phase(phase.name, PhaseContext(to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
+                    v.begin_phase(phase.name, PhaseContext(self.x.scaled() if isinstance(self.x, _OnDemand) else to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
                     parallel.broadcast_module(v)  # a phase's one-off initialisation: rank 0's
                     opts = v.configure_optimizers(phase.name, self.make)
                     st.phase_started = True
@@ -415,6 +419,28 @@ class Trainer:
             save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
             files["reconstructions"] = str(self.run_dir / "reconstructions.png")
         return files
+
+
+class _OnDemand:
+    """On-demand training images standing in for the dataset's device tensor: indexing with rows (a
+    tensor, an array or a slice) draws them and gives a tensor on ``device`` — uint8 (thresholded at
+    128 under static binarisation), or float in [0, 1] once :meth:`scaled` (what ``begin_phase`` sees)."""
+
+    def __init__(self, images: LazyImages, device: torch.device, static: bool = False, as_float: bool = False):
+        self.images, self.device, self.static, self.as_float = images, device, static, as_float
+        self.shape = torch.Size(images.shape)
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def scaled(self) -> "_OnDemand":
+        return _OnDemand(self.images, self.device, self.static, as_float=True)
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        x = torch.from_numpy(self.images[rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows]).to(self.device)
+        if self.static:
+            x = (x >= 128).to(torch.uint8) * 255
+        return to_tensor(x) if self.as_float else x
 
 
 def _add_sums(sums: dict[str, torch.Tensor], window) -> None:
