@@ -95,7 +95,8 @@ class FactorVAE(GaussianVAE):
         self.discriminator = tc_discriminator(config.latent_dim, config.disc_hidden, config.disc_layers)
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(z).float()  # (B, 2)
+        logits = self.discriminator(z)  # (B, 2)
+        return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits  # ≥ fp32 under autocast
 
     def tc_estimate(self, z: torch.Tensor) -> torch.Tensor:
         """E[logit_0(z) − logit_1(z)] over codes z (B, D) of q(z): the density-ratio estimate of the TC."""
