@@ -14,7 +14,7 @@ minimised here as  recon + KL + dip,  dip = λ_od Σ_{i≠j} C_ij² + λ_d Σ_i 
 
 The expectations over p(x) are the batch's: Cov[μ] = mean(μ μᵀ) − mean(μ) mean(μ)ᵀ (the 1/M, maximum
 likelihood form, as in disentanglement_lib), E[diag σ²] the mean of the batch's variances. Computed in
-≥ fp32 whatever the autocast state.
+≥ fp32 whatever the autocast state (elementwise products, which CPU autocast leaves alone, not a matmul).
 
 Hyperparameters: ``lambda_od`` (λ_od = 10) and ``lambda_d`` (λ_d; null = 10·λ_od for mode i, λ_od for
 mode ii: the ratios of Locatello et al. 2019's study, disentanglement_lib's ``lambda_d_factor``; DIP-VAE-I
@@ -63,7 +63,7 @@ def aggregate_covariance(mu: torch.Tensor, logvar: torch.Tensor | None = None) -
     posterior variance on the diagonal, giving the aggregate posterior's covariance (DIP-VAE-II)."""
     mu = _f32(mu)
     centred = mu - mu.mean(0, keepdim=True)
-    cov = centred.T @ centred / mu.shape[0]
+    cov = (centred[:, :, None] * centred[:, None, :]).mean(0)  # elementwise: autocast never lowers it to bf16
     if logvar is not None:
         cov = cov + torch.diag_embed(_f32(logvar).exp().mean(0))
     return cov
