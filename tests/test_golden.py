@@ -92,7 +92,8 @@ def test_one_term_scaled_by_1_01_inside_the_model_fails(name, monkeypatch):
 
 @pytest.mark.parametrize("name, key", [("beta-vae", "beta"), ("info-vae", "lam"), ("wae", "lam"), ("vq-vae", "beta"),
                                        ("s3vae", "mi_weight"), ("vae-gan", "gamma"), ("f-clswgan", "cls_weight"),
-                                       ("f-vaegan-d2", "gamma"), ("zero-vae-gan", "cls_weight")])
+                                       ("f-vaegan-d2", "gamma"), ("zero-vae-gan", "cls_weight"), ("beta-tcvae", "beta"),
+                                       ("factor-vae", "gamma"), ("dip-vae", "lambda_od")])
 def test_a_loss_weight_scaled_by_1_01_fails(name, key, monkeypatch):
     """A 1% change of a weight is caught, including β of β-VAE (its KL is ~1e-5 of the loss at
     initialisation) and the weights that only the players' update objectives hold (vae-gan's γ on its

@@ -25,6 +25,7 @@ TEST_CONFIGS: dict[str, dict[str, Any]] = {
     "f-vaegan-d2": FEATURES,
     "f-clswgan": {**FEATURES, "transductive": False, "unseen": [], "classifier_epochs": 1},
     "zero-vae-gan": {**FEATURES, "transductive": False, "unseen": []},
+    "factor-vae": {"disc_hidden": 16, "disc_layers": 2},
 }
 
 #: Parameters that may stay unchanged after one step of each phase, by variant (name prefixes):

@@ -12,6 +12,9 @@ estimators of :mod:`vaelab.losses.divergences`, its value does not tend to log N
 a batch stop overlapping: the critic learns a smooth function of (a, b) from many batches, so two
 independent groups give ≈ 0 and a dependence gives its mutual information (both tested).
 
+:func:`permute_dims` makes the product-of-marginals samples of the total correlation Π_d q(z_d) (every
+latent dimension shuffled across the batch on its own), FactorVAE's fake class.
+
 ``context`` lets one critic serve several pairs at once — S3VAE's I(z_f; z_t) for every frame t, the
 frame index as a one-hot context — so the mean logit over joint pairs estimates (1/T) Σ_t I(z_f; z_t).
 """
@@ -53,6 +56,17 @@ def product_pairs(b: torch.Tensor, generator: torch.Generator | None = None) -> 
         raise ValueError("pairs from the product of marginals need at least 2 examples")
     shift = rng.randint(1, n, (1,), generator=generator, device=b.device)
     return b[(torch.arange(n, device=b.device) - shift) % n]
+
+
+def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z (N, D) with each column shuffled across the batch by its own random permutation: draws from the
+    product of the marginals Π_d q(z_d) (FactorVAE's "permute dims", Kim & Mnih 2018, Alg. 1). Each
+    column keeps its multiset of values; the dependence between columns is destroyed. Differentiable in
+    z (a gather); one uniform draw of (N, D) on z's device (or the generator's), ranked per column."""
+    if z.dim() != 2:
+        raise ValueError(f"permute_dims takes a (N, D) batch of codes, got shape {tuple(z.shape)}")
+    order = rng.rand(z.shape, generator=generator, device=z.device).argsort(dim=0)
+    return z.gather(0, order)
 
 
 def critic_loss(critic: DependenceCritic, a: torch.Tensor, b: torch.Tensor, b_apart: torch.Tensor,

@@ -5,7 +5,8 @@
 * Maximum mean discrepancy between two sample sets (Gretton et al. 2012) with RBF and the
   multi-scale inverse-multiquadratic kernel of Tolstikhin et al. (2018): :func:`mmd`.
 * Total correlation and the KL decomposition of Chen et al. (2018), from a minibatch:
-  :func:`total_correlation`, :func:`kl_decomposition`.
+  :func:`total_correlation`, :func:`kl_decomposition`, and the aggregate-posterior log densities
+  they rest on, :func:`aggregate_log_densities`.
 
 Everything here is computed in at least float32 whatever the autocast state: bf16/fp16 inputs are
 upcast, float64 inputs stay float64 (so ``torch.autograd.gradcheck`` works), and kernel distances
@@ -140,6 +141,16 @@ def _log_weights(m: int, dataset_size: int, estimator: str, like: torch.Tensor) 
         w[idx, idx] = 1.0 / n
         return w.log()
     raise ValueError(f"estimator must be 'mss' or 'mws', got {estimator!r}")
+
+
+def aggregate_log_densities(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
+                            estimator: str = "mss") -> tuple[torch.Tensor, torch.Tensor]:
+    """Minibatch estimates of log q(z_i) (M,) and of each log q(z_i,d) (M, D) of the aggregate posterior
+    q(z) = (1/N) Σ_n q(z|n), for the draws z_i ~ q(z|n_i) of a batch (arguments and estimators as in
+    :func:`total_correlation`): log Σ_j w_ij q(z_i|n_j) with the estimator's weights w. ``"mss"``: an
+    unbiased estimate of the density q(z_i) over random batches in random order; ``"mws"``: the paper's
+    formula, whose weights sum to 1/N (log q(z_i) − log N at best, e.g. when the batch is the dataset)."""
+    return _aggregate_log_densities(*_f32(z, mu, logvar), dataset_size, estimator)
 
 
 def _aggregate_log_densities(z, mu, logvar, dataset_size: int, estimator: str):
