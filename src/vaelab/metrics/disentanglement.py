@@ -136,7 +136,7 @@ def _beta_vae_points(represent: Represent, sampler: FactorSampler, n_points: int
 
 def beta_vae_score(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, *, n_train: int = 10000,
                    n_eval: int = 5000, group_size: int = 64, batch_size: int = BATCH_SIZE) -> dict[str, float]:
-    """BetaVAE score (Higgins et al. 2017, §3 and appendix A.4): accuracy of a linear classifier
+    """BetaVAE score (Higgins et al. 2017): accuracy of a linear classifier
     (scikit-learn ``LogisticRegression`` on standardised features) that tells which factor was held fixed
     from the mean absolute code difference of ``group_size`` pairs sharing it. ``n_train`` and ``n_eval``
     such points. Returns {"train_accuracy", "eval_accuracy"}; chance is 1/K for K factors."""
@@ -177,7 +177,7 @@ def _factor_vae_votes(represent: Represent, sampler: FactorSampler, n_votes: int
 def factor_vae_score(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, *, n_train: int = 10000,
                      n_eval: int = 5000, group_size: int = 64, n_variance: int = 10000, prune_std: float = 0.05,
                      batch_size: int = BATCH_SIZE) -> dict[str, float]:
-    """FactorVAE score (Kim & Mnih 2018, §4): each code is divided by its standard deviation over
+    """FactorVAE score (Kim & Mnih 2018): each code is divided by its standard deviation over
     ``n_variance`` random draws; codes whose standard deviation is below ``prune_std`` (collapsed) are
     left out. A vote is (the code of least variance among ``group_size`` draws sharing one factor, that
     factor); the majority-vote classifier maps each code to the factor it was most often voted with.
@@ -246,7 +246,7 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, n_bins: int = 20) -> 
 
 def mig(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, *, n_train: int = 10000,
         n_bins: int = 20, batch_size: int = BATCH_SIZE) -> dict[str, float]:
-    """Mutual Information Gap (Chen et al. 2018, §4.1, with the histogram estimator of disentanglement_lib):
+    """Mutual Information Gap (Chen et al. 2018, with the histogram estimator of disentanglement_lib):
     ``mig_from_codes`` on ``n_train`` random draws. Returns {"mig"} in [0, 1]."""
     _check_sampler(sampler, "mig")
     _check_count("n_train", n_train, "mig", 2)
@@ -270,7 +270,7 @@ def _normalised_entropy(p: np.ndarray, base: int) -> np.ndarray:
 
 def dci_from_importance(importance: np.ndarray) -> dict[str, float]:
     """{"disentanglement", "completeness"} of an importance matrix R (d codes, K factors), R ≥ 0
-    (Eastwood & Williams 2018, §3): with P_jk = R_jk / Σ_k R_jk, disentanglement is
+    (Eastwood & Williams 2018): with P_jk = R_jk / Σ_k R_jk, disentanglement is
     Σ_j ρ_j (1 − H_K(P_j·)), ρ_j = Σ_k R_jk / Σ R; completeness the same with codes and factors swapped
     (entropy base d). Codes (factors) of zero importance weigh 0; an all-zero R scores 0."""
     r = np.abs(np.asarray(importance, dtype=np.float64))
@@ -352,7 +352,7 @@ def sap_from_matrix(score: np.ndarray) -> float:
 
 def sap(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, *, n_train: int = 10000,
         n_test: int = 5000, min_samples_leaf: int = 5, batch_size: int = BATCH_SIZE) -> dict[str, float]:
-    """SAP score (Kumar et al. 2018, §5) for discrete factors: ``sap_score_matrix`` fitted on ``n_train``
+    """SAP score (Kumar et al. 2018) for discrete factors: ``sap_score_matrix`` fitted on ``n_train``
     draws and scored on ``n_test``, then ``sap_from_matrix``. Returns {"sap"}. A code that determines a
     factor with K values while every other code is independent of it gives that factor a gap of about
     1 − 1/K (chance balanced accuracy is 1/K)."""
