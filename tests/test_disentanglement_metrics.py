@@ -109,6 +109,22 @@ def test_a_permuted_and_rescaled_identity_scores_like_the_identity(ident):
         assert other[key] == pytest.approx(ident[key], abs=0.02), key
 
 
+def noisy_identity(scales, seed=0):
+    """The factors plus N(0, 0.1²) noise, code j multiplied by scales[j]."""
+    rng = np.random.default_rng(seed)
+    return lambda x: (x + 0.1 * rng.normal(size=x.shape)) * np.asarray(scales)
+
+
+def test_very_different_code_scales_do_not_change_the_scores():
+    """Codes on scales 50 and 0.2: without FactorVAE's normalisation the small code would win every argmin
+    (its raw variance is below the fixed code's noise variance); BetaVAE's classifier sees standardised
+    features; MIG, DCI and SAP only use the codes' order."""
+    plain, scaled = scores(noisy_identity([1, 1, 1, 1])), scores(noisy_identity([50, 1, 1, 0.2]))
+    assert plain["factor_vae.eval_accuracy"] > 0.95 and plain["mig"] > 0.9
+    for key in plain:
+        assert scaled[key] == pytest.approx(plain[key], abs=0.02), key
+
+
 # ----- representations without information -------------------------------------------------------------------
 
 @pytest.mark.parametrize("represent", [constant, noise_representation()], ids=["constant", "noise"])
@@ -185,6 +201,11 @@ def test_dci_and_sap_from_hand_made_matrices():
     out = dm.dci_from_importance(r)
     assert out["disentanglement"] == pytest.approx(1.0)
     assert out["completeness"] == pytest.approx(0.5 * (1 - math.log(2) / math.log(3)) + 0.5)
+    # non-square, by hand: code 0 splits evenly over both factors, code 1 is factor 1 only, code 2 unused
+    r = np.array([[1.0, 1.0], [0.0, 2.0], [0.0, 0.0]])
+    h3 = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3)) / math.log(3)  # factor 1's split (1, 2, 0), base d = 3
+    assert dm.dci_from_importance(r) == pytest.approx({"disentanglement": 0.5 * 0 + 0.5 * 1,
+                                                       "completeness": 0.25 * 1 + 0.75 * (1 - h3)})
     assert dm.dci_from_importance(np.zeros((2, 2))) == {"disentanglement": 0.0, "completeness": 0.0}
     assert dm.sap_from_matrix(np.array([[0.9, 0.2], [0.3, 0.25]])) == pytest.approx(0.5 * (0.6 + 0.05))
 
