@@ -12,6 +12,7 @@ from pathlib import Path
 #: The public API: what README's "Python API" uses, the metrics, the datasets, the trainer's config, ZSL.
 MODULES = ["vaelab", "vaelab.registry", "vaelab.rundir", "vaelab.training.config", "vaelab.data", "vaelab.metrics",
            "vaelab.metrics.generative", "vaelab.metrics.clustering", "vaelab.metrics.likelihood", "vaelab.metrics.zsl",
+           "vaelab.metrics.disentanglement",
            "vaelab.models.base", "vaelab.zsl.run", "vaelab.zsl.benchmark", "vaelab.configfile", "vaelab.errors"]
 
 

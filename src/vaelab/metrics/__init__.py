@@ -7,8 +7,10 @@
 >>> metrics.clustering_scores(pred, labels)          # {"accuracy", "nmi", "ari"}
 >>> metrics.iwae_bound(log_w)                        # (K, B) log weights → (B,) L_K
 >>> metrics.zsl_scores(su, yu, ss, ys, unseen, seen) # zero-shot {"T1", "u", "s", "H"}
+>>> from vaelab.metrics import disentanglement       # imported on demand (scikit-learn's estimators)
+>>> disentanglement.compute_all(represent, sampler, rng, quick=True)  # BetaVAE, FactorVAE, MIG, DCI, SAP
 
-Definitions: docs/equations.md, "Metrics" and "IWAE bound". A run's evaluation (``eval.json``) composes
+Definitions: docs/equations.md, "Metrics", "Disentanglement metrics" and "IWAE bound". A run's evaluation (``eval.json``) composes
 them: :func:`vaelab.rundir.evaluate_run`, schema in :mod:`vaelab.scoring`.
 """
 from .clustering import clustering_accuracy, clustering_scores, contingency
