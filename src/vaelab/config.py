@@ -62,7 +62,7 @@ class VariantConfig:
     backbone: str = "paper"  # paper: the seed's Fig. 3 conv net (13M params); small: a light conv net; mlp; dec: DEC's 500-500-2000 MLP
     data_shape: tuple[int, ...] = (1, 28, 28)
     n_classes: int = 10
-    likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits: bernoulli | logistic (8-bit RGB; the default for colour data)
+    likelihood: str = "bernoulli"  # decoder likelihood p(x|z) on logits: bernoulli | logistic (8-bit RGB; the default for colour data) | gaussian (fixed σ² = ½: summed squared error)
 
     def validate(self) -> None:
         from .nn.backbones import BACKBONES, conv_shape_ok, is_mlp, shape_error
@@ -75,7 +75,7 @@ class VariantConfig:
         if not (is_mlp(self.backbone) or len(self.data_shape) == 1 or conv_shape_ok(frame, self.backbone)):
             raise shape_error(self.backbone, frame)
         check_int(self.n_classes, "n_classes", 1)
-        check_choice(self.likelihood, "likelihood", ("bernoulli", "logistic"))
+        check_choice(self.likelihood, "likelihood", ("bernoulli", "logistic", "gaussian"))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}

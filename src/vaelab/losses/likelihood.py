@@ -10,6 +10,10 @@ likelihood, so samples and reconstructions are drawn the same way whichever is u
   sigmoid(logit) and scale s_c on the bin [k − ½, k + ½]/255, with the first and last bins open
   to −∞ and +∞, so the masses of the 256 levels sum to 1 and −log p(x) is a real code length.
   The scale is one learned parameter per colour channel (``log_scale``). The default for RGB data.
+* ``gaussian`` — a Gaussian density N(x; sigmoid(logit), ½) per pixel with the variance fixed at ½, so
+  −log p(x|z) = Σ (x − sigmoid(logit))² + ½·log(π) per pixel: the summed squared error that the
+  public S3VAE / DSVAE implementations train with, plus its normalising constant. It is a density of
+  continuous values, so its nats are not comparable with the other two likelihoods'.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from ..errors import ConfigError
 LEVELS = 255  # 8-bit data: the levels 0..255 of x·255
 LOGISTIC_INIT_SCALE = 0.1  # s at initialisation, in units of the [0, 1] pixel range
 LOGISTIC_MIN_LOG_SCALE = -7.0  # s ≥ e^-7 ≈ 0.0009, a quarter of a bin: keeps the bound finite
+GAUSSIAN_VARIANCE = 0.5  # the fixed σ² of ``gaussian``: −log p is then the summed squared error + a constant
 
 
 def _f32(t: torch.Tensor) -> torch.Tensor:
@@ -70,6 +75,15 @@ def discretized_logistic_log_prob(logits: torch.Tensor, x: torch.Tensor, log_sca
     return _event_sum(logp, event_ndim)
 
 
+def gaussian_log_prob(logits: torch.Tensor, x: torch.Tensor, variance: float = GAUSSIAN_VARIANCE) -> torch.Tensor:
+    """log N(x; sigmoid(logits), variance) summed over the event dims, shape (*S, B); ``logits`` may
+    have extra leading sample dims, as in :func:`bernoulli_log_prob`."""
+    logits = _f32(logits)
+    sq = (x.to(logits.dtype).expand_as(logits) - torch.sigmoid(logits)).square()
+    logp = -sq / (2 * variance) - 0.5 * math.log(2 * math.pi * variance)
+    return _event_sum(logp, x.dim() - 1)
+
+
 class Likelihood(nn.Module):
     """log p(x|z) from the decoder's logits: ``forward(logits, x)`` → (*S, B) nats."""
 
@@ -103,7 +117,17 @@ class DiscretizedLogistic(Likelihood):
         return discretized_logistic_log_prob(logits, x, self.log_scale)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "logistic": DiscretizedLogistic}
+class Gaussian(Likelihood):
+    name = "gaussian"
+
+    def __init__(self, data_shape: tuple[int, ...]):
+        super().__init__()
+
+    def forward(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_log_prob(logits, x)
+
+
+LIKELIHOODS = {"bernoulli": Bernoulli, "logistic": DiscretizedLogistic, "gaussian": Gaussian}
 
 
 def make_likelihood(name: str, data_shape: tuple[int, ...]) -> Likelihood:

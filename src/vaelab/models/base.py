@@ -81,7 +81,7 @@ class Variant(nn.Module):
     loss_labels: ClassVar[dict[str, str]] = {}
     #: The decoder likelihoods it can be trained with (``likelihood``); the first is for greyscale,
     #: "logistic" the default for RGB data where listed (:mod:`vaelab.losses.likelihood`).
-    likelihoods: ClassVar[tuple[str, ...]] = ("bernoulli", "logistic")
+    likelihoods: ClassVar[tuple[str, ...]] = ("bernoulli", "logistic", "gaussian")
     #: Data-parallel training over several processes (:mod:`vaelab.parallel`): True where the loss is a
     #: mean of per-example terms and every random draw and state update of training goes through
     #: vaelab.parallel, so N processes train as one does; otherwise the reason it is refused.

@@ -93,7 +93,6 @@ class S3VAE(Variant):
 
     Config = Config
     data_kind = "sequence"
-    likelihoods = ("bernoulli", "logistic")
     loss_labels = {"train": "−ELBO + regularisers (nats/sequence)"}
 
     def __init__(self, config: Config):
