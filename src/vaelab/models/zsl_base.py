@@ -25,7 +25,6 @@ from ..config import VariantConfig, check, check_choice, check_int, check_range
 from ..errors import ConfigError
 from ..distributions import DiagonalGaussian, StandardNormal
 from ..nn import GaussianHead
-from ..zsl.benchmark import class_attributes
 from .base import Batch, NotAvailable, Variant
 
 ADAM_BETAS = (0.5, 0.999)
@@ -47,10 +46,6 @@ def mlp(widths: list[int], out_act: nn.Module | None = None, last_bias: bool = T
     return nn.Sequential(*layers)
 
 
-def _default_attributes() -> list[list[float]]:
-    return class_attributes("mnist").round(6).tolist()
-
-
 @dataclass
 class FeatureConfig(VariantConfig):
     """Fields every feature generator has. ``attributes``: one vector per class (n_classes rows)."""
@@ -58,7 +53,7 @@ class FeatureConfig(VariantConfig):
     latent_dim: int = 16
     backbone: str = "mlp"  # unused: the networks are MLPs of width ``hidden``
     data_shape: tuple[int, ...] = (128,)
-    attributes: list = field(default_factory=_default_attributes)
+    attributes: list = field(default_factory=list)  # required: vaelab zsl fills it from its benchmark or --splits file
     hidden: int = 512
     output: str = "sigmoid"  # the generator's output layer (OUTPUTS)
     gp_weight: float = 10.0  # λ of the gradient penalty
@@ -70,10 +65,11 @@ class FeatureConfig(VariantConfig):
         super().validate()
         check(len(self.data_shape) == 1, "data_shape", f"feature generators take feature vectors (F,), got {self.data_shape!r}")
         rows = self.attributes
-        check(isinstance(rows, list) and len(rows) == self.n_classes and all(isinstance(r, list) and r for r in rows)
-              and len({len(r) for r in rows}) == 1, "attributes",
+        check(isinstance(rows, list) and (not rows or (len(rows) == self.n_classes and all(isinstance(r, list) and r for r in rows)
+                                                       and len({len(r) for r in rows}) == 1)), "attributes",
               f"must be {self.n_classes} equally long lists of numbers (one per class)")
         check(len({tuple(r) for r in rows}) == len(rows), "attributes", "two classes share an attribute vector")
+        # an empty table passes here (a config may be filled in later) and is refused when a model is built
         check_int(self.hidden, "hidden", 1)
         check_choice(self.output, "output", OUTPUTS)
         check_range(self.gp_weight, "gp_weight", lo=0)
@@ -98,6 +94,9 @@ class FeatureGenerator(Variant):
     data_kind = "features"
 
     def __init__(self, config: FeatureConfig):
+        if not config.attributes:
+            raise ConfigError("attributes: required, one attribute vector per class (vaelab zsl fills it in from "
+                              "its benchmark or the --splits file)")
         super().__init__(config)
         self.register_buffer("class_attributes", torch.tensor(config.attributes, dtype=torch.float32), persistent=False)
         self.register_buffer("unseen_classes", torch.tensor(config.unseen, dtype=torch.int64), persistent=False)
