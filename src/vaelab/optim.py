@@ -7,7 +7,10 @@
   phases. Data-parallel training averages gradients across processes here, between the gradient and
   the step;
 * :func:`apply_lr_scale` — sets every param group's lr to its initial lr times a factor, for the
-  learning-rate schedules variants declare (``Variant.lr_schedule``).
+  learning-rate schedules variants declare (``Variant.lr_schedule``) and the run's own
+  (``TrainConfig.lr_schedule``, :func:`run_lr_factor`), which multiply;
+* :func:`iwae_lr_factor` — the IWAE paper's staged decay (Burda et al. 2016, §5): 3^i epochs at
+  10^(−i/7) for i = 0..7, 3,280 epochs in all, then the last rate.
 """
 from __future__ import annotations
 
@@ -18,18 +21,22 @@ import torch
 from .parallel import average_gradients
 
 OPTIMIZERS = ("adam", "rmsprop")
+RUN_LR_SCHEDULES = ("constant", "iwae")  # TrainConfig.lr_schedule
+IWAE_STAGES = 8  # stage i: 3^i epochs at lr × 10^(−i/7)
+IWAE_EPOCHS = (3 ** IWAE_STAGES - 1) // 2  # 3,280: the whole schedule
 MakeOptimizer = Callable[..., torch.optim.Optimizer]  # make(params, lr=None, adam_betas=None, **kw) → the run's optimizer type
 
 
 def make_optimizer_factory(cfg) -> MakeOptimizer:
-    """``make(params, lr=None, **kw)`` for a run config ``cfg`` (its ``optimizer``, ``lr``, ``fused``):
-    Adam (the fused kernel when ``fused``) or RMSprop with alpha 0.9, eps 1e-7; ``lr`` defaults to
-    the run's."""
+    """``make(params, lr=None, **kw)`` for a run config ``cfg`` (its ``optimizer``, ``lr``, ``fused``,
+    ``adam_eps``): Adam (the fused kernel when ``fused``; ε = ``adam_eps``, torch's 1e-8 by default)
+    or RMSprop with alpha 0.9, eps 1e-7; ``lr`` defaults to the run's."""
     def make(params, lr: float | None = None, adam_betas: tuple[float, float] | None = None, **kw) -> torch.optim.Optimizer:
         lr = cfg.lr if lr is None else lr
         if cfg.optimizer == "adam":
             if adam_betas is not None:  # e.g. (0.5, 0.999) for adversarial players; ignored by RMSprop
                 kw["betas"] = adam_betas
+            kw.setdefault("eps", cfg.adam_eps)
             if cfg.fused:
                 kw.setdefault("fused", True)
             return torch.optim.Adam(params, lr=lr, **kw)
@@ -77,6 +84,22 @@ def apply_lr_scale(optimizers: Iterable[torch.optim.Optimizer], factor: float) -
         for group in opt.param_groups:
             group.setdefault("base_lr", group["lr"])
             group["lr"] = group["base_lr"] * factor
+
+
+def iwae_lr_factor(epoch: int) -> float:
+    """The IWAE paper's learning-rate multiplier at ``epoch`` (0-based): 10^(−i/7) in stage i, which
+    lasts 3^i epochs (stage 0: epoch 0; stage 1: epochs 1–3; ...; stage 7: epochs 1093–3279); epochs
+    past the schedule's 3,280 keep the last factor, 10^(−1)."""
+    stage, end = 0, 1
+    while epoch >= end and stage < IWAE_STAGES - 1:
+        stage += 1
+        end += 3 ** stage
+    return 10.0 ** (-stage / 7)
+
+
+def run_lr_factor(schedule: str, epoch: int) -> float:
+    """The multiplier of a run-level schedule (``TrainConfig.lr_schedule``) at ``epoch`` of a phase."""
+    return iwae_lr_factor(epoch) if schedule == "iwae" else 1.0
 
 
 def linear_warmup(step: int, steps: int) -> float:

@@ -23,13 +23,17 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="folder:/npz: datasets: resize every image to N×N (needed when their sizes differ)")
-    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae (default paper)")
+    p.add_argument("--backbone", default=None, help="paper | small | mlp | dec | svae | iwae (default paper)")
     p.add_argument("--latent-dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
     p.add_argument("--train-size", type=int, default=None, metavar="N", help="use only the first N training images")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3")
     p.add_argument("--optimizer", default=None, help="adam | rmsprop (default adam)")
+    p.add_argument("--adam-eps", type=float, default=None, metavar="EPS", help="Adam's epsilon (default 1e-8, torch's)")
+    p.add_argument("--lr-schedule", default=None,
+                   help="constant | iwae (default constant). iwae: the IWAE paper's decay, 3^i epochs at lr·10^(-i/7) "
+                        "for i = 0..7; --epochs 3280 is the whole schedule, later epochs keep the last rate")
     p.add_argument("--binarize", default=None, help="none | static | dynamic (default none)")
     p.add_argument("--precision", default=None, help="fp32 | bf16 (default fp32)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N: where the model and the dataset live "
@@ -48,6 +52,8 @@ def add_parser(sub) -> None:
                    help="leave glibc malloc's thresholds alone (same as VAELAB_MALLOC_TUNING=0)")
     p.add_argument("--no-flush-denormal", action="store_true",
                    help="keep subnormal floats (same as VAELAB_FLUSH_DENORMAL=0); flushing them is faster")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="test-set loss every N epochs (default 1; 0: never)")
     p.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
                    help="also checkpoint inside epochs this often (default: epoch end and Ctrl-C only)")
     p.add_argument("--out", default=None, help="run directory (default runs/VARIANT-DATASET-sSEED)")
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     tc = TrainConfig(**file_train)
     for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir), ("image_size", args.image_size), ("epochs", args.epochs),
                      ("batch_size", args.batch_size), ("train_size", args.train_size), ("lr", args.lr), ("optimizer", args.optimizer),
+                     ("adam_eps", args.adam_eps), ("lr_schedule", args.lr_schedule), ("eval_every", args.eval_every),
                      ("binarize", args.binarize), ("precision", args.precision), ("seed", args.seed),
                      ("checkpoint_every_s", args.checkpoint_every), ("fused", args.fused),
                      ("channels_last", args.channels_last), ("compile", args.compile), ("device", args.device)):

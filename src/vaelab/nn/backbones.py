@@ -27,6 +27,13 @@ al. 2017) and its clustering results use; the decoder mirrors it (2000-500-500).
 ``svae``: the 256-128 MLP of the S-VAE authors' MNIST code (Davidson et al. 2018), decoder 128-256;
 for their Table 1 in its own setting.
 
+``iwae``: the network of the IWAE paper's one-stochastic-layer MNIST models (Burda et al. 2016, §5):
+two deterministic layers of 200 tanh units, decoder mirrored (200-200 tanh, then the linear output
+layer); with ``latent_dim=50`` it is their VAE (docs/guide.md, "IWAE-paper VAE").
+
+The MLP backbones use ReLU between layers except ``iwae`` (tanh): the activation is part of each
+backbone's entry in ``_MLP``.
+
 An encoder maps x (and an optional condition vector y) to a feature vector of ``out_features``;
 a variant's head turns features into distribution parameters. A decoder maps a latent vector
 (and optional condition) to logits of the data's shape.
@@ -40,10 +47,14 @@ from torch import nn
 
 from ..errors import ConfigError
 
-BACKBONES = ("paper", "small", "dcgan", "dcgan-bn", "dcgan-bn32", "mlp", "dec", "svae")
+BACKBONES = ("paper", "small", "dcgan", "dcgan-bn", "dcgan-bn32", "mlp", "dec", "svae", "iwae")
 _DCGAN = {"dcgan": (16, 64, False), "dcgan-bn": (64, 512, True), "dcgan-bn32": (32, 256, True)}  # first width, cap, batch norm
 _CONV = {"paper": (64, 128, 1024), "small": (32, 64, 256)}
-_MLP = {"mlp": (512, 512), "dec": (500, 500, 2000), "svae": (256, 128)}  # hidden widths, input side first
+# hidden widths (input side first) and the activation after each hidden layer
+_MLP: dict[str, tuple[tuple[int, ...], type[nn.Module]]] = {
+    "mlp": ((512, 512), nn.ReLU), "dec": ((500, 500, 2000), nn.ReLU), "svae": ((256, 128), nn.ReLU),
+    "iwae": ((200, 200), nn.Tanh),
+}
 
 
 def is_mlp(backbone: str) -> bool:
@@ -51,11 +62,11 @@ def is_mlp(backbone: str) -> bool:
     return backbone in _MLP
 
 
-def _mlp(widths: tuple[int, ...]) -> nn.Sequential:
-    """Linear + ReLU through ``widths`` (input width first)."""
+def _mlp(widths: tuple[int, ...], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear + ``act`` (ReLU by default) through ``widths`` (input width first)."""
     layers: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), act()]
     return nn.Sequential(*layers)
 
 
@@ -148,9 +159,9 @@ class Encoder(nn.Module):
             flat = widths[-1] * (self.data_shape[1] // down) * (self.data_shape[2] // down)
             self.fc = nn.Sequential(nn.Linear(flat + cond_dim, fc), nn.LeakyReLU(0.1))
         else:
-            hidden = _MLP[backbone]
+            hidden, act = _MLP[backbone]
             self.trunk = nn.Flatten()
-            self.fc = _mlp((math.prod(self.data_shape) + cond_dim, *hidden))
+            self.fc = _mlp((math.prod(self.data_shape) + cond_dim, *hidden), act)
             fc = hidden[-1]
         self.out_features = fc
 
@@ -182,9 +193,10 @@ class Decoder(nn.Module):
                 self.fc = nn.Sequential(nn.Linear(n_in, fc), nn.ReLU(), nn.Linear(fc, math.prod(self.grid)), nn.ReLU())
             self.head: nn.Module = DeconvHead(*widths[::-1], out_ch=self.data_shape[0], norm=norm)
         else:
-            hidden = _MLP[backbone][::-1]
+            hidden, act = _MLP[backbone]
+            hidden = hidden[::-1]
             self.grid = None
-            self.fc = _mlp((n_in, *hidden))
+            self.fc = _mlp((n_in, *hidden), act)
             self.head = nn.Linear(hidden[-1], math.prod(self.data_shape))
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

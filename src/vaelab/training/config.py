@@ -9,7 +9,7 @@ import torch
 from ..config import check_choice, check_int, check_range
 from ..errors import ConfigError
 from ..data import BINARIZATIONS, check_dataset
-from ..optim import OPTIMIZERS
+from ..optim import OPTIMIZERS, RUN_LR_SCHEDULES
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -26,6 +26,10 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | rmsprop (rmsprop uses alpha=0.9, eps=1e-7: the Keras/TF defaults the seed used)
+    adam_eps: float = 1e-8  # Adam's ε (torch's default; the IWAE paper used 1e-4)
+    # constant | iwae: the run's lr multiplier by epoch of each phase, times the variant's own schedule;
+    # iwae = Burda et al. 2016's 3^i epochs at 10^(−i/7), i = 0..7 (3,280 epochs, then the last rate)
+    lr_schedule: str = "constant"
     seed: int = 0
     binarize: str = "none"  # none | static | dynamic (resampled each epoch; use it for likelihood numbers)
     precision: str = "fp32"  # fp32 | bf16 (autocast for networks; losses stay fp32)
@@ -45,6 +49,8 @@ class TrainConfig:
         check_int(self.batch_size, "batch_size", 1)
         check_range(self.lr, "lr", lo=0, lo_open=True)
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_range(self.adam_eps, "adam_eps", lo=0, lo_open=True)
+        check_choice(self.lr_schedule, "lr_schedule", RUN_LR_SCHEDULES)
         check_int(self.seed, "seed", 0)
         check_choice(self.binarize, "binarize", BINARIZATIONS)
         check_choice(self.precision, "precision", PRECISIONS)

@@ -40,7 +40,7 @@ from ..images import save_grid
 from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
 from .. import parallel, rng
-from ..optim import apply_lr_scale, make_optimizer_factory
+from ..optim import apply_lr_scale, make_optimizer_factory, run_lr_factor
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 from .config import TrainConfig, autocast, resolve_device
 
@@ -250,6 +250,9 @@ class Trainer:
             bar = tqdm(total=n_batches, initial=st.batch, leave=False, dynamic_ncols=True, disable=None, mininterval=0.5,
                        desc=f"{v.name} {phase.name} {st.epoch + 1}/{n_epochs}")
         schedule = v.lr_schedule(phase.name)
+        run_factor = run_lr_factor(cfg.lr_schedule, st.epoch)  # the run's schedule: by epoch, times the variant's
+        if schedule is None and cfg.lr_schedule != "constant":  # (a resumed epoch too: the factor is the epoch's)
+            apply_lr_scale(opts.values(), run_factor)
         v.train()
         t0 = time.perf_counter()
         last_ckpt = time.monotonic()
@@ -268,7 +271,7 @@ class Trainer:
                 x = x.contiguous(memory_format=self.memory_format)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
             if schedule is not None:  # examples of this phase seen once this batch is done
-                apply_lr_scale(opts.values(), schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
+                apply_lr_scale(opts.values(), run_factor * schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
             with parallel.sharing(share):
                 terms = self._step(batch, st, opts, phase)
             vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
