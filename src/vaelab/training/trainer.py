@@ -3,10 +3,10 @@
 The dataset lives in memory as one tensor — or, for images drawn on demand (dSprites'
 :class:`vaelab.data.LazyImages`), is drawn a batch at a time; batches are index slices of a seeded
 permutation (no DataLoader workers). The variant declares its phases, optimizers, update step and learning-rate
-schedule; the trainer runs them, writes ``metrics.jsonl`` per epoch, sample/reconstruction grids,
-and a checkpoint each epoch (and on Ctrl-C, and every ``checkpoint_every_s`` seconds). A checkpoint
-records the position inside the epoch and every RNG state, so a resumed run — even after SIGKILL —
-ends bitwise identical to an uninterrupted one on CPU.
+schedule (times the run's own, ``TrainConfig.lr_schedule``, by epoch); the trainer runs them, writes
+``metrics.jsonl`` per epoch, sample/reconstruction grids, and a checkpoint each epoch (and on Ctrl-C,
+and every ``checkpoint_every_s`` seconds). A checkpoint records the position inside the epoch and every
+RNG state, so a resumed run — even after SIGKILL — ends bitwise identical to an uninterrupted one on CPU.
 
 With several processes (torchrun; :mod:`vaelab.parallel`) each process trains its share of every
 global batch, gradients and batch statistics are combined across them, and only rank 0 writes
