@@ -131,3 +131,13 @@ def test_gamma_unlabelled_weighs_d2_on_its_own_and_round_trips():
     same = _one_generator_step(gamma=10.0)
     torch.testing.assert_close(_one_generator_step(gamma=10.0, gamma_unlabelled=10.0), same)
     assert not torch.allclose(_one_generator_step(gamma=10.0, gamma_unlabelled=0.0), same)
+
+
+def test_zero_vae_gan_refuses_the_wgan_knobs_it_does_not_use():
+    """gp_weight and n_critic belong to the WGAN critics of f-CLSWGAN and f-VAEGAN-D2; set on Zero-VAE-GAN they
+    would change nothing, so they are refused by name (the defaults, which stored runs carry, still load)."""
+    base = config_for("zero-vae-gan")
+    assert make_config("zero-vae-gan", **base).gp_weight == 10.0
+    for key, value in (("gp_weight", 1.0), ("n_critic", 2)):
+        with pytest.raises(ConfigError, match=rf"^{key}: zero-vae-gan does not use it"):
+            make_config("zero-vae-gan", **{**base, key: value})

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from ..config import check_range
+from ..config import check, check_range
 from ..optim import update
 from ..registry import register
 from .base import Batch
@@ -39,6 +39,11 @@ class Config(FeatureConfig):
         super().validate()
         check_range(self.gamma, "gamma", lo=0)
         check_range(self.cls_weight, "cls_weight", lo=0)
+        # inherited from the WGAN generators' config; this discriminator is a standard GAN's, updated once per batch
+        base = FeatureConfig()
+        for key in ("gp_weight", "n_critic"):
+            check(getattr(self, key) == getattr(base, key), key, f"zero-vae-gan does not use it (its discriminator is a "
+                  f"standard GAN's, updated once per batch, without a gradient penalty); leave it at {getattr(base, key)}")
 
 
 @register("zero-vae-gan")
