@@ -84,7 +84,7 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-DSPRITES_TRAIN, DSPRITES_EPOCHS = 20_000, 4
+DSPRITES_TRAIN, DSPRITES_EPOCHS = 50_000, 5
 # Per dataset. Measured test accuracies: docs/results/reference-classifier.md (and each cached classifier's JSON).
 RECIPES = {
     "mnist": Recipe(epochs=6),

@@ -170,7 +170,7 @@ def factor_traversal(v, x: torch.Tensor, y: torch.Tensor, seeds: list[int], dims
         ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         cell_h, cell_w = (h - 2) / len(dims), (w - 2) / (len(values) + 1)
         ax.set_xticks([2 + cell_w * (c + 0.5) for c in range(len(values) + 1)],
-                      ["input"] + [f"{val:g}" for val in values], fontsize=7)
+                      ["input"] + [f"{val:.2g}" for val in values], fontsize=7)
         ax.set_yticks([2 + cell_h * (r + 0.5) for r in range(len(dims))],
                       [f"z{d}  KL {kl[d]:.2f}" for d in dims] if ax is axes[0] else [], fontsize=7)
         ax.tick_params(length=0)

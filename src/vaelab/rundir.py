@@ -70,6 +70,16 @@ def _stored(run_dir: Path, conf: dict[str, Any], with_train: bool = True) -> tup
     return variant, model, train_cfg
 
 
+def _early_shape(model_cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The model config to check before the data is loaded: with the data's shape where the dataset
+    fixes it without loading (dsprites: 1×64×64), so that a backbone for 64×64 images passes."""
+    from .data import dsprites
+
+    if dsprites.is_spec(dataset) and "data_shape" not in model_cfg:
+        return {**model_cfg, "data_shape": (1, dsprites.SIZE, dsprites.SIZE)}
+    return model_cfg
+
+
 def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> "Variant":
     """Build a variant with its weights initialised from ``seed`` (deterministic)."""
     conf = make_config(name, **model_cfg)
@@ -122,7 +132,7 @@ def train(
     else:
         train_cfg = train_cfg or TrainConfig()
         model_cfg = dict(model_cfg or {})
-        make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+        make_config(variant, **_early_shape(model_cfg, train_cfg.dataset))  # fail on a bad model config before anything is written
         if get(variant).data_kind == "features":
             raise ConfigError(f"{variant}: generates feature vectors for zero-shot learning, not images; train and "
                               f"score it with `vaelab zsl --method {variant}`")

@@ -52,7 +52,8 @@ PAPER_TABLE2: dict[str, dict[str, Any]] = {
 }
 
 #: Display names of the variants outside the seed's Table 2 (those inside use its names).
-LABELS = {"cvae": "CVAE", "cvae-quadrant": "CVAE (quadrants)", "wae": "WAE"}
+LABELS = {"cvae": "CVAE", "cvae-quadrant": "CVAE (quadrants)", "wae": "WAE", "beta-tcvae": "β-TCVAE",
+          "factor-vae": "FactorVAE", "dip-vae": "DIP-VAE"}
 
 
 def variant_label(name: str) -> str:
