@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--disentanglement", default="standard", metavar="MODE",
                    help="a run on dsprites (or dsprites:FILE): the sample counts of the five disentanglement metrics "
                         "(BetaVAE, FactorVAE, MIG, DCI, SAP) on the encoder's posterior mean. standard (default: "
-                        "disentanglement_lib's counts for MIG, SAP and DCI's draws, a tenth of its BetaVAE/FactorVAE "
-                        "points, DCI with 20 boosting stages), quick (a few seconds' counts: a smoke test, not for "
+                        "disentanglement_lib's counts for MIG and SAP, a tenth of its BetaVAE/FactorVAE points, DCI on "
+                        "5,000/2,500 draws with 10 boosting stages), quick (a few seconds' counts: a smoke test, not for "
                         "reporting) or none (skip them)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for samples and importance samples (default 0)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="directory holding the dataset's IDX files (default: the run's)")
