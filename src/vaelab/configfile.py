@@ -25,7 +25,7 @@ RECORD_KEYS = {"versions", "parameters", "command", "created"}
 COMPARE_KEYS = {"variants": (str, list), "dataset": (str,), "data_dir": (str,), "image_size": (int,), "backbone": (str,), "latent_dim": (int,),
                 "epochs": (int,), "seeds": (str, list), "protocol": (str,), "binarize": (str,), "phase_epochs": (int,),
                 "set": (list, dict), "n_samples": (int,), "iwae_k": (int,), "iwae_n": (int,), "map_points": (int,),
-                "out": (str,), "quick": (bool,)}
+                "train_size": (int,), "disentanglement": (str,), "out": (str,), "quick": (bool,)}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

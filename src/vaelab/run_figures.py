@@ -5,7 +5,9 @@ in ``RUN/figures/`` beside an index, ``RUN/figures/index.json``, which the repor
 
 An image model's figures: ``samples.png`` (100 prior samples, sample seed 0, 10 per row; the seed's
 Figs 17/18), ``recon.png`` (the first 10 test images above their reconstructions), ``traversal.png``
-(Fig. 5, Gaussian latents) and ``map.png`` (Fig. 16: the 2-d latent, the sphere S², or t-SNE). A
+(Fig. 5, Gaussian latents) and ``map.png`` (Fig. 16: the 2-d latent, the sphere S², or t-SNE); on
+dSprites also ``factor-traversal.png`` (:func:`factor_traversal`: one seed image of each shape, every
+latent dimension by mean KL from −2 to 2). A
 sequence model's: frame strips (PNG) and GIFs of prior samples, reconstructions, swaps and content
 with new dynamics (:func:`sequence_pictures`). The index names each file, or the reason a variant
 cannot make that figure (``{"reason": ...}``; ``"failed": true`` when drawing raised).
@@ -117,6 +119,67 @@ def traversal(v, x1: torch.Tensor, y1: torch.Tensor, dims: list[int], var: np.nd
         s.set_visible(False)
     if title:
         ax.set_title(title, fontsize=9)
+    return png(fig)
+
+
+# ----- traversals against known factors (dSprites) --------------------------------------------------
+FACTOR_VALUES = np.linspace(-2.0, 2.0, 7)  # each dimension's values in the factor traversal
+FACTOR_SEEDS_PER_CLASS = 1  # seed images per label (dSprites: one of each shape)
+
+
+@torch.no_grad()
+def kl_per_dim(v, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Mean over ``x`` of KL(q(z_d|x) ‖ N(0, 1)) per latent dimension d (D,): a dimension the encoder
+    ignores has about 0. A posterior without a log-variance gives the variance of its means instead."""
+    def one(a, b):
+        q = v.encode(a, b if v.conditional else None)
+        mu = q.mean.float()
+        if not hasattr(q, "logvar"):
+            return torch.cat([mu, torch.full_like(mu[:, :1], float("nan"))], 1)
+        lv = q.logvar.float()
+        return 0.5 * (mu * mu + lv.exp() - 1.0 - lv)
+    per = _batched(one, x, y).cpu().numpy()
+    if np.isnan(per).any():  # no log-variance: the activity of the means
+        return _batched(lambda a, b: v.encode(a, b if v.conditional else None).mean.float(), x, y).cpu().numpy().var(0)
+    return per.mean(0)
+
+
+def factor_seed_images(labels: np.ndarray, per_class: int = FACTOR_SEEDS_PER_CLASS) -> list[int]:
+    """The first ``per_class`` test images of each label, in label order (dSprites: a square, an ellipse, a heart)."""
+    return [int(i) for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
+
+
+@torch.no_grad()
+def factor_traversal(v, x: torch.Tensor, y: torch.Tensor, seeds: list[int], dims: list[int], kl: np.ndarray,
+                     names: tuple[str, ...] = (), values: np.ndarray = FACTOR_VALUES) -> bytes:
+    """One panel per seed image ``x[i]``: its input (top left), then one row per latent dimension in
+    ``dims`` (labelled with its mean KL), that dimension set to each of ``values`` and the others at the
+    image's posterior mean, decoded (probabilities). ``names``: each label's name, for the titles."""
+    fig = figure(0.6 + 1.25 * len(seeds) * (len(values) + 1) * 64 / 110, 0.9 + len(dims) * 0.62)
+    axes = fig.subplots(1, len(seeds), squeeze=False)[0]
+    for ax, i in zip(axes, seeds):
+        z0 = v.encode(x[i:i + 1]).mean.float()
+        zs = z0.repeat(len(dims) * len(values), 1)
+        for r, d in enumerate(dims):
+            zs[r * len(values):(r + 1) * len(values), d] = torch.as_tensor(values, dtype=zs.dtype)
+        imgs = torch.sigmoid(v.decode(zs).float()).reshape(len(dims), len(values), *x.shape[1:])
+        first = torch.zeros(len(dims), 1, *x.shape[1:])
+        first[0, 0] = x[i].float()
+        grid = grid_array(torch.cat([first, imgs], 1).flatten(0, 1), len(values) + 1)
+        h, w = grid.shape[:2]
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        cell_h, cell_w = (h - 2) / len(dims), (w - 2) / (len(values) + 1)
+        ax.set_xticks([2 + cell_w * (c + 0.5) for c in range(len(values) + 1)],
+                      ["input"] + [f"{val:.2g}" for val in values], fontsize=7)
+        ax.set_yticks([2 + cell_h * (r + 0.5) for r in range(len(dims))],
+                      [f"z{d}  KL {kl[d]:.2f}" for d in dims] if ax is axes[0] else [], fontsize=7)
+        ax.tick_params(length=0)
+        for sp in ax.spines.values():
+            sp.set_visible(False)
+        label = int(y[i])
+        ax.set_title(f"{names[label] if label < len(names) else f'label {label}'} (test image {i})", fontsize=9)
+    fig.suptitle(f"{v.name}: each latent dimension from {values[0]:g} to {values[-1]:g}, the others at the input's "
+                 "posterior mean; rows by mean KL, largest first", fontsize=9)
     return png(fig)
 
 
@@ -252,6 +315,8 @@ def write_figures(v: "Variant", run_dir: str | Path, test: "Dataset", binarize_m
             else:
                 entries["traversal"] = {"reason": f"latent_kind is {v.latent_kind!r}: traversals are drawn for Gaussian latents"}
             _attempt(entries, ("map",), lambda: _map(v, x[pick], y[pick], put), say)
+            if has_factors(test):
+                _attempt(entries, ("factor_traversal",), lambda: _factor_traversal(v, x, y, test.class_names, put), say)
     index = {"schema": SCHEMA, "variant": v.name, "kind": v.data_kind, "settings": settings, "figures": entries,
              "created": now()}
     atomic_write_json(folder / INDEX, index)
@@ -268,6 +333,26 @@ def _traversal(v, x: torch.Tensor, y: torch.Tensor, put) -> dict[str, Any]:
     i = traversal_image(x)
     data = traversal(v, x[i:i + 1], y[i:i + 1], dims, var, title=f"{v.name}: test image {i} (label {int(y[i])})")
     return {"file": put("traversal.png", data), "dims": len(dims), "latent_dims": int(var.shape[0]), "image": i}
+
+
+def has_factors(test: "Dataset") -> bool:
+    """Whether the test split carries dSprites' ground-truth factors (the factor traversal is drawn for it)."""
+    from .data.dsprites import FACTOR_NAMES
+
+    return set(FACTOR_NAMES) <= set(test.factors)
+
+
+def _factor_traversal(v, x: torch.Tensor, y: torch.Tensor, names: tuple[str, ...], put) -> dict[str, Any]:
+    if getattr(v, "latent_kind", "gaussian") != "gaussian":
+        raise NotAvailable(f"latent_kind is {v.latent_kind!r}: traversals are drawn for Gaussian latents")
+    if v.conditional:
+        raise NotAvailable(f"{v.name} is conditional: the factor traversal decodes without a label")
+    kl = kl_per_dim(v, x[:N_ACTIVITY], y[:N_ACTIVITY])
+    dims = [int(d) for d in np.argsort(-kl, kind="stable")[:MAX_TRAVERSE_DIMS]]
+    seeds = factor_seed_images(y.numpy())
+    data = factor_traversal(v, x, y, seeds, dims, kl, names)
+    return {"file": put("factor-traversal.png", data), "dims": len(dims), "latent_dims": int(kl.shape[0]),
+            "images": seeds, "values": [float(val) for val in FACTOR_VALUES], "kl": [round(float(k), 4) for k in kl]}
 
 
 def _map(v, x: torch.Tensor, y: torch.Tensor, put) -> dict[str, Any]:

@@ -70,6 +70,16 @@ def _stored(run_dir: Path, conf: dict[str, Any], with_train: bool = True) -> tup
     return variant, model, train_cfg
 
 
+def _early_shape(model_cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The model config to check before the data is loaded: with the data's shape where the dataset
+    fixes it without loading (dsprites: 1×64×64), so that a backbone for 64×64 images passes."""
+    from .data import dsprites
+
+    if dsprites.is_spec(dataset) and "data_shape" not in model_cfg:
+        return {**model_cfg, "data_shape": (1, dsprites.SIZE, dsprites.SIZE)}
+    return model_cfg
+
+
 def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> "Variant":
     """Build a variant with its weights initialised from ``seed`` (deterministic)."""
     conf = make_config(name, **model_cfg)
@@ -122,7 +132,7 @@ def train(
     else:
         train_cfg = train_cfg or TrainConfig()
         model_cfg = dict(model_cfg or {})
-        make_config(variant, **model_cfg)  # fail on a bad model config before anything is written
+        make_config(variant, **_early_shape(model_cfg, train_cfg.dataset))  # fail on a bad model config before anything is written
         if get(variant).data_kind == "features":
             raise ConfigError(f"{variant}: generates feature vectors for zero-shot learning, not images; train and "
                               f"score it with `vaelab zsl --method {variant}`")
@@ -281,6 +291,7 @@ def evaluate_run(
     device: str = "cpu",
     figures: bool = True,
     map_points: int = MAP_POINTS,
+    disentanglement: str = "standard",
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` and return the eval.json dict (written atomically into the run
     dir when ``write``; with ``figures`` also the figures that need the model, drawn on the CPU into
@@ -290,16 +301,19 @@ def evaluate_run(
     ``device``: where the model runs (``auto | cpu | cuda | cuda:N``); the test inputs (and their
     binarisation) are the same on every device, the model's noise comes from that device's generator,
     and the reference classifier stays on the CPU. Deterministic for a given ``seed`` and device
-    (apart from the timings)."""
+    (apart from the timings). ``disentanglement``: the sample counts of the disentanglement metrics on a
+    dataset with ground-truth factors (dsprites), a mode of :data:`vaelab.scoring.DISENTANGLEMENT_MODES`
+    (``none`` skips them)."""
     from . import scoring
     from .reference_classifier import load_or_train
     from .config import check_int
-    from .data import binarize, to_tensor
+    from .data import binarize, dsprites, factor_sampler, to_tensor
     from .metrics.cost import cost_scores
 
     for name, val, lo in (("n_samples", n_samples, 10), ("iwae_k", iwae_k, 0), ("iwae_n", iwae_n, 0), ("seed", seed, 0),
                           ("map_points", map_points, 10)):
         check_int(val, name, lo)
+    scoring.check_disentanglement_mode(disentanglement, "disentanglement")
     say = log or (lambda msg: None)
     run_dir = Path(run_dir)
     conf = run_config(run_dir)
@@ -320,6 +334,7 @@ def evaluate_run(
         data_dir = data_dir if data_dir is not None else conf["train"].get("data_dir")
         image_size = conf["train"].get("image_size")
         test = load_dataset(dataset, "test", data_dir, image_size=image_size)
+        has_factors = dsprites.is_spec(dataset)
         if classifier is None and test.labelled:
             classifier = load_or_train(dataset, data_dir, log=say, image_size=image_size)
         n_test = len(test)
@@ -360,6 +375,10 @@ def evaluate_run(
                 say("task metrics")
                 out.update(scoring.task_scores(v, x_in, y, gen(seed + 3), set(out)))
                 lap("task")
+            if has_factors:
+                say(f"disentanglement metrics ({disentanglement})")
+                out.update(scoring.disentanglement_scores(v, factor_sampler(dataset), disentanglement, seed, batch_size))
+                lap("disentanglement")
         if write and figures:
             say("figures")
             write_figures(v, run_dir, test, mode, map_points, say)
@@ -375,6 +394,8 @@ def evaluate_run(
             "binarization": mode, "binarize_seed": scoring.BINARIZE_SEED if mode == "dynamic" else None,
             "n_samples": n_samples, "sample_labels": "balanced (i mod n_classes)" if v.conditional else None,
             "iwae_k": iwae_k, "iwae_n": min(iwae_n, n_test), "seed": seed, "device": str(dev),
+            "disentanglement": {"mode": disentanglement, "options": scoring.disentanglement_options(disentanglement)}
+            if has_factors else None,
             "classifier_test_accuracy": None if classifier is None else classifier.test_accuracy,
             "classifier": None if classifier is None else {
                 k: classifier.meta.get(k) for k in ("stem", "arch", "data_sha256", "recipe", "n_train", "test_accuracy", "created")},

@@ -47,10 +47,25 @@ over the whole test set:
   probe_digit_z_f, probe_digit_z_t
                          a logistic-regression probe of the digit from the posterior means of z_f and of
                          z_1:T, fitted on the first half of the test sequences, scored on the second
+Disentanglement (datasets with ground-truth factors: ``dsprites``, ``dsprites:FILE``), the five metrics of
+:func:`vaelab.metrics.disentanglement.compute_all` on the encoder's posterior mean, each drawing its own
+observations from the dataset's factor sampler (seeded from the evaluation seed), with the sample counts
+of ``meta.disentanglement`` (:data:`DISENTANGLEMENT_MODES`):
+  disentanglement.beta_vae.train_accuracy, disentanglement.beta_vae.eval_accuracy
+                         BetaVAE score (Higgins et al. 2017; chance 1/5)
+  disentanglement.factor_vae.train_accuracy, disentanglement.factor_vae.eval_accuracy,
+  disentanglement.factor_vae.num_active_dims
+                         FactorVAE score (Kim & Mnih 2018) and the codes it counted as active
+  disentanglement.mig    mutual information gap (Chen et al. 2018)
+  disentanglement.dci.disentanglement, disentanglement.dci.completeness,
+  disentanglement.dci.informativeness_train, disentanglement.dci.informativeness_test
+                         DCI (Eastwood & Williams 2018), gradient-boosted trees
+  disentanglement.sap    SAP score (Kumar et al. 2018)
 Cost (from metrics.jsonl; machine-dependent):
   parameters, seconds_per_epoch, images_per_s (main phase: "train", else the last), train_seconds,
   and seconds_per_epoch.<phase>, images_per_s.<phase> for every phase of a multi-phase run
 meta: variant, run_dir, dataset, n_test, binarization, binarize_seed, n_samples, iwae_k, iwae_n, seed,
+  disentanglement ({"mode", "options"}: the counts of each metric; null for a dataset without factors),
   classifier_test_accuracy, classifier (its record), checkpoint (training state), eval_seconds,
   stage_seconds, created, versions, schema.
 """
@@ -91,9 +106,27 @@ SEQUENCE_KEYS = {
     "probe_digit_z_f": "a logistic probe of the digit from z_f (fit on half the test set, scored on the other)",
     "probe_digit_z_t": "the same probe from z_1:T (near chance when the digit stays out of the dynamics)",
 }
+DISENTANGLEMENT_PREFIX = "disentanglement."
+#: The keys of :func:`vaelab.metrics.disentanglement.compute_all`, each stored as DISENTANGLEMENT_PREFIX + key.
+DISENTANGLEMENT_METRICS = ("beta_vae.train_accuracy", "beta_vae.eval_accuracy", "factor_vae.train_accuracy",
+                           "factor_vae.eval_accuracy", "factor_vae.num_active_dims", "mig", "dci.disentanglement",
+                           "dci.completeness", "dci.informativeness_train", "dci.informativeness_test", "sap")
+DISENTANGLEMENT_KEYS = tuple(DISENTANGLEMENT_PREFIX + k for k in DISENTANGLEMENT_METRICS)
+#: ``vaelab evaluate --disentanglement MODE``: the options of each metric (``compute_all``'s ``quick`` and
+#: keyword options), or None to skip them. ``standard``: disentanglement_lib's counts where they are cheap
+#: (MIG, SAP: 10,000 draws), a tenth of its BetaVAE/FactorVAE points (each point encodes 64 or 128
+#: images), and for DCI half its draws (5,000 / 2,500) with 10 boosting stages instead of 100 (one tree
+#: per class and stage over 113 classes: 20 stages on 10,000 draws took 262 s on a busy 2-core CPU).
+DISENTANGLEMENT_MODES: dict[str, dict[str, Any] | None] = {
+    "standard": {"beta_vae.n_train": 1000, "beta_vae.n_eval": 500, "factor_vae.n_train": 1000, "factor_vae.n_eval": 500,
+                 "dci.n_train": 5000, "dci.n_test": 2500, "dci.n_estimators": 10},
+    "quick": {"quick": True},
+    "none": None,
+}
+DISENTANGLEMENT_SEED_OFFSET = 5  # the metrics' NumPy generator: seed + this (the other stages use seed + 0..4)
 #: Every key of evaluate's own schema; anything else in eval.json is a variant's task metric.
 STANDARD_KEYS = frozenset({"recon_accuracy", "real_accuracy", "cond_accuracy", *SAMPLE_KEYS, *LIKELIHOOD_KEYS,
-                           *CLUSTER_KEYS, *SEQUENCE_KEYS, *COST_KEYS, "meta"})
+                           *CLUSTER_KEYS, *SEQUENCE_KEYS, *COST_KEYS, *DISENTANGLEMENT_KEYS, "meta"})
 
 
 def absent(reason: Any) -> dict[str, Any]:
@@ -264,6 +297,68 @@ def task_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor, generator: torc
     if clash:
         raise RuntimeError(f"{v.name}.task_metrics: keys {clash} clash with the standard metrics")
     return task
+
+
+def posterior_mean(v: Variant, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``represent`` of the disentanglement metrics: observations (n, C, H, W) in [0, 1] → the encoder's
+    posterior means (n, D) float64, ``batch_size`` at a time on the variant's device, without gradients
+    (the variant is in eval mode: :func:`vaelab.rundir.load`)."""
+
+    @torch.no_grad()
+    def represent(obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        return batched(lambda i, j: v.encode(x[i:j].to(v.device)).mean.double().cpu(), x.shape[0], batch_size).numpy()
+
+    return represent
+
+
+def disentanglement_options(mode: str) -> dict[str, dict[str, Any]] | None:
+    """The options each metric runs with in ``mode`` beyond its defaults (what meta records), or None when skipped."""
+    from .metrics.disentanglement import METRICS, QUICK
+
+    opts = DISENTANGLEMENT_MODES[mode]
+    if opts is None:
+        return None
+    per: dict[str, dict[str, Any]] = {m: dict(QUICK[m]) if opts.get("quick") else {} for m in METRICS}
+    for key, val in opts.items():
+        metric, _, opt = key.rpartition(".")
+        if metric:
+            per[metric][opt] = val
+    return per
+
+
+def check_disentanglement_mode(mode: str, key: str = "--disentanglement") -> None:
+    from .errors import ConfigError
+
+    if mode not in DISENTANGLEMENT_MODES:
+        raise ConfigError(f"{key}: {mode!r} is not valid; choose one of {', '.join(DISENTANGLEMENT_MODES)}")
+
+
+def disentanglement_unavailable(v: Variant) -> str | None:
+    """Why the variant's posterior mean is no representation for the metrics, or None when it is."""
+    if v.latent_kind != "gaussian":
+        return f"{v.name} has a {v.latent_kind} latent, not a Gaussian encoder whose posterior mean the metrics take"
+    if v.conditional:
+        return f"{v.name} is conditional: its encoder needs the label, which the metrics' factor samples do not give"
+    return None
+
+
+def disentanglement_scores(v: Variant, sampler, mode: str, seed: int, batch_size: int) -> dict[str, Any]:
+    """The DISENTANGLEMENT_KEYS of the variant's posterior mean against ``sampler`` (a
+    :class:`vaelab.data.FactorSampler`), with the counts of ``mode`` (DISENTANGLEMENT_MODES); deterministic
+    given ``seed``. Absent, with the reason, for a variant without a Gaussian encoder or when skipped."""
+    from .metrics.disentanglement import compute_all
+
+    opts = DISENTANGLEMENT_MODES[mode]
+    why = "skipped (--disentanglement none)" if opts is None else disentanglement_unavailable(v)
+    if why is not None:
+        return {k: absent(why) for k in DISENTANGLEMENT_KEYS}
+    rng = np.random.default_rng(seed + DISENTANGLEMENT_SEED_OFFSET)
+    try:
+        res = compute_all(posterior_mean(v, batch_size), sampler, rng, **opts)
+    except NotAvailable as e:
+        return {k: absent(e) for k in DISENTANGLEMENT_KEYS}
+    return {DISENTANGLEMENT_PREFIX + k: float(val) for k, val in res.items()}
 
 
 def has_task_metrics(v: Variant) -> bool:

@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
                    help="the study's options in a JSON or YAML file (option names with _ for -, or a study.json); "
                         "flags given here override it")
     p.add_argument("--variants", default=None, help="'all' (every registered variant) or a comma list (default all)")
-    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k | folder:DIR | npz:FILE[,TEST] (default mnist; --quick: mnist-5k)")
+    p.add_argument("--dataset", default=None, help="mnist | fashion-mnist | mnist-5k | dsprites | dsprites:FILE | folder:DIR | "
+                   "npz:FILE[,TEST] (default mnist; --quick: mnist-5k); dsprites adds the disentanglement metrics and "
+                   "factor traversals")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="folder:/npz: datasets: resize every image to N×N (needed when their sizes differ)")
@@ -47,6 +49,12 @@ def add_parser(sub) -> None:
     p.add_argument("--iwae-k", type=int, default=None, help="importance samples of the IWAE bound (default 1000; --quick: 100)")
     p.add_argument("--iwae-n", type=int, default=None, help="test images for the IWAE bound (default 1000; --quick: 200)")
     p.add_argument("--map-points", type=int, default=None, help="test images in the latent maps (default 2000; --quick: 1000)")
+    p.add_argument("--train-size", type=int, default=None, metavar="N",
+                   help="train every run on the first N training images only (default: all; dsprites' order is a "
+                        "fixed uniform shuffle, so N of its 737,280 images are a random subset)")
+    p.add_argument("--disentanglement", default=None, metavar="MODE",
+                   help="dsprites: the disentanglement metrics' counts, standard | quick | none (default standard; "
+                        "--quick: quick); see `vaelab evaluate --help`")
     p.add_argument("--out", default=None, help="output directory (default runs/compare-DATASET-PROTOCOL; --quick: runs/compare-quick)")
     p.add_argument("--quick", action="store_true",
                    help="every variant on mnist-5k, small backbone, 10 epochs, extra phases at most 5 epochs, one seed, smaller "
@@ -123,7 +131,8 @@ def settings_from_args(args: argparse.Namespace):
         latent_dim=args.latent_dim, epochs=pick(args.epochs, "epochs"), seeds=seeds, protocol=protocol,
         binarize=args.binarize, phase_epochs=args.phase_epochs if args.phase_epochs is not None else base["phase_epochs"],
         n_samples=pick(args.n_samples, "n_samples"), iwae_k=pick(args.iwae_k, "iwae_k"), iwae_n=pick(args.iwae_n, "iwae_n"),
-        map_points=pick(args.map_points, "map_points"), overrides=parse_sets(args.set, variants), quick=args.quick,
+        map_points=pick(args.map_points, "map_points"), train_size=args.train_size or 0,
+        disentanglement=pick(args.disentanglement, "disentanglement"), overrides=parse_sets(args.set, variants), quick=args.quick,
         retry_failed=args.retry_failed, progress=not args.no_progress, tensorboard=args.tensorboard, command=command_line(),
         device=args.device,
     )

@@ -63,6 +63,7 @@ SEED = 2017
 MAX_EAGER = 65_536  # the most images np.asarray may make of on-demand images (256 MiB)
 PREFIX = "dsprites:"
 FILE_KEYS = ("imgs", "latents_classes")
+HASH_ROWS = 256  # images drawn to fingerprint the drawing rule (LazyImages.update_hash)
 _CHUNK = 512  # images drawn at once (keeps the float32 grids in cache)
 _WINDOW = 24  # the side of the square of pixels tested around a sprite's centre
 _COS, _SIN = np.cos(ORIENTATIONS).astype(np.float32), np.sin(ORIENTATIONS).astype(np.float32)
@@ -215,6 +216,16 @@ class LazyImages:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape})"
 
+    def update_hash(self, h) -> None:
+        """Feed what determines these images into the hashlib object ``h``, without making them all:
+        the class, the rows, and what the subclass draws them from (:meth:`_hash_source`)."""
+        h.update(type(self).__name__.encode())
+        h.update(np.ascontiguousarray(self.rows).tobytes())
+        self._hash_source(h)
+
+    def _hash_source(self, h) -> None:
+        raise NotImplementedError
+
 
 class ProceduralImages(LazyImages):
     """The images of combinations ``rows``, drawn by :func:`render` when indexed; holds only ``rows``."""
@@ -224,6 +235,12 @@ class ProceduralImages(LazyImages):
 
     def _view(self, rows: np.ndarray) -> "ProceduralImages":
         return ProceduralImages(rows)
+
+    def _hash_source(self, h) -> None:
+        """The drawing rule, by its output: HASH_ROWS images spread over the rows (a changed renderer
+        changes them), drawn now; the rows themselves fix everything else."""
+        pick = np.linspace(0, len(self) - 1, min(HASH_ROWS, len(self))).astype(np.int64)
+        h.update(self[pick].tobytes())
 
 
 class PackedImages(LazyImages):
@@ -238,6 +255,11 @@ class PackedImages(LazyImages):
 
     def _view(self, rows: np.ndarray) -> "PackedImages":
         return PackedImages(self.packed, rows)
+
+    def _hash_source(self, h) -> None:
+        """Every image of the file, packed (an eighth of its pixels' bytes; about a second for the original)."""
+        h.update(repr(self.packed.shape).encode())
+        h.update(np.ascontiguousarray(self.packed).data)
 
 
 # ----- the original file ------------------------------------------------------------------------

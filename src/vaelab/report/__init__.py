@@ -22,7 +22,7 @@ from .html import render, sequence_page, zsl_page
 from .saved import copy, entry, read_index
 from .sequences import gather as gather_sequence_pictures
 
-MODEL_FIGURES = ("samples", "recon", "traversal", "map")
+MODEL_FIGURES = ("samples", "recon", "traversal", "map", "factor_traversal")  # factor_traversal: dsprites runs only
 N_RECON = 10  # what the page says when no run saved a reconstruction grid (run_figures.N_RECON)
 
 

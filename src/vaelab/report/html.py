@@ -5,7 +5,8 @@ import json
 from html import escape
 from typing import Any
 
-from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, LIKELIHOOD_COLUMNS, column_title, compute_line, eval_sizes,
+from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, DISENTANGLEMENT_NOTE, LIKELIHOOD_COLUMNS, column_title,
+                             compute_line, counts_text, disentanglement_columns, disentanglement_counts, eval_sizes,
                              fmt_metric, ordered, paper_seconds_note, task_rows)
 from .sequences import section as sequence_section
 from .zsl import section as zsl_section
@@ -154,6 +155,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     if conditional:
         a(f"<p class=\"muted\" id=\"cond-note\">{escape(COND_NOTE)}</p>")
 
+    a(disentanglement_section(results, figs))
     task = task_rows(results)
     if task:
         a("<h2 id=\"task\">Task metrics</h2><p class=\"muted\">Figures of a variant's own task (e.g. quadrant "
@@ -244,6 +246,34 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
     a("<p class=\"muted\">Raw numbers: <a href=\"../results.json\">results.json</a>, <a href=\"../results.csv\">results.csv</a>, "
       "<a href=\"../results.md\">results.md</a>; each run's files are under <code>runs/</code>.</p>")
     a("</body></html>\n")
+    return "".join(h)
+
+
+def disentanglement_section(results: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+    """The disentanglement table (mean ± sd over seeds, one row per variant) and each variant's factor
+    traversal; empty when no run carries disentanglement metrics (a dataset without factors)."""
+    cols = disentanglement_columns(results)
+    if not cols:
+        return ""
+    h = ["<h2 id=\"disentanglement\">Disentanglement</h2>",
+         f"<p class=\"muted\">{escape(DISENTANGLEMENT_NOTE)} Counts: {escape(counts_text(disentanglement_counts(results)))}. "
+         "— : not defined for that variant (hover for the reason).</p>",
+         "<table id=\"disentanglement-results\"><thead><tr><th>Variant</th><th>Seeds (n)</th>"
+         + "".join(f"<th data-key=\"{escape(k)}\">{escape(t)}</th>" for k, t, _, _ in cols) + "</tr></thead><tbody>"]
+    for name, v in ordered(results):
+        h.append(f"<tr data-variant=\"{escape(name)}\"><td>{escape(v['label'])}</td><td>{v['n_ok']}</td>"
+                 + "".join(_cell(v, k, sc, d) for k, _, sc, d in cols) + "</tr>")
+    h.append("</tbody></table>")
+    h.append("<h3 id=\"factor-traversals\">Latent traversals on dSprites</h3><p class=\"muted\">Each variant's first "
+             "successful seed, drawn when it was evaluated: for one test image of each shape (the input, left), every "
+             "latent dimension set to −2 … 2 with the others at the image's posterior mean, rows ordered by the "
+             "dimension's mean KL to the prior over 500 test images (an unused dimension has KL ≈ 0 and changes "
+             "nothing).</p><div class=\"grid\">")
+    for name, v in ordered(results):
+        f = figs.get(name, {})
+        h.append(f"<div class=\"card\" data-variant=\"{escape(name)}\"><h3>{escape(v['label'])}{_seed_note(f)}</h3>"
+                 + _img(f.get("factor_traversal"), f.get("factor_traversal_reason"), f"{name} factor traversal") + "</div>")
+    h.append("</div>")
     return "".join(h)
 
 

@@ -119,7 +119,7 @@ def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[
         say(f"{prefix}: evaluating (samples {s.n_samples}, IWAE K={s.iwae_k} on {s.iwae_n} images)")
         ev = evaluate_run(spec.run_dir, n_samples=s.n_samples, iwae_k=s.iwae_k, iwae_n=s.iwae_n, seed=EVAL_SEED,
                           data_dir=s.data_dir, classifier=classifier, write=True, log=lambda m: say(f"{prefix}: {m}"),
-                          device=s.device, map_points=s.map_points)
+                          device=s.device, map_points=s.map_points, disentanglement=s.disentanglement)
     except Exception as e:  # noqa: BLE001 — one failing run must not stop the study
         err = f"{type(e).__name__}: {e}".strip()
         failure = {"error": err.splitlines()[0][:500] if err else type(e).__name__, "error_type": type(e).__name__,

@@ -33,6 +33,10 @@ def plan(s: Settings) -> list[RunSpec]:
         check_int(val, name, lo)
     check_int(s.phase_epochs, "--phase-epochs", 0, optional=True)
     check_int(s.image_size, "--image-size", 4, optional=True)
+    check_int(s.train_size, "--train-size", 0)
+    from ..scoring import check_disentanglement_mode
+
+    check_disentanglement_mode(s.disentanglement)
     test = load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size)  # fails early (exit 2) on missing data
     specs: list[RunSpec] = []
     for name in s.variants:
@@ -53,7 +57,8 @@ def plan(s: Settings) -> list[RunSpec]:
             phases = [(p.name, s.epochs if p.epochs is None else int(p.epochs)) for p in cls(conf).phases()]
         tdict = train_settings(s)
         for seed in s.seeds:
-            tc = TrainConfig(dataset=s.dataset, data_dir=s.data_dir, image_size=s.image_size, epochs=s.epochs, seed=seed, binarize=s.binarize,
+            tc = TrainConfig(dataset=s.dataset, data_dir=s.data_dir, image_size=s.image_size, epochs=s.epochs, seed=seed,
+                             train_size=s.train_size, binarize=s.binarize,
                              progress=s.progress, device=s.device, **tdict)
             tc.validate()
             specs.append(RunSpec(name, seed, Path(s.out) / "runs" / f"{name}-s{seed}", dict(model), conf.to_dict(), tc,
@@ -104,7 +109,8 @@ def eval_matches(ev: dict[str, Any] | None, s: Settings) -> bool:
     if not isinstance(ev, dict) or "meta" not in ev:
         return False
     m = ev["meta"]
-    return (m.get("n_samples") == s.n_samples and m.get("iwae_k") == s.iwae_k and m.get("seed") == EVAL_SEED
+    dis = m.get("disentanglement")  # null for a dataset without factors
+    return ((dis is None or dis.get("mode") == s.disentanglement) and m.get("n_samples") == s.n_samples and m.get("iwae_k") == s.iwae_k and m.get("seed") == EVAL_SEED
             and m.get("iwae_n") == min(s.iwae_n, m.get("n_test", s.iwae_n)))
 
 

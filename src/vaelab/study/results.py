@@ -124,6 +124,51 @@ COLUMNS = [
 ]
 
 
+#: The disentanglement table (datasets with ground-truth factors, e.g. dsprites): (eval.json key, column
+#: title, scale, digits), the five metrics' headline figures first (vaelab.scoring's DISENTANGLEMENT_KEYS).
+DISENTANGLEMENT_COLUMNS = [
+    ("disentanglement.beta_vae.eval_accuracy", "BetaVAE score", 1, 3),
+    ("disentanglement.factor_vae.eval_accuracy", "FactorVAE score", 1, 3),
+    ("disentanglement.mig", "MIG", 1, 3),
+    ("disentanglement.dci.disentanglement", "DCI disent.", 1, 3),
+    ("disentanglement.dci.completeness", "DCI compl.", 1, 3),
+    ("disentanglement.dci.informativeness_test", "DCI inform. (test acc.)", 1, 3),
+    ("disentanglement.sap", "SAP", 1, 3),
+    ("disentanglement.beta_vae.train_accuracy", "BetaVAE train acc.", 1, 3),
+    ("disentanglement.factor_vae.train_accuracy", "FactorVAE train acc.", 1, 3),
+    ("disentanglement.dci.informativeness_train", "DCI inform. (train acc.)", 1, 3),
+    ("disentanglement.factor_vae.num_active_dims", "Active dims (FactorVAE)", 1, 1),
+]
+DISENTANGLEMENT_NOTE = ("Disentanglement metrics of each variant's posterior mean against dSprites' five factors (shape, "
+                        "scale, orientation, posX, posY), mean ± sd over seeds, higher is better; BetaVAE and FactorVAE "
+                        "scores are accuracies at telling which factor was held fixed (chance 0.2). Sample counts: "
+                        "the runs' eval.json meta.disentanglement.")
+
+
+def disentanglement_columns(results: dict[str, Any]) -> list[tuple[str, str, float, int]]:
+    """The DISENTANGLEMENT_COLUMNS that some run of the study carries as a number (none: no table)."""
+    have = {k for v in results["variants"].values() for k, m in v["metrics"].items() if isinstance(m, dict) and "mean" in m}
+    return [c for c in DISENTANGLEMENT_COLUMNS if c[0] in have]
+
+
+def disentanglement_counts(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The disentanglement metrics' mode and counts as the first evaluated run recorded them (None: none)."""
+    for r in results.get("runs", []):
+        meta = (r.get("eval") or {}).get("meta") if isinstance(r.get("eval"), dict) else None
+        if meta and meta.get("disentanglement"):
+            return meta["disentanglement"]
+    return None
+
+
+def counts_text(counts: dict[str, Any] | None) -> str:
+    """``mode (metric: option=value, ...; ...)`` of :func:`disentanglement_counts`."""
+    if not counts:
+        return "?"
+    per = counts.get("options") or {}
+    items = "; ".join(f"{m}: " + ", ".join(f"{k}={v}" for k, v in o.items()) for m, o in per.items() if o)
+    return f"{counts.get('mode')}" + (f" ({items})" if items else " (the metrics' defaults)")
+
+
 #: The likelihood columns; a conditional variant's are bounds on −log p(x | y), marked with COND_MARK.
 LIKELIHOOD_COLUMNS = ("neg_elbo", "neg_elbo_iwae_subset", "iwae_nll")
 COND_MARK = "†"
@@ -278,6 +323,13 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {v['label']} | " + " | ".join(metric_text(v, k, sc, d) for k, _, sc, d in cols) + " |")
     if any(v.get("conditional") for _, v in ordered(results)):
         lines += ["", COND_NOTE]
+    dis = disentanglement_columns(results)
+    if dis:
+        lines += ["", "## Disentanglement (mean ± sd over seeds)", "", DISENTANGLEMENT_NOTE,
+                  f"Counts: {counts_text(disentanglement_counts(results))}.", "",
+                  "| Variant | n | " + " | ".join(t for _, t, _, _ in dis) + " |", "|:---|---:" + "|---:" * len(dis) + "|"]
+        for name, v in ordered(results):
+            lines.append(f"| {v['label']} | {v['n_ok']} | " + " | ".join(metric_text(v, k, sc, d) for k, _, sc, d in dis) + " |")
     task = task_rows(results)
     if task:
         lines += ["", "## Task metrics", ""]

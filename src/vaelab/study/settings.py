@@ -52,7 +52,8 @@ PAPER_TABLE2: dict[str, dict[str, Any]] = {
 }
 
 #: Display names of the variants outside the seed's Table 2 (those inside use its names).
-LABELS = {"cvae": "CVAE", "cvae-quadrant": "CVAE (quadrants)", "wae": "WAE"}
+LABELS = {"cvae": "CVAE", "cvae-quadrant": "CVAE (quadrants)", "wae": "WAE", "beta-tcvae": "β-TCVAE",
+          "factor-vae": "FactorVAE", "dip-vae": "DIP-VAE"}
 
 
 def variant_label(name: str) -> str:
@@ -64,14 +65,14 @@ def variant_label(name: str) -> str:
 #: that the whole study and its report fit in under 15 minutes on 2 CPU cores (measured run times:
 #: docs/results/quick-study.md).
 QUICK = {"dataset": "mnist-5k", "backbone": "small", "epochs": 10, "seeds": (0,), "phase_epochs": 5,
-         "n_samples": 2000, "iwae_k": 100, "iwae_n": 200, "map_points": 1000}
+         "n_samples": 2000, "iwae_k": 100, "iwae_n": 200, "map_points": 1000, "disentanglement": "quick"}
 #: Defaults of the full study (the evaluation sizes are evaluate_run's).
 DEFAULTS = {"dataset": "mnist", "backbone": "paper", "epochs": 10, "seeds": (0,), "phase_epochs": None,
-            "n_samples": 10000, "iwae_k": 1000, "iwae_n": 1000, "map_points": 2000}
+            "n_samples": 10000, "iwae_k": 1000, "iwae_n": 1000, "map_points": 2000, "disentanglement": "standard"}
 EVAL_SEED = 0  # every run is evaluated with the same sample seed
 #: The TrainConfig fields that define a run's experiment: an existing run dir must agree on them to be
 #: resumed or reused (speed knobs such as fused/compile/channels_last and progress may differ).
-EXPERIMENT_KEYS = ("dataset", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed", "binarize", "precision")
+EXPERIMENT_KEYS = ("dataset", "image_size", "train_size", "epochs", "batch_size", "lr", "optimizer", "seed", "binarize", "precision")
 
 
 @dataclass
@@ -94,6 +95,8 @@ class Settings:
     iwae_k: int = 1000
     iwae_n: int = 1000
     map_points: int = 2000
+    train_size: int = 0  # train on the first N training images only (0 = all; dsprites: a uniform random N)
+    disentanglement: str = "standard"  # the disentanglement metrics' counts on a dataset with factors (vaelab.scoring)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     quick: bool = False
     retry_failed: bool = False
@@ -108,6 +111,8 @@ class Settings:
                "protocol": self.protocol, "binarize": self.binarize, "phase_epochs": self.phase_epochs}
         if self.image_size is not None:
             key["image_size"] = self.image_size
+        if self.train_size:
+            key["train_size"] = self.train_size
         return key
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +167,8 @@ def canonical_command(s: Settings) -> str:
         parts += ["--data-dir", str(s.data_dir)]
     if s.image_size is not None:
         parts += ["--image-size", str(s.image_size)]
+    if s.train_size:
+        parts += ["--train-size", str(s.train_size)]
     parts += ["--backbone", s.backbone, "--latent-dim", str(s.latent_dim), "--epochs", str(s.epochs),
               "--seeds", ",".join(map(str, s.seeds)), "--protocol", s.protocol, "--binarize", s.binarize]
     if s.phase_epochs is not None:
@@ -170,6 +177,9 @@ def canonical_command(s: Settings) -> str:
         for k, v in kv.items():
             parts += ["--set", f"{name}:{k}={json.dumps(v)}"]
     parts += ["--n-samples", str(s.n_samples), "--iwae-k", str(s.iwae_k), "--iwae-n", str(s.iwae_n),
-              "--map-points", str(s.map_points), "--out", str(s.out)]
+              "--map-points", str(s.map_points)]
+    if s.disentanglement != "standard":
+        parts += ["--disentanglement", s.disentanglement]
+    parts += ["--out", str(s.out)]
     return shlex.join(parts)
 
