@@ -617,3 +617,56 @@ def test_the_trained_judge_reads_hazy_and_blurred_test_sequences():
     blur = torch.nn.functional.avg_pool2d(x.flatten(0, 1), 3, stride=1, padding=1, count_include_pad=False).view_as(x)
     blurred = float((judge.predict(blur) == te.labels).mean())
     assert clean >= 0.98 and hazy >= clean - 0.01 and blurred >= clean - 0.01, (clean, hazy, blurred)
+
+
+def test_translate_frames_moves_each_frame_and_keeps_its_ink_whole():
+    from vaelab.nn.sequence import translate_frames
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3, 4, 1, 20, 24)
+    x[:, :, :, 2:7, 3:6] = torch.rand(3, 4, 1, 5, 3, generator=g) * 0.8 + 0.2  # a 5×3 patch of ink per frame
+    x[2, 3] = 0.0  # a frame without ink stays where it is
+    out = translate_frames(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape
+    moved = 0
+    for b in range(3):
+        for t in range(4):
+            if b == 2 and t == 3:
+                assert torch.equal(out[b, t], x[b, t])
+                continue
+            rows, cols = (out[b, t, 0] > 0.1).nonzero(as_tuple=True)
+            top, left = int(rows.min()), int(cols.min())
+            assert (int(rows.max()) - top, int(cols.max()) - left) == (4, 2)  # the whole patch, not cut at an edge
+            torch.testing.assert_close(out[b, t, 0, top:top + 5, left:left + 3], x[b, t, 0, 2:7, 3:6], rtol=0, atol=0)
+            assert out[b, t].sum() == pytest.approx(float(x[b, t].sum()), rel=1e-6)
+            moved += (top, left) != (2, 3)
+    assert moved >= 9  # the offsets are drawn, not all zero
+    assert torch.equal(translate_frames(x, torch.Generator().manual_seed(1)), out)  # seeded
+
+
+def test_translate_frames_draws_every_offset_that_keeps_the_ink_inside():
+    """A one-pixel dot at (row 1, col 2) of a 4×5 frame may land on any of the 20 pixels, uniformly."""
+    from vaelab.nn.sequence import translate_frames
+
+    x = torch.zeros(1, 4000, 1, 4, 5)
+    x[..., 1, 2] = 1.0
+    out = translate_frames(x, torch.Generator().manual_seed(0))
+    where = out[0, :, 0].flatten(1).argmax(1)
+    counts = torch.bincount(where, minlength=20).float()
+    assert counts.min() > 0 and counts.std() / counts.mean() < 0.15  # uniform over the 20 places (expected sd ≈ 0.07)
+
+
+def test_the_shifted_positive_is_an_option_that_trains():
+    from variant_configs import config_for
+
+    from vaelab.errors import ConfigError
+    from vaelab.registry import make_config
+
+    with pytest.raises(ConfigError, match="scc_positive"):
+        make_config("s3vae", scc_positive="shift")
+    torch.manual_seed(0)
+    v = vaelab.build("s3vae", **{**config_for("s3vae"), "backbone": "small", "scc_positive": "shuffle-shift"})
+    x = torch.zeros(3, 4, 1, 28, 28)
+    x[:, :, :, 5:15, 6:12] = 1.0
+    total, terms = v.loss({"x": x}, 0)
+    assert torch.isfinite(total) and terms["scc"] >= 0

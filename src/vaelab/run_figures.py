@@ -349,7 +349,7 @@ def _factor_traversal(v, x: torch.Tensor, y: torch.Tensor, names: tuple[str, ...
         raise NotAvailable(f"{v.name} is conditional: the factor traversal decodes without a label")
     kl = kl_per_dim(v, x[:N_ACTIVITY], y[:N_ACTIVITY])
     dims = [int(d) for d in np.argsort(-kl, kind="stable")[:MAX_TRAVERSE_DIMS]]
-    seeds = factor_seed_images(y.numpy())
+    seeds = factor_seed_images(y.cpu().numpy())
     data = factor_traversal(v, x, y, seeds, dims, kl, names)
     return {"file": put("factor-traversal.png", data), "dims": len(dims), "latent_dims": int(kl.shape[0]),
             "images": seeds, "values": [float(val) for val in FACTOR_VALUES], "kl": [round(float(k), 4) for k in kl]}

@@ -15,7 +15,11 @@ the shared conv backbones applied to every frame; the decoder takes [z_f, z_t]. 
   + λ_scc · L_scc + λ_dfp · L_dfp + λ_mi · Σ_t I(z_f; z_t)
 
 * L_scc (static consistency): a triplet loss on z_f — the sequence (anchor), the same frames in a
-  shuffled order (positive) and another sequence of the batch (negative).
+  shuffled order (positive) and another sequence of the batch (negative). The shuffled frames keep
+  the set of places the digit visits, so z_f can tell sequences apart by where they go as well as by
+  what they show; ``scc_positive="shuffle-shift"`` (vaelab's, not the paper's) also moves every frame
+  of the positive by its own random offset that keeps the ink inside (:func:`translate_frames`), so
+  only what the frames show is shared.
 * L_dfp (dynamic factor prediction): per frame, a classifier reads z_t and predicts where the digit
   is — the cell of a grid over the frame holding the centre of its ink, measured from the frames
   (:func:`vaelab.nn.sequence.frame_cells`), never from the generator's labels.
@@ -41,12 +45,13 @@ from ..losses import density_ratio as dr
 from ..losses.divergences import grouped_total_correlation
 from ..losses.likelihood import make_likelihood
 from ..nn import make_decoder, make_encoder
-from ..nn.sequence import DYNAMIC_POSTERIORS, DynamicPrior, SequencePosterior, frame_cells
+from ..nn.sequence import DYNAMIC_POSTERIORS, DynamicPrior, SequencePosterior, frame_cells, translate_frames
 from ..optim import linear_warmup, update
 from ..registry import register
 from .base import Batch, Variant
 
 MI_ESTIMATORS = ("critic", "mss", "mws")
+SCC_POSITIVES = ("shuffle", "shuffle-shift")
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Config(VariantConfig):
     dfp_weight: float = 1.0  # λ_dfp, dynamic factor prediction; 0 = off
     mi_weight: float = 1.0  # λ_mi, mutual information penalty Σ_t I(z_f; z_t); 0 = off
     triplet_margin: float = 1.0
+    scc_positive: str = "shuffle"  # the triplet's positive: the frames shuffled (the paper) | shuffle-shift: each also moved (vaelab's)
     dfp_grid: int = 3  # the location classes of the dynamic factor prediction: a dfp_grid × dfp_grid grid
     kl_warmup_steps: int = 0  # both KL terms weighted linearly from 1/n to 1 over the first n updates (0 = off)
     static_kl_warmup_steps: int = 0  # the same for KL(q(z_f) ‖ p(z_f)) alone, on top of kl_warmup_steps (0 = off)
@@ -82,6 +88,7 @@ class Config(VariantConfig):
         check_int(self.dfp_grid, "dfp_grid", 2)
         check_int(self.critic_hidden, "critic_hidden", 1)
         check_choice(self.mi_estimator, "mi_estimator", MI_ESTIMATORS)
+        check_choice(self.scc_positive, "scc_positive", SCC_POSITIVES)
         check_choice(self.dynamic_posterior, "dynamic_posterior", DYNAMIC_POSTERIORS)
         check(isinstance(self.dynamic_skip, bool), "dynamic_skip", f"must be true or false, got {self.dynamic_skip!r}")
 
@@ -167,7 +174,10 @@ class S3VAE(Variant):
         if c.scc_weight > 0:
             if b < 2:
                 raise ValueError("s3vae: the static consistency term needs a batch of at least 2 sequences")
-            anchor, positive = q_f.mean, self.encode(x[:, torch.randperm(t, device=x.device)]).mean  # posterior means
+            shuffled = x[:, torch.randperm(t, device=x.device)]
+            if c.scc_positive == "shuffle-shift":  # the same frames at other places: only what they show is shared
+                shuffled = translate_frames(shuffled)
+            anchor, positive = q_f.mean, self.encode(shuffled).mean  # posterior means
             terms["scc"] = F.triplet_margin_loss(anchor, positive, anchor.roll(1, dims=0), margin=c.triplet_margin)
             total = total + c.scc_weight * terms["scc"]
         if c.dfp_weight > 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import rng
 from ..distributions import DiagonalGaussian
 from .heads import GaussianHead
 from .utils import ink_centres
@@ -110,3 +111,34 @@ def frame_cells(x: torch.Tensor, grid: int, threshold: float = INK) -> tuple[tor
     row = (cy * grid / h).long().clamp(0, grid - 1)
     col = (cx * grid / w).long().clamp(0, grid - 1)
     return row * grid + col, mass > 0
+
+
+def _ink_span(ink: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last index holding ink along the last dim of ``ink`` (N, L) bool; (0, L − 1) where there is none."""
+    n, length = ink.shape
+    pos = torch.arange(length, device=ink.device).expand(n, length)
+    first = torch.where(ink, pos, length).amin(-1)
+    last = torch.where(ink, pos, -1).amax(-1)
+    empty = ~ink.any(-1)
+    return torch.where(empty, 0, first), torch.where(empty, length - 1, last)
+
+
+def translate_frames(x: torch.Tensor, generator: torch.Generator | None = None, threshold: float = INK) -> torch.Tensor:
+    """Every frame of x (B, T, C, H, W) moved by its own random whole-pixel offset, drawn uniformly among
+    the offsets that keep all of its ink (pixels above ``threshold``) inside the frame; what enters at
+    the edges is the frame's own background from the opposite edge (there is no ink there). The
+    content of each frame is unchanged, its position is not: S3VAE's ``scc_positive="shuffle-shift"``."""
+    b, t, c, h, w = x.shape
+    frames = x.flatten(0, 1)  # (N, C, H, W)
+    ink = frames.amax(1) > threshold  # (N, H, W)
+    offsets = []
+    for dim, size in ((1, h), (2, w)):  # rows, then columns
+        first, last = _ink_span(ink.any(3 - dim))
+        lo, hi = -first, size - 1 - last  # the offsets that keep the ink inside: [lo, hi]
+        u = rng.rand((frames.shape[0],), generator, x.device)
+        offsets.append(lo + (u * (hi - lo + 1).to(u.dtype)).long().clamp(max=(hi - lo)))
+    rows = (torch.arange(h, device=x.device) - offsets[0][:, None]) % h  # (N, H): source row of each row
+    cols = (torch.arange(w, device=x.device) - offsets[1][:, None]) % w
+    out = frames.gather(2, rows[:, None, :, None].expand(-1, c, h, w))
+    out = out.gather(3, cols[:, None, None, :].expand(-1, c, h, w))
+    return out.view_as(x)
