@@ -69,16 +69,22 @@ def ctx(seed: int = 0, v=None) -> PhaseContext:
     return PhaseContext(b["x"], b["y"], seed, 16)
 
 
+def enter_phase(v, phase: str, context: PhaseContext | None = None, step: int = 0) -> None:
+    """Start phase ``phase`` as the trainer does: record it (``Variant.set_progress``), then ``begin_phase``."""
+    v.set_progress(phase=[p.name for p in v.phases()].index(phase), steps=step, phase_steps=0)
+    v.begin_phase(phase, ctx(0, v) if context is None else context)
+
+
 def one_step_each_phase(v, seed: int = 0):
-    """Run begin_phase + one train_step in every phase (its lr_schedule applied as the trainer does);
-    return the last optimizers."""
+    """Run begin_phase + one train_step in every phase (its lr_schedule applied and its progress
+    recorded as the trainer does); return the last optimizers."""
     make = make_optimizer_factory(TrainConfig(lr=1e-3))
     torch.manual_seed(seed)
     opts = {}
     step = 0
     for ph in v.phases():
         v.train()
-        v.begin_phase(ph.name, ctx(seed, v))
+        enter_phase(v, ph.name, ctx(seed, v), step)
         opts = v.configure_optimizers(ph.name, make)
         batch = batch_for(v)
         schedule = v.lr_schedule(ph.name)
@@ -87,6 +93,7 @@ def one_step_each_phase(v, seed: int = 0):
             assert math.isfinite(factor) and factor > 0, f"{v.name} phase {ph.name}: lr factor {factor}"
             apply_lr_scale(opts.values(), factor)
         terms = v.train_step(batch, step, opts, ph.name)
+        v.count_update()
         assert "loss" in terms, f"{v.name}: train_step terms lack 'loss'"
         for k, t in terms.items():
             assert torch.isfinite(t).all(), f"{v.name} phase {ph.name}: term {k} is not finite ({t})"
@@ -189,4 +196,4 @@ def check_bf16_step(name: str) -> None:
 
 
 CHECKS = [check_builds_and_shapes, check_finite_loss, check_every_parameter_trains, check_determinism, check_bf16_step]
-__all__ = ["CHECKS", "check_save_load", "assert_same_state", "tiny_config", "tiny_batch", "batch_for", "build", "one_step_each_phase", "dataclasses"]
+__all__ = ["CHECKS", "check_save_load", "assert_same_state", "tiny_config", "tiny_batch", "batch_for", "build", "enter_phase", "one_step_each_phase", "dataclasses"]

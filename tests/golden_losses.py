@@ -26,9 +26,9 @@ float32 (so its initial weights are the library's), then cast with ``.double()``
 :func:`float64`, which keeps every tensor of the computation in float64. Perturbing every weight by
 one float64 rounding moves the pinned values by < 1e-13 relative.
 
-How a model enters a phase: ``begin_phase(phase, ctx)`` (it sets cvae-quadrant's ``current_phase``
-and vq-vae's ``phase_index``), except for VaDE, whose ``phase_id`` buffer is set directly: VaDE's
-``begin_phase("train")`` also fits scikit-learn's GaussianMixture to the encoder means, whose result
+How a model enters a phase: as the trainer starts it, the phase recorded in ``Variant.progress`` (which
+VaDE's, vq-vae's and cvae-quadrant's ``loss`` follow; the step counts stay 0) and then ``begin_phase(phase, ctx)``,
+except that VaDE's ``begin_phase`` is not called: its ``begin_phase("train")`` also fits scikit-learn's GaussianMixture to the encoder means, whose result
 belongs to scikit-learn (its version, its k-means initialisation), not to vaelab's objective. VaDE's
 ELBO is pinned at the mixture prior the model is built with.
 
@@ -90,10 +90,8 @@ def _double(batch: dict) -> dict:
 def _model_in_phase(name: str, phase: str) -> Variant:
     v = battery.build(name, seed=0).double()
     v.train()
-    if name == "vade":  # not begin_phase: it fits scikit-learn's GMM (see the module docstring)
-        from vaelab.models.vade import PHASES
-        v.phase_id.fill_(PHASES.index(phase))
-    else:
+    v.set_progress(phase=[p.name for p in v.phases()].index(phase))
+    if name != "vade":  # not VaDE's begin_phase: it fits scikit-learn's GMM (see the module docstring)
         v.begin_phase(phase, battery.ctx(0, v))
     return v
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import vaelab
-from battery import one_step_each_phase, tiny_batch, tiny_config
+from battery import enter_phase, one_step_each_phase, tiny_batch, tiny_config
 from vaelab.cli import main
 from vaelab.errors import ConfigError
 from vaelab.io import atomic_write_json
@@ -273,12 +273,14 @@ def test_phases_train_their_own_networks():
     assert [p.name for p in v.phases()] == ["baseline", "train"]
     before = {k: p.detach().clone() for k, p in v.named_parameters()}
     make = lambda params, lr=None, **kw: torch.optim.SGD(params, lr=0.1)  # noqa: E731
+    enter_phase(v, "baseline")  # as the trainer starts a phase: loss() follows the phase it records
     opts = v.configure_optimizers("baseline", make)
     terms = v.train_step(tiny_batch(), 0, opts, "baseline")
     assert "nn_nll" in terms
     moved = {k for k, p in v.named_parameters() if not torch.equal(p, before[k])}
     assert moved and all(k.startswith("baseline") for k in moved)
     mid = {k: p.detach().clone() for k, p in v.named_parameters()}
+    enter_phase(v, "train", step=1)
     opts = v.configure_optimizers("train", make)
     v.train_step(tiny_batch(), 1, opts, "train")
     moved = {k for k, p in v.named_parameters() if not torch.equal(p, mid[k])}

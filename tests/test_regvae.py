@@ -80,11 +80,16 @@ def test_capacity_schedule():
     total, terms = loss_at(v, tiny_batch(), step=500)
     assert float(terms["capacity"]) == 12.5
     assert torch.allclose(total, terms["recon"] + 1000.0 * (terms["kl"] - 12.5).abs())
-    # an evaluation (the trainer passes step 0) uses the capacity training has reached
-    assert int(v.last_step) == 500
+    # an evaluation (`vaelab evaluate` passes step 0) uses the capacity of the last update, whose step
+    # is one less than the update count the trainer recorded (Variant.trained_steps)
     v.eval()
     _, terms = loss_at(v, tiny_batch(), step=0)
+    assert float(terms["capacity"]) == 0.0  # no update recorded
+    v.set_progress(steps=501)
+    _, terms = loss_at(v, tiny_batch(), step=0)
     assert float(terms["capacity"]) == 12.5
+    _, terms = loss_at(v, tiny_batch(), step=750)  # the trainer's own evaluation: the step count, later
+    assert float(terms["capacity"]) == 18.75
 
 
 def test_capacity_gradient_pushes_kl_towards_c():

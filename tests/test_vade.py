@@ -42,16 +42,17 @@ def cluster_accuracy(y, pred) -> float:
 
 
 def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
-    """The trainer's loop in miniature: every phase, begin_phase, its optimizers, lr_schedule, train_step."""
+    """The trainer's loop in miniature: every phase, its progress, begin_phase, its optimizers, lr_schedule, train_step."""
     make = make_optimizer_factory(TrainConfig(lr=lr))
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     step = 0
-    for ph in v.phases():
+    for i, ph in enumerate(v.phases()):
         n_epochs = epochs if ph.epochs is None else ph.epochs
         if n_epochs == 0:
             continue
         v.train()
+        v.set_progress(phase=i, steps=step, phase_steps=0)
         v.begin_phase(ph.name, PhaseContext(x, y, seed, batch_size))
         opts = v.configure_optimizers(ph.name, make)
         schedule, seen = v.lr_schedule(ph.name), 0
@@ -62,7 +63,9 @@ def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
                 seen += len(idx)
                 if schedule is not None:
                     apply_lr_scale(opts.values(), schedule(seen, len(x)))
+                v.set_progress(steps=step)
                 v.train_step({"x": x[idx], "y": y[idx], "index": idx, "dataset_size": len(x)}, step, opts, ph.name)
+                v.count_update()
                 step += 1
     return v.eval()
 
@@ -124,7 +127,7 @@ def test_regulariser_equals_the_papers_eq_17():
 def test_one_standard_normal_component_reduces_to_the_plain_vae():
     torch.manual_seed(0)
     v = vaelab.build("vade", backbone="mlp", data_shape=(12,), latent_dim=3, n_clusters=1)
-    v.phase_id.fill_(1)
+    v.set_progress(phase=1)  # the ELBO phase
     v.prior.set_parameters(torch.ones(1), torch.zeros(1, 3), torch.ones(1, 3))
     w = vaelab.build("vae", backbone="mlp", data_shape=(12,), latent_dim=3)
     w.load_state_dict({k: t for k, t in v.state_dict().items() if k in w.state_dict()})
@@ -163,13 +166,15 @@ def test_pretrain_is_an_autoencoder_that_leaves_the_mixture_alone():
     assert [p.name for p in v.phases()] == ["pretrain", "train"] and v.phases()[0].epochs == v.config.pretrain_epochs
     x = torch.rand(64, 12)
     ctx = PhaseContext(x, torch.zeros(64, dtype=torch.long), 0, 16)
+    v.set_progress(phase=0)  # as the trainer starts a phase
     v.begin_phase("pretrain", ctx)
     before = {k: t.clone() for k, t in v.prior.state_dict().items()}
     opts = v.configure_optimizers("pretrain", make_optimizer_factory(TrainConfig()))
     terms = v.train_step({"x": x[:16], "y": None, "index": torch.arange(16), "dataset_size": 64}, 0, opts, "pretrain")
     assert set(terms) == {"loss", "recon"}
     assert all(torch.equal(before[k], t) for k, t in v.prior.state_dict().items())
-    # the GMM fit at the start of "train" loads the mixture and switches the loss
+    # the GMM fit at the start of "train" loads the mixture; the phase the trainer records switches the loss
+    v.set_progress(phase=1)
     v.begin_phase("train", ctx)
     assert v.phase == "train" and not torch.equal(before["loc"], v.prior.loc.detach())
     _, terms = v.loss({"x": x[:16], "y": None, "index": torch.arange(16), "dataset_size": 64}, 1)
@@ -177,7 +182,7 @@ def test_pretrain_is_an_autoencoder_that_leaves_the_mixture_alone():
 
 
 def test_resume_inside_the_elbo_phase_is_bitwise_identical(tmp_path):
-    """The phase and warm-up position live in buffers and optimizer state, so a run restarted from its
+    """The phase (Variant.progress) and warm-up position live in buffers and optimizer state, so a run restarted from its
     mid-phase checkpoint ends where an uninterrupted one does."""
     x, y = synthetic_clusters(n=48, K=3, D=16, seed=3)
     images = (x * 255).to(torch.uint8).numpy().reshape(48, 1, 4, 4)

@@ -234,29 +234,29 @@ def test_two_phases_train_only_their_own_parameters():
     vq_names = [n for n, _ in v.named_parameters() if not n.startswith("prior.")]
     opt = v.configure_optimizers("prior", make)["prior"]
     assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in v.prior.parameters()}
-    v.begin_phase("prior", battery.ctx())
-    before = {k: t.clone() for k, t in v.state_dict().items() if not k.startswith("prior.") and k != "phase_index"}
+    battery.enter_phase(v, "prior")
+    before = {k: t.clone() for k, t in v.state_dict().items() if not k.startswith("prior.") and k != "progress"}
     terms = v.train_step(b, 0, {"prior": opt}, "prior")
     assert set(terms) == {"loss", "prior_nll"}
     after = v.state_dict()
     for k, t in before.items():
         assert torch.equal(t, after[k]), f"{k} changed in the prior phase (VQ-VAE must be frozen)"
-    # loss() follows the phase buffer, also in eval mode (the trainer's test-set evaluation)
+    # loss() follows the phase the trainer recorded, also in eval mode (the trainer's test-set evaluation)
     v.eval()
     _, t = v.loss(b, 0)
     assert set(t) == {"loss", "prior_nll"}
-    v.begin_phase("train", battery.ctx())
+    battery.enter_phase(v, "train")
     _, t = v.loss(b, 0)
     assert "perplexity" in t
     assert vq_names and all(not n.startswith("prior.") for n in vq_names)
 
 
-def test_phase_buffer_survives_a_state_dict_round_trip():
+def test_phase_survives_a_state_dict_round_trip():
     v = build()
-    v.begin_phase("prior", battery.ctx())
+    battery.enter_phase(v, "prior")
     w = build()
     w.load_state_dict(v.state_dict())
-    assert int(w.phase_index) == 1
+    assert w.phase == "prior"
     _, t = w.loss(tiny_batch(), 0)
     assert "prior_nll" in t
 
@@ -265,7 +265,7 @@ def test_sampling_uses_the_prior_and_log_weights_are_the_point_mass_bound():
     v = build().eval()
     with pytest.raises(NotAvailable, match="not been trained"):  # the first phase: no prior to sample yet
         v.sample(3)
-    v.begin_phase("prior", battery.ctx())
+    battery.enter_phase(v, "prior")
     s = v.sample(3, generator=torch.Generator().manual_seed(0))
     assert s.shape == (3, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
     assert torch.equal(s, v.sample(3, generator=torch.Generator().manual_seed(0)))

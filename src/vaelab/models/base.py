@@ -15,8 +15,15 @@ arguments *are* the config, saved as JSON and rebuilt on load). It declares:
   one batch updates the optimizers, through :func:`vaelab.optim.update`; VAE-GAN overrides it for
   its three players).
 
+Where training stands is kept here, for every variant, in one buffer ``progress`` (so a checkpoint
+restores it and a loaded run knows what it reached) and set only by the trainer
+(:mod:`vaelab.training.trainer`, through :meth:`Variant.set_progress` and :meth:`Variant.count_update`):
+when a phase begins, when a run resumes, and around each update. Variants read it through
+``phase`` (the current phase's name), ``trained_steps`` (updates so far in the run) and
+``phase_steps`` (updates so far in the current phase); none keeps a counter or phase of its own.
+
 Class attributes: ``name``, ``Config``, ``conditional``, ``data_kind``, ``clusters``, ``latent_kind``,
-``stored_defaults``, ``retired_state``, ``loss_labels``, ``likelihoods``, ``data_parallel``. Every hook a caller uses is declared here.
+``stored_defaults``, ``retired_state``, ``retired_progress``, ``loss_labels``, ``likelihoods``, ``data_parallel``. Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -33,6 +40,8 @@ from ..config import VariantConfig
 from ..optim import MakeOptimizer, update
 
 Batch = dict[str, Any]  # {"x": (B, *shape) float, "y": (B,) int64, "index": (B,) int64, "dataset_size": int}
+#: The fields of ``Variant.progress``, in order.
+PROGRESS = ("phase", "steps", "phase_steps")
 #: lr multiplier of a phase: f(seen, dataset_size), ``seen`` = examples of the phase once the batch is done
 LRSchedule = Callable[[int, int], float]
 
@@ -77,6 +86,10 @@ class Variant(nn.Module):
     #: State-dict keys that checkpoints of older versions hold and this version no longer has;
     #: dropped when such a checkpoint is loaded.
     retired_state: ClassVar[tuple[str, ...]] = ()
+    #: State-dict keys with which older versions kept their own phase or step count, each mapped to
+    #: the ``progress`` field it is loaded into ("phase", "steps" or "phase_steps") and a number
+    #: added to its value (:meth:`stored_state`).
+    retired_progress: ClassVar[dict[str, tuple[str, int]]] = {}
     #: What ``terms["loss"]`` is in each phase, for the axes of loss curves; a phase not listed is "−ELBO (nats/image)".
     loss_labels: ClassVar[dict[str, str]] = {}
     #: The decoder likelihoods it can be trained with (``likelihood``); the first is for greyscale,
@@ -90,6 +103,8 @@ class Variant(nn.Module):
     def __init__(self, config: VariantConfig):
         super().__init__()
         self.config = config
+        # where training stands: [phase (index into phases(), -1 before any), trained steps, steps of the phase]
+        self.register_buffer("progress", torch.tensor([-1, 0, 0], dtype=torch.int64))
 
     # ----- the model -------------------------------------------------------------------------
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -172,6 +187,51 @@ class Variant(nn.Module):
         total, terms = self.loss(batch, step)
         update(total, optimizers["model"])
         return terms
+
+    # ----- where training stands (set by the trainer) ------------------------------------------
+    @property
+    def phase(self) -> str | None:
+        """The name of the phase training is in (or ended in); None before any phase began."""
+        i = int(self.progress[0])
+        return None if i < 0 else self.phases()[i].name
+
+    @property
+    def trained_steps(self) -> int:
+        """Updates so far in the run, all phases (inside ``train_step``: those before this one, i.e.
+        its ``step``)."""
+        return int(self.progress[1])
+
+    @property
+    def phase_steps(self) -> int:
+        """Updates so far in the current phase (inside ``train_step``: those before this one)."""
+        return int(self.progress[2])
+
+    @torch.no_grad()
+    def set_progress(self, phase: int | None = None, steps: int | None = None, phase_steps: int | None = None) -> None:
+        """The trainer's: record the phase (an index into ``phases()``), the run's update count and the
+        phase's; None leaves a field as it is."""
+        for i, value in enumerate((phase, steps, phase_steps)):
+            if value is not None:
+                self.progress[i] = value
+
+    @torch.no_grad()
+    def count_update(self) -> None:
+        """The trainer's, after each update: one more of the run's and of the phase's."""
+        self.progress[1:] += 1
+
+    @classmethod
+    def stored_state(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A checkpoint's state dict made loadable: the ``retired_state`` keys dropped and, in a checkpoint
+        of a version without ``progress``, the keys of ``retired_progress`` carried into it (the other
+        fields at their start: no phase, no steps; the trainer sets phase and steps when it resumes)."""
+        state = {k: t for k, t in state.items() if k not in cls.retired_state}
+        if "progress" not in state:
+            progress = torch.tensor([-1, 0, 0], dtype=torch.int64)
+            for key, (field, add) in cls.retired_progress.items():
+                if key in state:
+                    progress[PROGRESS.index(field)] = int(state.pop(key)) + add
+            state["progress"] = progress
+        return state
 
     @classmethod
     def loss_label(cls, phase: str) -> str:

@@ -9,7 +9,10 @@ reconstructions); β = 1 is exactly the plain VAE; β < 1 weakens the prior.
     L = E_q(z|x)[log p(x|z)] − γ |KL(q(z|x) ‖ p(z)) − C|,
 with the capacity C raised linearly from 0 to C_max nats over ``capacity_steps`` optimizer steps and
 then held, so the encoder gains information gradually. γ is large (their dSprites runs: γ = 1000,
-C_max = 25 nats over 100 000 steps); the KL in the absolute value is the batch mean.
+C_max = 25 nats over 100 000 steps); the KL in the absolute value is the batch mean. In training C
+follows the trainer's ``step``; an evaluation (which the trainer runs at the step count, ``vaelab
+evaluate`` at step 0) uses at least the capacity of the last update, step ``trained_steps`` − 1
+(``Variant.trained_steps``, restored with the checkpoint).
 
 Only the regulariser differs from the plain VAE, so the likelihood bounds (``log_weights``) are the
 plain VAE's: the generative model is the same.
@@ -52,12 +55,7 @@ class BetaVAE(GaussianVAE):
     loss_labels = {"train": "β-VAE objective: recon + weighted KL (nats/image)"}
 
     Config = BetaVAEConfig
-
-    def __init__(self, config: BetaVAEConfig):
-        super().__init__(config)
-        # The last training step seen, so an evaluation (which the trainer runs with step 0) uses the
-        # capacity reached so far; a buffer, so checkpoints keep it.
-        self.register_buffer("last_step", torch.zeros((), dtype=torch.int64))
+    retired_progress = {"last_step": ("steps", 1)}  # its own buffer before Variant.progress: the last update's step
 
     def capacity(self, step: int) -> float:
         """C(step) = C_max · min(1, step / capacity_steps), in nats."""
@@ -69,9 +67,7 @@ class BetaVAE(GaussianVAE):
         kl = q.kl(self.prior).mean()
         if c.mode == "beta":
             return c.beta * kl, {"kl": kl}
-        if self.training:
-            self.last_step.fill_(int(step))
-        else:
-            step = max(int(step), int(self.last_step))
+        if not self.training:  # at least the capacity training has reached: the last update's
+            step = max(int(step), self.trained_steps - 1)
         cap = self.capacity(step)
         return c.gamma * (kl - cap).abs(), {"kl": kl, "capacity": torch.tensor(cap, device=kl.device)}

@@ -18,6 +18,8 @@ a lower bound that rises with S (S = 1 is the ELBO, with the KL estimated by sam
 Training plan: phase "baseline" fits the deterministic NN ŷ = NN(x) by masked cross-entropy (Pyro's
 BaselineNet; its NLL is the "NN (baseline)" row of their table), then phase "train" fits the CVAE with
 the NN frozen. ``baseline_epochs = 0`` drops the NN (the prior net then sees x with -1 in the gaps).
+``loss`` measures the phase the trainer has recorded (``Variant.phase``, restored with the checkpoint):
+the NN's in the baseline phase, the CVAE's otherwise (also before any phase began).
 
 Defaults follow Pyro's tutorial: a two-layer MLP (512 units here, 500 there) and a 200-d latent;
 grey-level images with the Bernoulli cross-entropy (train with ``--binarize none``, as Pyro does).
@@ -72,7 +74,6 @@ class CVAEQuadrant(Variant):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        self.current_phase = "train"  # set by begin_phase/train_step; what ``loss`` measures (not checkpointed: the trainer sets it)
         c = config
         shape, n_pix = tuple(c.data_shape), math.prod(c.data_shape)
         self.has_baseline = c.baseline_epochs > 0
@@ -129,7 +130,7 @@ class CVAEQuadrant(Variant):
         baseline phase: the baseline NN's −log p(missing | given)."""
         x = batch["x"]
         x_in, missing = self.split(x)
-        if self.current_phase == "baseline":
+        if self.phase == "baseline":
             nll = self.baseline_nll(x_in, x, missing).mean()
             return nll, {"loss": nll.detach(), "nn_nll": nll.detach()}
         q = self.encode(x)
@@ -223,13 +224,6 @@ class CVAEQuadrant(Variant):
         if phase == "baseline":
             return {"model": make([*self.baseline.parameters(), *self.baseline_out.parameters()])}
         return {"model": make(self._cvae_parameters())}
-
-    def begin_phase(self, phase: str, ctx) -> None:
-        self.current_phase = phase
-
-    def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
-        self.current_phase = phase  # also after a resume inside a phase
-        return super().train_step(batch, step, optimizers, phase)
 
 
 def _mean_of_sums(sums: torch.Tensor, n: int) -> float:

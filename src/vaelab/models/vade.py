@@ -42,9 +42,10 @@ train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA), an emb
 clusters better on full MNIST (figures, with VaDE's final accuracy after it:
 docs/results/clustering.md). ``benchmarks/clustering.py`` states the budget that uses them.
 
-The current phase lives in the buffer ``phase_id`` (0 pretrain, 1 train), set by ``begin_phase``
-and restored with the checkpoint, so a run resumed inside either phase computes the right loss; the
-lr warm-up and decay are the ELBO phase's ``lr_schedule``, which the trainer applies.
+``loss`` follows the phase the trainer has recorded (``Variant.phase``, restored with the checkpoint),
+so a run resumed or loaded inside either phase computes the right loss; before the ELBO phase has
+begun it is the autoencoder's. The lr warm-up and decay are the ELBO phase's ``lr_schedule``, which
+the trainer applies.
 """
 from __future__ import annotations
 
@@ -63,7 +64,6 @@ from ..registry import register
 from .base import Batch, MakeOptimizer, Phase, PhaseContext
 from .vae import GaussianVAE
 
-PHASES = ("pretrain", "train")
 log = logging.getLogger("vaelab.train")
 
 
@@ -124,26 +124,21 @@ class VaDE(GaussianVAE):
     Config = Config
     clusters = True
     retired_state = ("elbo_images",)  # the warm-up position, kept by the trainer since the lr_schedule hook
+    retired_progress = {"phase_id": ("phase", 0)}  # its own phase buffer (0 pretrain, 1 train) before Variant.progress
 
     def __init__(self, config: Config):
         super().__init__(config)
         self.prior = GaussianMixturePrior(self.n_clusters, config.latent_dim)
-        self.register_buffer("phase_id", torch.zeros((), dtype=torch.long))
 
     @property
     def n_clusters(self) -> int:
         return self.config.n_clusters or self.config.n_classes
-
-    @property
-    def phase(self) -> str:
-        return PHASES[int(self.phase_id)]
 
     # ----- the training plan -----------------------------------------------------------------
     def phases(self) -> list[Phase]:
         return [Phase("pretrain", epochs=self.config.pretrain_epochs), Phase("train")]
 
     def begin_phase(self, phase: str, ctx: PhaseContext) -> None:
-        self.phase_id.fill_(PHASES.index(phase))
         if phase == "train":
             pred = self.init_mixture(ctx.images, seed=ctx.seed, batch_size=max(ctx.batch_size, 500))
             if ctx.labels is not None and len(ctx.labels) == len(pred):
@@ -197,7 +192,7 @@ class VaDE(GaussianVAE):
 
     # ----- the objective -----------------------------------------------------------------------
     def loss(self, batch: Batch, step: int):
-        if self.phase == "pretrain":
+        if self.phase != "train":  # pretraining, or no phase begun yet
             x = batch["x"]
             if self.training:  # augmented input and target, as DEC-DA's autoencoder (Guo et al. 2018)
                 x = random_affine(x, self.config.pretrain_shift, self.config.pretrain_rotation)

@@ -24,6 +24,9 @@ Likelihood bound: q(k|x) is a point mass, so log p(x) ≥ log p(x|z_q(x)) + log 
 is −log p_prior(k)), and every importance weight is equal: the IWAE bound equals this ELBO for all K.
 It is a valid bound for the model with the current prior (loose before the prior phase has run).
 
+``loss`` serves the phase the trainer has recorded (``Variant.phase``, restored with the checkpoint):
+the PixelCNN's in the prior phase, the VQ-VAE's otherwise; ``sample`` needs the prior phase to have begun.
+
 Reported terms: recon (nats), recon_acc (share of pixels whose 0.5-thresholded reconstruction matches
 the 0.5-thresholded input), codebook, commit, perplexity and usage (share of codes used) of the
 batch's codes; in the prior phase prior_nll (nats per image).
@@ -44,8 +47,6 @@ from ..nn.quantizer import CodeGrid, VectorQuantizer
 from ..optim import update
 from ..registry import register
 from .base import Batch, NotAvailable, Phase, Variant
-
-PHASES = ("train", "prior")
 
 
 @dataclass
@@ -85,6 +86,7 @@ class VQVAE(Variant):
 
     Config = Config
     latent_kind = "discrete"
+    retired_progress = {"phase_index": ("phase", 0)}  # its own phase buffer (0 train, 1 prior) before Variant.progress
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -97,8 +99,6 @@ class VQVAE(Variant):
         self.decoder = nn.Sequential(nn.Conv2d(c.latent_dim, c2, 3, padding=1), nn.ReLU(), DeconvHead(c2, c1, out_ch=ch))
         self.prior = PixelCNN(c.num_codes, c.prior_channels, c.prior_layers)
         self.log_lik = make_likelihood(c.likelihood, c.data_shape)
-        # Which phase loss() serves (0 train, 1 prior): a buffer, so a resumed run restores it.
-        self.register_buffer("phase_index", torch.zeros((), dtype=torch.int64))
 
     # ----- the model -----------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> CodeGrid:
@@ -132,8 +132,8 @@ class VQVAE(Variant):
         return nll, {"loss": nll.detach(), "prior_nll": nll.detach()}
 
     def loss(self, batch: Batch, step: int):
-        """The current phase's objective (phase from the ``phase_index`` buffer)."""
-        if int(self.phase_index) == PHASES.index("prior"):
+        """The current phase's objective (``Variant.phase``; the VQ-VAE's before any phase began)."""
+        if self.phase == "prior":
             return self._prior_loss(batch)
         return self._vq_loss(batch, update=self.training)
 
@@ -141,10 +141,10 @@ class VQVAE(Variant):
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Codes from the PixelCNN prior (raster order), decoded: probabilities (n, C, H, W). Not
         available before the prior phase has begun: an untrained PixelCNN's codes are noise."""
-        if int(self.phase_index) < PHASES.index("prior"):
+        if self.phase != "prior":
             raise NotAvailable(f"{self.name}: the PixelCNN prior has not been trained yet (it is the run's second phase; "
                                "prior_epochs=0 skips it)")
-        idx = self.prior.sample(n, self.grid, generator=generator, device=self.phase_index.device)
+        idx = self.prior.sample(n, self.grid, generator=generator, device=self.device)
         return torch.sigmoid(self.decode(self.quantizer.lookup(idx)).float())
 
     def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,16 +158,12 @@ class VQVAE(Variant):
     def phases(self) -> list[Phase]:
         return [Phase("train"), Phase("prior", epochs=self.config.prior_epochs)]
 
-    def begin_phase(self, phase: str, ctx) -> None:
-        self.phase_index.fill_(PHASES.index(phase))
-
     def configure_optimizers(self, phase: str, make):
         if phase == "prior":
             return {"prior": make(self.prior.parameters())}
         return {"model": make(p for n, p in self.named_parameters() if not n.startswith("prior."))}
 
     def train_step(self, batch: Batch, step: int, optimizers, phase: str):
-        self.phase_index.fill_(PHASES.index(phase))
         if phase == "prior":
             total, terms = self._prior_loss(batch)
             opt = optimizers["prior"]

@@ -9,7 +9,9 @@ them apart, and only a method's unlabelled terms read them.
 Shared pieces: MLPs with LeakyReLU(0.2) hidden layers, a generator G(z, a) with z ~ N(0, I) whose
 output layer is a sigmoid (``output="sigmoid"``, the default) or a ReLU (``output="relu"``, f-CLSWGAN's
 published generator: features in [0, ∞)), ``sample(n, y)`` (features of classes y), and the optimizers'
-Adam betas (0.5, 0.999) of the WGAN literature. Trained and evaluated by ``vaelab zsl`` (:mod:`vaelab.zsl.run`), not by the image study.
+Adam betas (0.5, 0.999) of the WGAN literature, and the WGAN generators' turn (``generator_turn``: every
+``n_critic``-th update of the phase, counted by the trainer in ``Variant.phase_steps``). Trained and
+evaluated by ``vaelab zsl`` (:mod:`vaelab.zsl.run`), not by the image study.
 """
 from __future__ import annotations
 
@@ -92,6 +94,7 @@ class FeatureGenerator(Variant):
     Config = FeatureConfig
     conditional = True
     data_kind = "features"
+    retired_progress = {"critic_updates": ("phase_steps", 0)}  # its own count of the adversarial phase's updates before Variant.progress
 
     def __init__(self, config: FeatureConfig):
         if not config.attributes:
@@ -100,7 +103,6 @@ class FeatureGenerator(Variant):
         super().__init__(config)
         self.register_buffer("class_attributes", torch.tensor(config.attributes, dtype=torch.float32), persistent=False)
         self.register_buffer("unseen_classes", torch.tensor(config.unseen, dtype=torch.int64), persistent=False)
-        self.register_buffer("critic_updates", torch.zeros((), dtype=torch.int64))  # in the adversarial phase, for n_critic
         f, a, h = config.data_shape[0], config.attr_dim, config.hidden
         self.generator = mlp([config.latent_dim + a, h, f])  # pre-activations; ``activate`` gives the features
 
@@ -157,10 +159,10 @@ class FeatureGenerator(Variant):
         return x.flatten(1)
 
     def generator_turn(self) -> bool:
-        """Count one critic update; True on the 1st, (n_critic + 1)-th, ... (the generator's turns)."""
-        turn = int(self.critic_updates) % self.config.n_critic == 0
-        self.critic_updates += 1
-        return turn
+        """Whether this update of the phase is the generator's: the 1st, (n_critic + 1)-th, ... (the
+        trainer counts the phase's updates, ``phase_steps``; a refinement round is a new run that
+        counts from 0 again)."""
+        return self.phase_steps % self.config.n_critic == 0
 
     def unseen_labels(self, n: int) -> torch.Tensor:
         """n labels drawn uniformly from the unseen classes (the run's RNG stream)."""

@@ -81,10 +81,11 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
 
 
 def load_model_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    """Load the ``model.*`` tensors strictly, less the keys the model declares retired (``retired_state``)."""
-    retired = set(getattr(model, "retired_state", ()))
-    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.") and k[len("model."):] not in retired}
-    model.load_state_dict(sd, strict=True)
+    """Load the ``model.*`` tensors strictly, as the model reads a stored state (a variant's
+    ``stored_state``: retired keys dropped, an older version's phase and step counts carried over)."""
+    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    stored_state = getattr(model, "stored_state", None)
+    model.load_state_dict(stored_state(sd) if stored_state is not None else sd, strict=True)
 
 
 def load_optimizers(optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:

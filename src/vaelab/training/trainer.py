@@ -17,6 +17,10 @@ Progress is reported as structured events to ``on_event`` (a callable taking a d
 "terms", "lr"}`` every ``STEP_EVENT_EVERY`` updates (the batch's loss terms, each optimizer's lr),
 ``{"event": "epoch", ...}`` with the epoch's metrics.jsonl record when an epoch ends, and
 ``{"event": "grids", "phase", "epoch", "step", "files"}`` once its picture files are written.
+
+The trainer also tells the variant where training stands (``Variant.progress``, checkpointed with the
+weights): the phase and the step count when a phase begins and when a run resumes, the run's step
+before each update, one more update of the run and of the phase after it.
 """
 from __future__ import annotations
 
@@ -158,7 +162,9 @@ class Trainer:
                 # a finished run resumed with more epochs: re-enter its last phase
                 st.phase, st.epoch, st.phase_started, st.done = len(phases) - 1, st.completed[last.name], True, False
             load_model_weights(v, tensors)
+            v.set_progress(steps=st.step)  # (a checkpoint of an older version may lack the model's progress)
             if st.phase < len(phases) and st.phase_started:
+                v.set_progress(phase=st.phase)
                 opts = v.configure_optimizers(phases[st.phase].name, self.make)
                 load_optimizers(opts, tensors, saved)
             rng = rng_states(tensors)
@@ -197,6 +203,7 @@ class Trainer:
                 n_epochs = self._phase_epochs(phase)
                 if not st.phase_started and n_epochs > 0:
                     v.train()
+                    v.set_progress(phase=st.phase, steps=st.step, phase_steps=0)
                     v.begin_phase(phase.name, PhaseContext(self.x.scaled() if isinstance(self.x, _OnDemand) else to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
                     parallel.broadcast_module(v)  # a phase's one-off initialisation: rank 0's
                     opts = v.configure_optimizers(phase.name, self.make)
@@ -272,8 +279,10 @@ class Trainer:
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
             if schedule is not None:  # examples of this phase seen once this batch is done
                 apply_lr_scale(opts.values(), run_factor * schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
+            v.set_progress(steps=st.step)
             with parallel.sharing(share):
                 terms = self._step(batch, st, opts, phase)
+            v.count_update()
             vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
             window.append((st.step, b, tuple(terms), vals, bsz if share is None else share.hi - share.lo))
             st.acc_n += bsz
