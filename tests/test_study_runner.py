@@ -163,3 +163,61 @@ def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     check_golden("zsl/first", written(Path("study"), "zsl"))
     assert run_study(g, Path("study"), command="vaelab zsl --study fake") == rows and len(ran) == 28
     check_golden("zsl/again", written(Path("study"), "zsl"))
+
+
+class CountTask:
+    """The smallest StudyTask: units 0..n-1, a unit is done when OUT/<i>.json exists."""
+
+    executors = ("serial",)
+
+    def __init__(self, out, n=3):
+        self.out, self.n, self.events = Path(out), n, []
+
+    def plan(self):
+        return list(range(self.n))
+
+    def open(self, specs, started):
+        self.events.append(("open", (self.out / ".lock").is_file()))
+
+    def label(self, i):
+        return f"unit {i}"
+
+    def saved(self, i, prefix, say):
+        p = self.out / f"{i}.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def prepare(self, pending, say):
+        self.events.append(("prepare", list(pending)))
+
+    def job(self, i, prefix, say):
+        def run():
+            (self.out / f"{i}.json").write_text(json.dumps({"unit": i, "prefix": prefix}))
+            return {"unit": i, "prefix": prefix, "new": True}
+        return run
+
+    def collect(self, specs, records, started, seconds):
+        return {"records": records}
+
+    def write(self, results):
+        (self.out / "results.json").write_text(json.dumps(results))
+
+
+def test_the_runner_locks_skips_done_units_and_refuses_an_executor_the_task_does_not_allow(tmp_path):
+    from vaelab.errors import ConfigError, RunDirError
+    from vaelab.io import RunLock
+    from vaelab.study.runner import run_task
+
+    task = CountTask(tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "1.json").write_text(json.dumps({"unit": 1, "prefix": "before"}))
+    finished = []
+    res = run_task(task, say=lambda m: None, finish=lambda out, results, say: finished.append(out))
+    assert [r["unit"] for r in res["records"]] == [0, 1, 2] and [r.get("new") for r in res["records"]] == [True, None, True]
+    assert res["records"][2]["prefix"] == "[3/3] unit 2" and finished == [tmp_path / "s"]
+    assert task.events == [("open", True), ("prepare", [0, 2])] and not (tmp_path / "s" / ".lock").exists()
+    assert run_task(CountTask(tmp_path / "s"), say=lambda m: None)["records"][0] == {"unit": 0, "prefix": "[1/3] unit 0"}
+    ray_like = type("Ray", (), {"name": "ray", "map": lambda self, jobs: pytest.fail("ran")})()
+    with pytest.raises(ConfigError, match=r"^--executor ray: this study runs with serial only$"):
+        run_task(CountTask(tmp_path / "s"), executor=ray_like)
+    with RunLock(tmp_path / "s"), pytest.raises(RunDirError, match="in use"):
+        run_task(CountTask(tmp_path / "s"), say=lambda m: None)
