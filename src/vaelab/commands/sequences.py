@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
                        command="vaelab " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     from ..report import write_sequence_page
 
-    res = run_study(st)
-    write_sequence_page(st.out, res)
+    res = run_study(st, finish=lambda out, results, say: write_sequence_page(out, results))  # the report: the page
     failed = sum(r["n_failed"] for r in res["rows"])
     print(Path(st.out) / "sequence-results.md")
     if failed:

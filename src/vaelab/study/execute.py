@@ -1,23 +1,19 @@
-"""Running a study: bring every planned run to trained + evaluated, through an executor.
-
-An executor runs independent jobs (here: one (variant, seed) run each) and returns their records in
-order. :class:`SerialExecutor` runs them one after another in this process; an executor for several
-processes or a cluster implements the same ``map``.
+"""The image study (``vaelab compare``) on the study runner: bring every planned (variant, seed) run to
+trained + evaluated (:func:`execute`, also what the sequence study runs), as a :class:`Job` an executor
+may run elsewhere (:mod:`.runner`: serial; :mod:`.ray_executor`), and summarise them (:mod:`.results`).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from ..errors import ConfigError
-from ..provenance import now
 from .plan import _read, check_compatible, plan, run_state
 from .results import _plural, collect, write_results
+from .runner import Executor, record_failure, run_task, stderr_say
 from .settings import EVAL_SEED, SCHEMA, RunSpec, Settings
 
 
@@ -47,26 +43,10 @@ class Progress(logging.Handler):
             pass
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+_stderr = stderr_say
 
 
 # ----- running ---------------------------------------------------------------------------------------
-class Executor(Protocol):
-    """Runs independent jobs and returns their results in the order given. A job is a picklable
-    zero-argument callable (a :class:`Job`), so an executor may run it in another process or on
-    another machine; it must let ``KeyboardInterrupt`` through."""
-
-    def map(self, jobs: list["Job"]) -> list[dict[str, Any]]: ...
-
-
-class SerialExecutor:
-    """Every job in this process, one after another (the default)."""
-
-    def map(self, jobs: list["Job"]) -> list[dict[str, Any]]:
-        return [job() for job in jobs]
-
-
 @dataclasses.dataclass
 class Job:
     """Bring one planned run to trained + evaluated: ``Job(...)()`` returns the run's record."""
@@ -81,14 +61,15 @@ class Job:
         return execute(self.spec, self.settings, self.classifier, self.prefix, self.say)
 
 
-def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[str], None]) -> dict[str, Any]:
-    """Bring one run to done + evaluated; return its record. Failures are caught and recorded
-    (failed.json); KeyboardInterrupt is not (the run resumes next time)."""
-    from ..io import atomic_write_json
-    from ..rundir import evaluate_run, train
+def _record(spec: RunSpec, state: str) -> dict[str, Any]:
+    return {"variant": spec.variant, "seed": spec.seed, "run_dir": str(spec.run_dir), "state_before": state}
 
+
+def saved_record(spec: RunSpec, s: Settings, prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """The record of a run finished and evaluated before, or of a recorded failure (not retried); None
+    when the run is to be trained or evaluated."""
     state = run_state(spec, s)
-    rec: dict[str, Any] = {"variant": spec.variant, "seed": spec.seed, "run_dir": str(spec.run_dir), "state_before": state}
+    rec = _record(spec, state)
     if state == "failed":
         f = _read(spec.run_dir / "failed.json") or {}
         say(f"{prefix}: failed before ({f.get('error', '?')}); skipped (use --retry-failed to try again)")
@@ -96,6 +77,19 @@ def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[
     if state == "done":
         say(f"{prefix}: finished before; skipped")
         return {**rec, "status": "ok", "eval": _read(spec.run_dir / "eval.json")}
+    return None
+
+
+def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Bring one run to done + evaluated; return its record. Failures are caught and recorded
+    (failed.json); KeyboardInterrupt is not (the run resumes next time)."""
+    from ..rundir import evaluate_run, train
+
+    done = saved_record(spec, s, prefix, say)
+    if done is not None:
+        return done
+    state = run_state(spec, s)
+    rec = _record(spec, state)
     check_compatible(spec)
     t0 = time.perf_counter()
     stage = "train"
@@ -121,11 +115,7 @@ def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[
                           data_dir=s.data_dir, classifier=classifier, write=True, log=lambda m: say(f"{prefix}: {m}"),
                           device=s.device, map_points=s.map_points, disentanglement=s.disentanglement)
     except Exception as e:  # noqa: BLE001 — one failing run must not stop the study
-        err = f"{type(e).__name__}: {e}".strip()
-        failure = {"error": err.splitlines()[0][:500] if err else type(e).__name__, "error_type": type(e).__name__,
-                   "stage": stage, "traceback": traceback.format_exc(), "time": now()}
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(spec.run_dir / "failed.json", failure)
+        failure = record_failure(spec.run_dir, e, stage)
         say(f"{prefix}: FAILED in {stage}: {failure['error']}")
         return {**rec, "status": "failed", "error": failure["error"], "error_type": failure["error_type"], "stage": stage,
                 "wall_seconds": round(time.perf_counter() - t0, 2)}
@@ -138,44 +128,63 @@ def _pct(v: Any) -> str:
     return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "n/a"
 
 
-def run_study(s: Settings, say: Callable[[str], None] | None = None, executor: Executor | None = None,
-              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole study and write results.{json,csv,md}; then ``finish(out, results, say)``
-    if given (``vaelab compare`` passes the report writer). Returns the results."""
-    from ..io import RunLock, atomic_write_json
+# ----- the image study as a task of the runner ---------------------------------------------------------
+class ImageStudy:
+    """``vaelab compare`` as a :class:`vaelab.study.runner.StudyTask`: one unit per (variant, seed), run
+    by a :class:`Job` (serially or on Ray), summarised in results.{json,csv,md}."""
 
-    say = say or _stderr
-    executor = executor or SerialExecutor()
-    specs = plan(s)
-    out = Path(s.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        study = _read(out / "study.json")
-        if study and study.get("settings") != s.study_key():
-            have, want = study.get("settings", {}), s.study_key()
+    executors = ("serial", "ray")
+
+    def __init__(self, s: Settings):
+        self.s, self.out, self.classifier = s, Path(s.out), None
+
+    def plan(self) -> list[RunSpec]:
+        return plan(self.s)
+
+    def open(self, specs: list[RunSpec], started: str) -> None:
+        from ..io import atomic_write_json
+
+        study = _read(self.out / "study.json")
+        if study and study.get("settings") != self.s.study_key():
+            have, want = study.get("settings", {}), self.s.study_key()
             k = next((k for k in want if have.get(k) != want[k]), "settings")
-            raise ConfigError(f"{out}: holds a study with {k}={have.get(k)!r}, this one asks {want.get(k)!r}; "
+            raise ConfigError(f"{self.out}: holds a study with {k}={have.get(k)!r}, this one asks {want.get(k)!r}; "
                               "use another --out")
         for spec in specs:  # refuse before training anything
             if spec.run_dir.is_dir() and (spec.run_dir / "config.json").is_file():
                 check_compatible(spec)
-        started = now()
-        atomic_write_json(out / "study.json", {"schema": SCHEMA, "settings": s.study_key(),
-                                               "created": (study or {}).get("created", started)})
-        classifier = None
-        if any(run_state(sp, s) not in ("done", "failed") for sp in specs):
-            from ..data import load_dataset, user
-            from ..reference_classifier import load_or_train
+        atomic_write_json(self.out / "study.json", {"schema": SCHEMA, "settings": self.s.study_key(),
+                                                    "created": (study or {}).get("created", started)})
 
-            if not user.is_user_spec(s.dataset) or load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size).labelled:
-                say(f"reference classifier for {s.dataset} (trained once, then cached)")
-                classifier = load_or_train(s.dataset, s.data_dir, log=say, image_size=s.image_size)
-        t0 = time.perf_counter()
-        jobs = [Job(spec, s, classifier, f"[{i}/{len(specs)}] {spec.variant} seed {spec.seed}", say)
-                for i, spec in enumerate(specs, 1)]
-        runs = executor.map(jobs)
-        results = collect(s, specs, runs, started=started, seconds=time.perf_counter() - t0)
-        write_results(results, out)
-        if finish is not None:
-            finish(out, results, say)
-    return results
+    def label(self, spec: RunSpec) -> str:
+        return f"{spec.variant} seed {spec.seed}"
+
+    def saved(self, spec: RunSpec, prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+        return saved_record(spec, self.s, prefix, say)
+
+    def prepare(self, pending: list[RunSpec], say: Callable[[str], None]) -> None:
+        s = self.s
+        if not pending:
+            return
+        from ..data import load_dataset, user
+        from ..reference_classifier import load_or_train
+
+        if not user.is_user_spec(s.dataset) or load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size).labelled:
+            say(f"reference classifier for {s.dataset} (trained once, then cached)")
+            self.classifier = load_or_train(s.dataset, s.data_dir, log=say, image_size=s.image_size)
+
+    def job(self, spec: RunSpec, prefix: str, say: Callable[[str], None]) -> Job:
+        return Job(spec, self.s, self.classifier, prefix, say)
+
+    def collect(self, specs: list[RunSpec], records: list[dict[str, Any]], started: str, seconds: float) -> dict[str, Any]:
+        return collect(self.s, specs, records, started=started, seconds=seconds)
+
+    def write(self, results: dict[str, Any]) -> None:
+        write_results(results, self.out)
+
+
+def run_study(s: Settings, say: Callable[[str], None] | None = None, executor: Executor | None = None,
+              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole study and write results.{json,csv,md}; then ``finish(out, results, say)``
+    if given (``vaelab compare`` passes the report writer). Returns the results."""
+    return run_task(ImageStudy(s), say, executor, finish)

@@ -1,7 +1,7 @@
 """Studies on a Ray cluster (``vaelab compare --executor ray``): every (variant, seed) run is one Ray
 task that asks for ``cpus_per_run`` CPUs (and ``gpus_per_run`` GPUs), so Ray places as many runs side
 by side as the cluster holds. Each task runs the same :class:`vaelab.study.execute.Job` as the serial
-executor, with torch limited to its CPUs, writing into the same study layout (the run directories must
+executor (:mod:`vaelab.study.runner`), with torch limited to its CPUs, writing into the same study layout (the run directories must
 be on storage every node sees, e.g. NFS, for a multi-node cluster).
 
 A task whose worker dies (killed, out of memory, node lost) is recorded as failed in this invocation's
@@ -85,6 +85,8 @@ def with_timeout(fn: Callable[[], Any], timeout_s: float, on_timeout: Callable[[
 
 class RayExecutor:
     """Runs study jobs as Ray tasks; see the module doc."""
+
+    name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_run: int = 1,
                  gpus_per_run: float = 0, run_timeout: float | None = None, device: str = "auto",

@@ -9,7 +9,8 @@ Layout of the output directory ``OUT``::
     OUT/sequence-results.{json,md}   mean ± sd per row, and every run's numbers
     OUT/report/sequences.html        the page (with strips and GIFs of seed 0's runs, copied to report/img/)
 
-Every run is brought to trained + evaluated by the same code as ``vaelab compare``'s
+The study is a task of the study runner (:mod:`vaelab.study.runner`, :class:`SequenceTask`); every run
+is brought to trained + evaluated by the same code as ``vaelab compare``'s
 (:func:`vaelab.study.execute.execute`), so it resumes after an interruption and a failure is
 recorded and skipped on the next invocation (``--retry-failed`` to try again). The tables cover
 every evaluated run in ``OUT/runs``, so rows and seeds may be added by later invocations (e.g. the
@@ -182,49 +183,94 @@ def markdown(rows: list[dict[str, Any]], st: SequenceStudy, judge: dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the study; write sequence-results.{json,md}; return the results (``vaelab
-    sequences`` then writes the page, :func:`vaelab.report.write_sequence_page`, which copies the
-    pictures that each row's lowest-seed run made when it was evaluated: :mod:`vaelab.run_figures`)."""
-    from ..io import RunLock, atomic_write_json, atomic_write_text, read_json
-    from ..reference_classifier import load_or_train
-    from .execute import _stderr, execute
+@dataclasses.dataclass
+class RowJob:
+    """One run of the study: the image study's :class:`vaelab.study.execute.Job`, its record tagged with the row."""
 
-    say = say or _stderr
-    out = Path(st.out)
-    plan = specs(st)
-    out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        meta_path = out / "sequence-study.json"
+    job: Any
+    row: str
+
+    def __call__(self) -> dict[str, Any]:
+        return {**self.job(), "row": self.row}
+
+
+class SequenceTask:
+    """``vaelab sequences`` as a :class:`vaelab.study.runner.StudyTask`: one unit per (row, seed), run by
+    the image study's code (:func:`vaelab.study.execute.execute`) with the dataset's judge."""
+
+    executors = ("serial",)
+
+    def __init__(self, st: SequenceStudy):
+        self.st, self.out, self.s, self.judge = st, Path(st.out), st.settings(), None
+
+    def plan(self) -> list[tuple[str, RunSpec]]:
+        return specs(self.st)
+
+    def open(self, specs: list[tuple[str, RunSpec]], started: str) -> None:
+        from ..io import atomic_write_json, read_json
+
+        st, meta_path = self.st, self.out / "sequence-study.json"
         if meta_path.is_file():
             have = read_json(meta_path).get("settings", {})
             k = next((k for k, v in st.key().items() if have.get(k) != v), None)
             if k is not None:
-                raise ConfigError(f"{out}: holds a sequence study with {k}={have.get(k)!r}, this one asks "
+                raise ConfigError(f"{self.out}: holds a sequence study with {k}={have.get(k)!r}, this one asks "
                                   f"{st.key()[k]!r}; use another --out")
-        atomic_write_json(meta_path, {"settings": st.key(), "created": now()})
-        say(f"judge for {st.dataset} (trained once, then cached)")
-        judge = load_or_train(st.dataset, log=say)
-        s = st.settings()
-        records = []
-        for i, (key, spec) in enumerate(plan, 1):
-            rec = execute(spec, s, judge, f"[{i}/{len(plan)}] {key} seed {spec.seed}", say)
-            records.append({**rec, "row": key})
-        records += earlier_runs(out, {(r["row"], r["seed"]) for r in records})
+        atomic_write_json(meta_path, {"settings": st.key(), "created": started})
+
+    def label(self, spec: tuple[str, RunSpec]) -> str:
+        return f"{spec[0]} seed {spec[1].seed}"
+
+    def saved(self, spec: tuple[str, RunSpec], prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+        from .execute import saved_record
+
+        rec = saved_record(spec[1], self.s, prefix, say)
+        return None if rec is None else {**rec, "row": spec[0]}
+
+    def prepare(self, pending: list[tuple[str, RunSpec]], say: Callable[[str], None]) -> None:
+        from ..reference_classifier import load_or_train
+
+        say(f"judge for {self.st.dataset} (trained once, then cached)")  # the results name it: loaded even when all is done
+        self.judge = load_or_train(self.st.dataset, log=say)
+
+    def job(self, spec: tuple[str, RunSpec], prefix: str, say: Callable[[str], None]) -> RowJob:
+        from .execute import Job
+
+        return RowJob(Job(spec[1], self.s, self.judge, prefix, say), spec[0])
+
+    def collect(self, specs: list[tuple[str, RunSpec]], records: list[dict[str, Any]], started: str,
+                seconds: float) -> dict[str, Any]:
+        from ..io import read_json
+
+        st, out = self.st, self.out
+        records = records + earlier_runs(out, {(r["row"], r["seed"]) for r in records})
         for r in records:  # each run's own record of what it was: its model and training config, command, versions
             conf = read_json(Path(r["run_dir"]) / "config.json") if (Path(r["run_dir"]) / "config.json").is_file() else {}
             r["config"] = {k: conf.get(k) for k in ("variant", "model", "train", "command", "versions")}
-        rows = aggregate(records)
-        judge_meta = {k: judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
+        judge_meta = {k: self.judge.meta.get(k) for k in ("stem", "test_accuracy", "motion_accuracy", "n_train", "n_test")}
         pictures = {}  # each row's lowest-seed run, whose pictures (made by its evaluation) the report shows
         for key in dict.fromkeys(r["row"] for r in records):
             first = min((r for r in records if r["row"] == key and r["status"] == "ok"), key=lambda r: r["seed"], default=None)
             if first is not None:
                 pictures[key] = {"seed": first["seed"], "run_dir": os.path.relpath(first["run_dir"], out)}
-        results = {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
-                   "judge": judge_meta, "rows": rows, "runs": records, "pictures": pictures,
-                   "command": st.command, "created": now(), "versions": versions(), "environment": environment(),
-                   "compute": compute_totals(records)}
-        atomic_write_json(out / "sequence-results.json", results)
-        atomic_write_text(out / "sequence-results.md", markdown(rows, st, judge_meta, results))
-    return results
+        return {"settings": {**st.key(), "seeds": list(st.seeds), "n_samples": st.n_samples},
+                "judge": judge_meta, "rows": aggregate(records), "runs": records, "pictures": pictures,
+                "command": st.command, "created": now(), "versions": versions(), "environment": environment(),
+                "compute": compute_totals(records)}
+
+    def write(self, results: dict[str, Any]) -> None:
+        from ..io import atomic_write_json, atomic_write_text
+
+        atomic_write_json(self.out / "sequence-results.json", results)
+        atomic_write_text(self.out / "sequence-results.md", markdown(results["rows"], self.st, results["judge"], results))
+
+
+def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None,
+              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the study on the study runner; write sequence-results.{json,md}; then ``finish(out,
+    results, say)`` if given (``vaelab sequences`` passes :func:`vaelab.report.write_sequence_page`, which
+    copies the pictures that each row's lowest-seed run made when it was evaluated: :mod:`vaelab.run_figures`).
+    Returns the results."""
+    from .runner import run_task
+
+    return run_task(SequenceTask(st), say, finish=finish)

@@ -67,14 +67,23 @@ def calibrate(cfg: ZSLConfig, sp: Split, rec: dict[str, Any], out: Path, vsp: Sp
             "AUSUC": ausuc(*curve_args(rec["_scores"], sp)), "calibration": cal_rec}
 
 
+def saved(cfg: ZSLConfig, out: str | Path) -> dict[str, Any] | None:
+    """The zsl.json record of ``cfg`` run into ``out`` before; None when there is none (or one of another config)."""
+    path = Path(out) / "zsl.json"
+    if not path.is_file():
+        return None
+    old = read_json(path)
+    return old if old.get("config") == json.loads(json.dumps(cfg.to_dict())) else None
+
+
 def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or reuse) one ZSL experiment into ``out``; returns the zsl.json record."""
     cfg.validate()
     out = Path(out)
     path = out / "zsl.json"
     if path.is_file():
-        old = read_json(path)
-        if old.get("config") == json.loads(json.dumps(cfg.to_dict())):
+        old = saved(cfg, out)
+        if old is not None:
             return old
         raise ConfigError(f"{path}: holds a run with another config; pick another --out")
     t0 = time.perf_counter()

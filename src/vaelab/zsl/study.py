@@ -1,5 +1,6 @@
 """The zero-shot study (``vaelab zsl --study``): every (dataset, method, setting, fold, seed) of the
-grid plus the any-shot runs, resumable (a run whose zsl.json exists is reused), summarised as mean ±
+grid plus the any-shot runs, a task of the study runner (:mod:`vaelab.study.runner`, :class:`ZSLTask`),
+resumable (a run whose zsl.json exists is reused), summarised as mean ±
 sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``.
 
 Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json`` (``...-s<seed>-select`` when the
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +20,7 @@ from ..io import atomic_write_json, atomic_write_text
 from ..provenance import environment, now, versions
 from .benchmark import VERSION
 from .run import ZSLConfig, run
+from .run import saved as saved_run
 
 LABELS = {"f-vaegan-d2": "f-VAEGAN-D2", "zero-vae-gan": "Zero-VAE-GAN", "f-clswgan": "f-CLSWGAN", "eszsl": "ESZSL",
           "ridge": "ridge"}
@@ -143,23 +144,69 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None, env:
     return "\n".join(lines) + "\n"
 
 
-def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None) -> list[dict]:
-    out = Path(out)
-    plan = runs_of(g)
-    for c in plan:
-        c.validate()
-    records, summaries = [], []
-    t0 = time.perf_counter()
-    for i, c in enumerate(plan, 1):
-        if log:
-            log(f"[{i}/{len(plan)}] {c.dataset} {c.method} {c.setting} k={c.shots} fold {c.fold} seed {c.seed}")
-        records.append(run(c, run_dir(out, c), log))
-        summaries.append(run_summary(records[-1], run_dir(out, c)))
-    rows = aggregate(records)
-    env = environment()
-    atomic_write_json(out / "zsl-results.json", {"benchmark_version": VERSION, "rows": rows, "command": command,
-                                                  "n_runs": len(records), "runs": summaries,
-                                                  "seconds": round(time.perf_counter() - t0, 1),
-                                                  "versions": versions(), "environment": env, "created": now()})
-    atomic_write_text(out / "zsl-results.md", markdown(rows, g, command, env))
-    return rows
+@dataclasses.dataclass
+class ZSLJob:
+    """One run of the grid: :func:`vaelab.zsl.run.run` into its directory (which reuses a finished one)."""
+
+    cfg: ZSLConfig
+    out: Path
+    prefix: str
+    log: Callable[[str], None] | None
+
+    def __call__(self) -> dict[str, Any]:
+        if self.log:
+            self.log(self.prefix)
+        return run(self.cfg, self.out, self.log)
+
+
+class ZSLTask:
+    """``vaelab zsl --study`` as a :class:`vaelab.study.runner.StudyTask`: one unit per grid point. A run
+    that raises stops the study (its finished runs are kept and reused next time)."""
+
+    executors = ("serial",)
+
+    def __init__(self, g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None):
+        self.g, self.out, self.log, self.command = g, Path(out), log, command
+
+    def plan(self) -> list[ZSLConfig]:
+        plan = runs_of(self.g)
+        for c in plan:
+            c.validate()
+        return plan
+
+    def open(self, specs: list[ZSLConfig], started: str) -> None:
+        pass  # the grid's runs check their own configs (zsl.json)
+
+    def label(self, c: ZSLConfig) -> str:
+        return f"{c.dataset} {c.method} {c.setting} k={c.shots} fold {c.fold} seed {c.seed}"
+
+    def saved(self, c: ZSLConfig, prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+        rec = saved_run(c, run_dir(self.out, c))
+        if rec is not None:
+            say(f"{prefix}: finished before; skipped")
+        return rec
+
+    def prepare(self, pending: list[ZSLConfig], say: Callable[[str], None]) -> None:
+        pass  # every run loads its own features (cached)
+
+    def job(self, c: ZSLConfig, prefix: str, say: Callable[[str], None]) -> ZSLJob:
+        return ZSLJob(c, run_dir(self.out, c), prefix, self.log)
+
+    def collect(self, specs: list[ZSLConfig], records: list[dict[str, Any]], started: str, seconds: float) -> dict[str, Any]:
+        summaries = [run_summary(r, run_dir(self.out, c)) for c, r in zip(specs, records)]
+        return {"benchmark_version": VERSION, "rows": aggregate(records), "command": self.command, "n_runs": len(records),
+                "runs": summaries, "seconds": round(seconds, 1), "versions": versions(), "environment": environment(),
+                "created": now()}
+
+    def write(self, results: dict[str, Any]) -> None:
+        atomic_write_json(self.out / "zsl-results.json", results)
+        atomic_write_text(self.out / "zsl-results.md", markdown(results["rows"], self.g, self.command, results["environment"]))
+
+
+def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None,
+              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> list[dict]:
+    """Run (or resume) the grid into ``out`` on the study runner (:mod:`vaelab.study.runner`); write
+    zsl-results.{json,md}; then ``finish(out, results, say)`` if given. Returns the rows."""
+    from ..study.runner import run_task
+
+    return run_task(ZSLTask(g, out, log, command), log or (lambda msg: None), finish=finish)["rows"]

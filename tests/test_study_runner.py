@@ -1,0 +1,223 @@
+"""The study runner (vaelab.study.runner) drives the three studies — images (`vaelab compare`), sequences
+(`vaelab sequences`), zero-shot (`vaelab zsl --study`) — and each writes, for the same runs, the same bytes
+as before the runner existed: tests/golden/studies/ holds the files the three pipelines wrote before it.
+
+Each study here is small and fake at its bottom only: a run's training and scoring write fake records
+(vaelab.rundir.train / evaluate_run, vaelab.zsl.run.run), while planning, the state of each run on disk,
+resuming, failure records, aggregation and tables are the real code. Every study runs twice: the second
+invocation trains nothing and writes the same files (an old study directory resumes unchanged).
+
+Regenerate the golden files (only when an output changes on purpose):
+``VAELAB_REGOLD=1 OMP_NUM_THREADS=1 PYTHONPATH=src python -m pytest tests/test_study_runner.py``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "studies"
+FILES = {"image": ("study.json", "results.json", "results.csv", "results.md"),
+         "sequence": ("sequence-study.json", "sequence-results.json", "sequence-results.md"),
+         "zsl": ("zsl-results.json", "zsl-results.md")}
+ENV = {"machine": {"cpu": "fake cpu", "summary": "fake machine", "torch_threads": 1}, "git_commit": "0" * 40}
+
+
+@pytest.fixture
+def fixed(monkeypatch, tmp_path):
+    """Timestamps, versions, the machine and clocks fixed wherever vaelab bound them; cwd = tmp_path."""
+    from vaelab import provenance
+
+    fakes = {"now": lambda: "2000-01-01T00:00:00", "versions": lambda: {"vaelab": "x", "torch": "y"},
+             "environment": lambda: dict(ENV)}
+    for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
+        for name, fake in fakes.items():
+            if getattr(mod, name, None) is getattr(provenance, name):
+                monkeypatch.setattr(mod, name, fake)
+    for name, fake in fakes.items():
+        monkeypatch.setattr(provenance, name, fake)
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.0)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def fake_rundir(monkeypatch, fail: str | None = None):
+    """vaelab.rundir.train and evaluate_run replaced by writers of fake config / checkpoint / eval
+    records (a run of variant ``fail`` raises in training); returns the list of trained run dirs."""
+    import vaelab.rundir as R
+
+    trained = []
+
+    def train(variant, model_cfg=None, train_cfg=None, run_dir=None, resume=False, **kw):
+        d = Path(run_dir)
+        trained.append(d.name)
+        if variant == fail or d.name.startswith(f"{fail}-"):
+            raise RuntimeError(f"fake failure of {d.name}\nsecond line")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps({"variant": variant, "model": model_cfg, "train": dataclasses.asdict(train_cfg),
+                                                   "command": "fake", "versions": {"vaelab": "x"}}))
+        (d / "checkpoint.json").write_text(json.dumps({"done": True}))
+        return d
+
+    def evaluate_run(run_dir, n_samples=0, iwae_k=0, iwae_n=0, seed=0, **kw):
+        d = Path(run_dir)
+        k = sum(map(ord, d.name)) % 97
+        ev = {"recon_accuracy": 0.5 + k / 200, "fid": 10.0 + k, "neg_elbo": 100.0 - k / 3, "content_accuracy": 0.4 + k / 300,
+              "motion_accuracy": 0.3 + k / 500, "content_is": 3.0 + k / 50, "train_seconds": 60.0 + k,
+              "meta": {"n_samples": n_samples, "iwae_k": iwae_k, "iwae_n": iwae_n, "n_test": 1000, "seed": seed,
+                       "eval_seconds": 5.0 + k, "disentanglement": None, "classifier_test_accuracy": 0.97}}
+        (d / "eval.json").write_text(json.dumps(ev))
+        return ev
+
+    monkeypatch.setattr(R, "train", train)
+    monkeypatch.setattr(R, "evaluate_run", evaluate_run)
+    return trained
+
+
+def written(out: Path, kind: str) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in FILES[kind]}
+
+
+def check_golden(name: str, files: dict[str, bytes]) -> None:
+    d = GOLDEN / name
+    if os.environ.get("VAELAB_REGOLD"):
+        d.mkdir(parents=True, exist_ok=True)
+        for fname, data in files.items():
+            (d / fname).write_bytes(data)
+    for fname, data in files.items():
+        assert data == (d / fname).read_bytes(), f"{fname} differs from tests/golden/studies/{name}/{fname}"
+
+
+def test_image_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
+    from vaelab import reference_classifier
+    from vaelab.study import Settings, run_study
+
+    trained = fake_rundir(monkeypatch, fail="beta-vae")
+    monkeypatch.setattr(reference_classifier, "load_or_train", lambda *a, **k: None)
+    s = Settings(variants=["vae", "beta-vae"], out=Path("study"), dataset="mnist-5k", backbone="small", latent_dim=4, epochs=1,
+                 seeds=(0, 1), n_samples=20, iwae_k=2, iwae_n=10, map_points=60, progress=False, command="vaelab compare fake")
+    first = run_study(s, say=lambda m: None)
+    assert sorted(trained) == ["beta-vae-s0", "beta-vae-s1", "vae-s0", "vae-s1"]
+    assert first["variants"]["beta-vae"]["n_failed"] == 2 and (Path("study/runs/beta-vae-s0/failed.json")).is_file()
+    check_golden("image/first", written(Path("study"), "image"))
+    again = run_study(s, say=lambda m: None)
+    assert len(trained) == 4 and again["variants"] == first["variants"]
+    check_golden("image/again", written(Path("study"), "image"))
+
+
+def test_sequence_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
+    from vaelab import reference_classifier
+    from vaelab.study.sequences import SequenceStudy, run_study
+
+    trained = fake_rundir(monkeypatch, fail="dsvae")
+    judge = type("Judge", (), {"meta": {"stem": "moving-mnist-5k-judge", "test_accuracy": 0.99, "motion_accuracy": 0.98,
+                                        "n_train": 10, "n_test": 5}})()
+    monkeypatch.setattr(reference_classifier, "load_or_train", lambda *a, **k: judge)
+    st = SequenceStudy(out=Path("study"), dataset="moving-mnist-5k", seeds=(0, 1), epochs=1, rows=("s3vae", "dsvae"),
+                       command="vaelab sequences fake")
+    first = run_study(st, say=lambda m: None)
+    assert sorted(trained) == ["dsvae-s0", "dsvae-s1", "s3vae-s0", "s3vae-s1"]
+    assert [(r["row"], r["n"], r["n_failed"]) for r in first["rows"]] == [("s3vae", 2, 0), ("dsvae", 0, 2)]
+    check_golden("sequence/first", written(Path("study"), "sequence"))
+    # a later invocation with one seed only: the other seed's runs count as earlier runs
+    again = run_study(dataclasses.replace(st, seeds=(0,)), say=lambda m: None)
+    assert len(trained) == 4 and [r["n"] for r in again["rows"]] == [2, 0]
+    check_golden("sequence/again", written(Path("study"), "sequence"))
+
+
+def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
+    from vaelab.zsl.run import ZSLConfig
+    from vaelab.zsl.run import run as real_run
+    from vaelab.zsl.study import StudyGrid, run_study
+
+    ran = []
+
+    def fake_run(cfg, out, log=None):
+        path = Path(out) / "zsl.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        ran.append(Path(out).name)
+        k = (sum(map(ord, Path(out).name)) % 89) / 100
+        rec = {"T1": 0.3 + k / 2, "u": 0.2 + k / 3, "s": 0.8 - k / 4, "H": 0.3 + k / 5, "u_cal": 0.3, "s_cal": 0.7,
+               "H_cal": 0.4 + k / 7, "AUSUC": 0.5 + k / 9, "gamma": 0.1, "seconds": 12.0 + 10 * k, "created": "c",
+               "versions": {"v": 1}, "machine": {"m": 1}, "config": json.loads(json.dumps(cfg.to_dict())),
+               "diagnostics": {} if cfg.method == "eszsl" else {"probe_unseen": 0.6 + k / 10, "gen_seen_to_real_seen": 1.5}}
+        if cfg.setting == "transductive" and cfg.method == "zero-vae-gan":
+            rec["before_self_training"] = {"H": 0.25}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+        return rec
+
+    for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
+        if getattr(mod, "run", None) is real_run:
+            monkeypatch.setattr(mod, "run", fake_run)
+    base = ZSLConfig(epochs=1, batch_size=32, n_synth=10)
+    g = StudyGrid(datasets=["mnist-5k"], methods=["f-clswgan", "eszsl", "zero-vae-gan"], settings=["inductive", "transductive"],
+                  folds=[0, 1], seeds=[0, 1], shots=[0, 5], base=base, shot_methods=["f-clswgan"])
+    rows = run_study(g, Path("study"), command="vaelab zsl --study fake")
+    assert len(ran) == 3 * 2 * 2 * 2 + 4 and len(rows) == 3 * 2 + 1
+    check_golden("zsl/first", written(Path("study"), "zsl"))
+    assert run_study(g, Path("study"), command="vaelab zsl --study fake") == rows and len(ran) == 28
+    check_golden("zsl/again", written(Path("study"), "zsl"))
+
+
+class CountTask:
+    """The smallest StudyTask: units 0..n-1, a unit is done when OUT/<i>.json exists."""
+
+    executors = ("serial",)
+
+    def __init__(self, out, n=3):
+        self.out, self.n, self.events = Path(out), n, []
+
+    def plan(self):
+        return list(range(self.n))
+
+    def open(self, specs, started):
+        self.events.append(("open", (self.out / ".lock").is_file()))
+
+    def label(self, i):
+        return f"unit {i}"
+
+    def saved(self, i, prefix, say):
+        p = self.out / f"{i}.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def prepare(self, pending, say):
+        self.events.append(("prepare", list(pending)))
+
+    def job(self, i, prefix, say):
+        def run():
+            (self.out / f"{i}.json").write_text(json.dumps({"unit": i, "prefix": prefix}))
+            return {"unit": i, "prefix": prefix, "new": True}
+        return run
+
+    def collect(self, specs, records, started, seconds):
+        return {"records": records}
+
+    def write(self, results):
+        (self.out / "results.json").write_text(json.dumps(results))
+
+
+def test_the_runner_locks_skips_done_units_and_refuses_an_executor_the_task_does_not_allow(tmp_path):
+    from vaelab.errors import ConfigError, RunDirError
+    from vaelab.io import RunLock
+    from vaelab.study.runner import run_task
+
+    task = CountTask(tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "1.json").write_text(json.dumps({"unit": 1, "prefix": "before"}))
+    finished = []
+    res = run_task(task, say=lambda m: None, finish=lambda out, results, say: finished.append(out))
+    assert [r["unit"] for r in res["records"]] == [0, 1, 2] and [r.get("new") for r in res["records"]] == [True, None, True]
+    assert res["records"][2]["prefix"] == "[3/3] unit 2" and finished == [tmp_path / "s"]
+    assert task.events == [("open", True), ("prepare", [0, 2])] and not (tmp_path / "s" / ".lock").exists()
+    assert run_task(CountTask(tmp_path / "s"), say=lambda m: None)["records"][0] == {"unit": 0, "prefix": "[1/3] unit 0"}
+    ray_like = type("Ray", (), {"name": "ray", "map": lambda self, jobs: pytest.fail("ran")})()
+    with pytest.raises(ConfigError, match=r"^--executor ray: this study runs with serial only$"):
+        run_task(CountTask(tmp_path / "s"), executor=ray_like)
+    with RunLock(tmp_path / "s"), pytest.raises(RunDirError, match="in use"):
+        run_task(CountTask(tmp_path / "s"), say=lambda m: None)
