@@ -34,9 +34,11 @@ def fixed(monkeypatch, tmp_path):
 
     fakes = {"now": lambda: "2000-01-01T00:00:00", "versions": lambda: {"vaelab": "x", "torch": "y"},
              "environment": lambda: dict(ENV)}
+    # every vaelab module's binding of these names, whatever it holds: a module first imported while an earlier
+    # test had patched provenance keeps that test's function, which an identity check would miss
     for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
         for name, fake in fakes.items():
-            if getattr(mod, name, None) is getattr(provenance, name):
+            if callable(getattr(mod, name, None)):
                 monkeypatch.setattr(mod, name, fake)
     for name, fake in fakes.items():
         monkeypatch.setattr(provenance, name, fake)
