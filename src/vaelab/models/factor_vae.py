@@ -46,6 +46,7 @@ from torch import nn
 
 from ..config import VariantConfig, check, check_int, check_range, finite_number
 from ..losses.density_ratio import permute_dims
+from ..nn.discriminators import code_discriminator
 from ..optim import update
 from ..registry import register
 from .vae import GaussianVAE
@@ -70,16 +71,6 @@ class FactorVAEConfig(VariantConfig):
               "disc_betas", f"must be two numbers in [0, 1), got {b!r}")
 
 
-def tc_discriminator(dim: int, hidden: int, layers: int) -> nn.Sequential:
-    """z (B, D) → two logits (B, 2) (0: from q(z), 1: from Π_j q(z_j)): ``layers`` LeakyReLU(0.2) layers of width ``hidden``."""
-    mods: list[nn.Module] = []
-    d = dim
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.LeakyReLU(0.2)]
-        d = hidden
-    mods.append(nn.Linear(d, 2))
-    return nn.Sequential(*mods)
-
 
 @register("factor-vae")
 class FactorVAE(GaussianVAE):
@@ -92,7 +83,9 @@ class FactorVAE(GaussianVAE):
 
     def __init__(self, config: FactorVAEConfig):
         super().__init__(config)
-        self.discriminator = tc_discriminator(config.latent_dim, config.disc_hidden, config.disc_layers)
+        # z → two logits (0: from q(z), 1: from Π_j q(z_j))
+        self.discriminator = code_discriminator(config.latent_dim, config.disc_hidden, config.disc_layers, 2,
+                                                nn.LeakyReLU, negative_slope=0.2)
 
     def _logits(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.discriminator(z)  # (B, 2)

@@ -42,6 +42,7 @@ from torch import nn
 from ..config import VariantConfig, check, check_choice, check_int, check_range
 from ..distributions.base import Located, SampleShape, as_sample_shape
 from ..losses.divergences import mmd
+from ..nn.discriminators import code_discriminator
 from ..optim import update
 from ..registry import register
 from .base import NotAvailable
@@ -89,16 +90,6 @@ class WAEConfig(VariantConfig):
         check_range(self.disc_lr, "disc_lr", lo=0, lo_open=True)
 
 
-def latent_discriminator(dim: int, hidden: int, layers: int) -> nn.Sequential:
-    """z (B, D) → one logit (B, 1): ``layers`` ReLU layers of width ``hidden``, then linear."""
-    mods: list[nn.Module] = []
-    d = dim
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU()]
-        d = hidden
-    mods.append(nn.Linear(d, 1))
-    return nn.Sequential(*mods)
-
 
 @register("wae")
 class WAE(GaussianVAE):
@@ -114,7 +105,7 @@ class WAE(GaussianVAE):
         if config.encoder == "deterministic":
             self.head = nn.Linear(self.encoder.out_features, config.latent_dim)  # z = f(x): no variance half
         if config.mode == "gan":
-            self.discriminator = latent_discriminator(config.latent_dim, config.disc_hidden, config.disc_layers)
+            self.discriminator = code_discriminator(config.latent_dim, config.disc_hidden, config.disc_layers, 1)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         if self.config.encoder == "gaussian":

@@ -1,4 +1,5 @@
-"""Image discriminators (real vs generated) whose hidden layers can be read out.
+"""Discriminators: image discriminators (real vs generated) whose hidden layers can be read out, and
+the MLP discriminators of latent codes (:func:`code_discriminator`).
 
 Used by VAE-GAN (Larsen et al. 2016), whose reconstruction error is measured in the features of
 the discriminator's l-th layer. The body is the shared encoder backbone (``Encoder``: ConvTrunk → FC
@@ -37,3 +38,15 @@ class Discriminator(nn.Module):
         h = self.body.fc(h)  # (B, fc)
         logits = self.head(h).squeeze(-1)  # (B,)
         return logits, (trunk if self.feature_layer == "trunk" else h)
+
+
+def code_discriminator(dim: int, hidden: int, layers: int, outputs: int, act: type[nn.Module] = nn.ReLU, **act_kw) -> nn.Sequential:
+    """Codes z (B, dim) → ``outputs`` logits: ``layers`` hidden layers of width ``hidden`` with ``act``
+    (e.g. WAE-GAN's ReLU critic of codes, FactorVAE's LeakyReLU(0.2) discriminator), then linear."""
+    mods: list[nn.Module] = []
+    d = dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), act(**act_kw)]
+        d = hidden
+    mods.append(nn.Linear(d, outputs))
+    return nn.Sequential(*mods)
