@@ -302,18 +302,24 @@ def dci_importance(z_train: np.ndarray, f_train: np.ndarray, z_test: np.ndarray,
     return importance, float(np.mean(acc_train)), float(np.mean(acc_test))
 
 
+def _train_and_test_codes(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, metric: str,
+                          n_train: int, n_test: int, batch_size: int, **counts: int):
+    """The checks and draws DCI and SAP share: ((codes, factors) of ``n_train`` draws, the same of ``n_test``)."""
+    _check_sampler(sampler, metric)
+    for name, v in (("n_train", n_train), ("n_test", n_test), *counts.items(), ("batch_size", batch_size)):
+        _check_count(name, v, metric)
+    return (_codes_and_factors(represent, sampler, n_train, rng, batch_size, metric),
+            _codes_and_factors(represent, sampler, n_test, rng, batch_size, metric))
+
+
 def dci(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, *, n_train: int = 10000,
         n_test: int = 5000, n_estimators: int = 100, batch_size: int = BATCH_SIZE) -> dict[str, float]:
     """DCI (Eastwood & Williams 2018) with gradient-boosted trees as the regressor (as disentanglement_lib):
     ``dci_importance`` fitted on ``n_train`` draws and tested on ``n_test``, then ``dci_from_importance``.
     Returns {"disentanglement", "completeness", "informativeness_train", "informativeness_test"}; the
     informativeness figures are the classifiers' mean accuracies over factors (higher is better)."""
-    _check_sampler(sampler, "dci")
-    for name, v in (("n_train", n_train), ("n_test", n_test), ("n_estimators", n_estimators),
-                    ("batch_size", batch_size)):
-        _check_count(name, v, "dci")
-    z_tr, f_tr = _codes_and_factors(represent, sampler, n_train, rng, batch_size, "dci")
-    z_te, f_te = _codes_and_factors(represent, sampler, n_test, rng, batch_size, "dci")
+    (z_tr, f_tr), (z_te, f_te) = _train_and_test_codes(represent, sampler, rng, "dci", n_train, n_test, batch_size,
+                                                       n_estimators=n_estimators)
     for k in range(f_tr.shape[1]):
         if len(np.unique(f_tr[:, k])) < 2:
             raise ValueError(f"dci: factor {sampler.factor_names[k]!r} takes one value in {n_train} training "
@@ -356,12 +362,8 @@ def sap(represent: Represent, sampler: FactorSampler, rng: np.random.Generator, 
     draws and scored on ``n_test``, then ``sap_from_matrix``. Returns {"sap"}. A code that determines a
     factor with K values while every other code is independent of it gives that factor a gap of about
     1 − 1/K (chance balanced accuracy is 1/K)."""
-    _check_sampler(sampler, "sap")
-    for name, v in (("n_train", n_train), ("n_test", n_test), ("min_samples_leaf", min_samples_leaf),
-                    ("batch_size", batch_size)):
-        _check_count(name, v, "sap")
-    z_tr, f_tr = _codes_and_factors(represent, sampler, n_train, rng, batch_size, "sap")
-    z_te, f_te = _codes_and_factors(represent, sampler, n_test, rng, batch_size, "sap")
+    (z_tr, f_tr), (z_te, f_te) = _train_and_test_codes(represent, sampler, rng, "sap", n_train, n_test, batch_size,
+                                                       min_samples_leaf=min_samples_leaf)
     score = sap_score_matrix(z_tr, f_tr, z_te, f_te, min_samples_leaf=min_samples_leaf, seed=_seed(rng))
     return {"sap": sap_from_matrix(score)}
 
