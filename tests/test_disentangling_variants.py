@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import vaelab
-from battery import CHECKS, check_save_load, tiny_batch
+from battery import tiny_batch
 from vaelab.distributions import DiagonalGaussian, StandardNormal
 from vaelab.errors import ConfigError
 from vaelab.losses.density_ratio import permute_dims
@@ -18,7 +18,7 @@ from vaelab.losses.divergences import aggregate_log_densities
 from vaelab.models.dip_vae import aggregate_covariance, dip_penalty
 from vaelab.optim import make_optimizer_factory
 from vaelab.training.config import TrainConfig
-from variant_configs import TEST_CONFIGS, config_for
+from variant_configs import config_for
 
 F64 = torch.float64
 TINY = {"backbone": "small", "latent_dim": 4}
@@ -44,22 +44,6 @@ def posteriors(n, d, seed=0, cov=None, s=None):
     return mu, lv
 
 
-# ----- the battery in other modes ----------------------------------------------------------------------
-MODES = [("beta-tcvae", {"estimator": "mws", "alpha": 0.5, "gamma": 2.0}), ("dip-vae", {"mode": "ii", "lambda_d": 3.0})]
-IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in list(c.items())[:2])}" for n, c in MODES]
-
-
-@pytest.mark.parametrize("name,overrides", MODES, ids=IDS)
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.replace("check_", ""))
-def test_battery_in_other_modes(name, overrides, check, monkeypatch):
-    monkeypatch.setitem(TEST_CONFIGS, name, overrides)
-    check(name)
-
-
-@pytest.mark.parametrize("name,overrides", MODES, ids=IDS)
-def test_save_load_in_other_modes(name, overrides, tmp_path, monkeypatch):
-    monkeypatch.setitem(TEST_CONFIGS, name, overrides)
-    check_save_load(name, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["beta-tcvae", "factor-vae", "dip-vae"])

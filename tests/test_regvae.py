@@ -33,6 +33,8 @@ MODES = [
     ("info-vae", {"alpha": 0.5, "kernel": "imq", "mmd_unbiased": True}),
     ("wae", {"mode": "gan", "disc_hidden": 32, "disc_layers": 2}),
     ("wae", {"encoder": "gaussian", "cost": "bce", "cost_scale": 1.0, "kernel": "rbf"}),
+    ("beta-tcvae", {"estimator": "mws", "alpha": 0.5, "gamma": 2.0}),
+    ("dip-vae", {"mode": "ii", "lambda_d": 3.0}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in list(c.items())[:2])}" for n, c in MODES]
 
