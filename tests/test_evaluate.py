@@ -116,7 +116,7 @@ class ClashVAE(VAE):
 
 
 def _as(cls, monkeypatch):
-    import vaelab.rundir as R
+    import vaelab.rundir.evaluation as R  # where evaluate_run looks up load
 
     real_load = R.load
 
