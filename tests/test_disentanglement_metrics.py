@@ -1,4 +1,4 @@
-"""Oracle tests of the disentanglement metrics (metrics/disentanglement.py), as disentanglement_lib has them:
+"""Oracle tests of the disentanglement metrics (metrics/disentanglement/), as disentanglement_lib has them:
 a tiny synthetic process whose observations are its factors (or a fixed invertible mix of them), and
 representations whose scores are known — the identity, a permuted and rescaled identity, a constant, pure
 noise, a rotation of two factors into two codes, a duplicated code."""
