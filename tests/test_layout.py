@@ -106,7 +106,8 @@ def test_layers():
 #: What no module of vaelab/report/ may import, anywhere in it (inside functions too): torch, and the vaelab
 #: modules that build, load or run a model or read the data it runs on. The figures that need a model are
 #: made when a run is evaluated (vaelab.run_figures); the report copies them (vaelab.report.saved).
-REPORT_MAY_NOT_IMPORT = ("torch", "vaelab.rundir", "vaelab.run_figures", "vaelab.models", "vaelab.nn", "vaelab.training",
+REPORT_MAY_NOT_IMPORT = ("torch", "vaelab.rundir", "vaelab.run_figures", "vaelab.model_figures", "vaelab.classifier_training",
+                         "vaelab.models", "vaelab.nn", "vaelab.training",
                          "vaelab.registry", "vaelab.scoring", "vaelab.reference_classifier", "vaelab.data", "vaelab.images",
                          "vaelab.distributions", "vaelab.losses", "vaelab.parallel", "vaelab.study.execute", "vaelab.zsl.run")
 

@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 import vaelab.rundir as R
+import vaelab.model_figures as MF
 import vaelab.run_figures as F
 from vaelab.cli import main
 from vaelab.report import write_report
@@ -36,7 +37,9 @@ def _no_models(monkeypatch):
         monkeypatch.setattr(R, name, boom)
     for name in ("write_figures", "sample_grid", "recon_grid", "active_dims", "traversal", "latent_map", "embed",
                  "sequence_pictures"):
-        monkeypatch.setattr(F, name, boom)
+        for mod in (F, MF):  # run_figures re-exports model_figures' drawings
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, boom)
 
 
 def _imgs(html: str) -> list[str]:
