@@ -60,7 +60,7 @@ def test_compare_reads_its_options_from_a_file(tmp_path, capsys, monkeypatch):
     from vaelab.commands import compare
 
     seen = {}
-    monkeypatch.setattr("vaelab.study.run_study", lambda s, finish=None: seen.setdefault("s", s) and {"variants": {}})
+    monkeypatch.setattr("vaelab.commands.compare.run_study", lambda s, finish=None: seen.setdefault("s", s) and {"variants": {}})
     f = tmp_path / "study.json"
     f.write_text(json.dumps({"schema": 1, "settings": {"dataset": "mnist-5k", "backbone": "small", "latent_dim": 8, "epochs": 2,
                                                        "protocol": "fast", "binarize": "none", "phase_epochs": 1},

@@ -15,15 +15,15 @@ from .registry import build, register, variants  # noqa: E402
 
 def __getattr__(name):  # lazy: keep `import vaelab` light
     if name in ("train", "load", "run_config", "evaluate_run"):
-        from . import rundir
+        from . import rundir  # local: torch; keeps `import vaelab` (and `vaelab --help`) light
 
         return getattr(rundir, name)
     if name == "TrainConfig":
-        from .training.config import TrainConfig
+        from .training.config import TrainConfig  # local: torch; keeps `import vaelab` (and `vaelab --help`) light
 
         return TrainConfig
     if name in ("load_dataset",):
-        from . import data
+        from . import data  # local: torch; keeps `import vaelab` (and `vaelab --help`) light
 
         return getattr(data, name)
     if name in ("data", "metrics"):

@@ -10,13 +10,12 @@ import importlib
 import pkgutil
 import sys
 
+from . import commands
+from ._version import __version__
 from .errors import TrainingDiverged, VaelabError, WriteFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands
-    from ._version import __version__
-
     p = argparse.ArgumentParser(prog="vaelab", description="Train, evaluate and compare VAE variants on one footing.")
     p.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
+
 
 def now() -> str:
     """The local time as ISO 8601 with the UTC offset, e.g. ``2026-12-02T17:18:33+0000``."""
@@ -23,8 +25,6 @@ def versions() -> dict[str, str]:
     """vaelab, torch, numpy and Python versions."""
     import numpy
     import torch
-
-    from ._version import __version__
 
     return {"vaelab": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
 

@@ -36,7 +36,7 @@ def _discover() -> None:
     global _discovered
     if _discovered:
         return
-    from . import models as pkg
+    from . import models as pkg  # local: the variant modules import register from here (a cycle), and torch
 
     for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if not mod.name.startswith("_") and mod.name != "base":

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .eval_schema import is_available
 
 TB_DIR = "tb"
 
@@ -79,8 +80,6 @@ class TensorBoardLogger:
 
 def log_evaluation(run_dir: str | Path, res: dict[str, Any], config: dict[str, Any]) -> None:
     """Write an evaluation's available numbers as ``eval/<key>`` scalars and one hparams record."""
-    from .scoring import is_available
-
     nums = {k: float(v) for k, v in res.items() if is_available(v) and isinstance(v, (int, float)) and not isinstance(v, bool)}
     step = int((res.get("checkpoint") or {}).get("step") or 0)
     w = _writer(Path(run_dir) / TB_DIR)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import stderr_log
+
 ORDER = 35
 
 
@@ -20,9 +22,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reference_classifier import classifier_dir, load_or_train
-    from ..data import check_dataset
-    from . import stderr_log
+    from ..reference_classifier import classifier_dir, load_or_train  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..data import check_dataset  # local: torch; keeps `vaelab --help` at 0.1 s
 
     check_dataset(args.dataset, "--dataset")
     clf = load_or_train(args.dataset, args.data_dir, retrain=args.retrain, log=stderr_log, image_size=args.image_size)

@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_value
+from ..config import check_choice, parse_value
+from ..configfile import compare_settings_from_file
 from ..errors import ConfigError
+from ..registry import get, variants
+from ..study import DEFAULTS, QUICK, Settings, run_study
+from ..study.ray_executor import RayExecutor
+from ..study.settings import config_fields, order_variants
 
 ORDER = 40
 
@@ -82,8 +87,6 @@ def add_parser(sub) -> None:
 
 def make_executor(args: argparse.Namespace):
     """The executor ``--executor`` names (None for serial)."""
-    from ..errors import ConfigError
-
     if args.executor == "serial":
         for flag, val in (("--address", args.address), ("--run-timeout", args.run_timeout)):
             if val is not None:
@@ -91,8 +94,6 @@ def make_executor(args: argparse.Namespace):
         return None
     if args.executor != "ray":
         raise ConfigError(f"--executor: {args.executor!r} is not valid; choose serial or ray")
-    from ..study.ray_executor import RayExecutor
-
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     import sys
@@ -104,12 +105,7 @@ def make_executor(args: argparse.Namespace):
 def settings_from_args(args: argparse.Namespace):
     from pathlib import Path
 
-    from ..errors import ConfigError
-    from ..study import DEFAULTS, QUICK, Settings
-
     if getattr(args, "config", None):
-        from ..configfile import compare_settings_from_file
-
         for key, val in compare_settings_from_file(args.config).items():
             cur = getattr(args, key)
             if cur is None or cur == [] or cur is False:  # not given on the command line
@@ -141,14 +137,12 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from .._cpu import flush_denormals
-    from ..config import check_choice
-    from ..data import BINARIZATIONS, check_dataset
-    from ..report import finish_study
-    from ..study import run_study
+    from .._cpu import flush_denormals  # local: ctypes, +10 ms on `vaelab --help`
+    from ..data import BINARIZATIONS, check_dataset  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..report import finish_study  # local: torch; keeps `vaelab --help` at 0.1 s
 
     s = settings_from_args(args)
-    from ..training.config import resolve_device
+    from ..training.config import resolve_device  # local: torch; keeps `vaelab --help` at 0.1 s
 
     executor = make_executor(args)
     if executor is None:
@@ -158,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     check_dataset(s.dataset, "--dataset")
     check_choice(s.binarize, "--binarize", BINARIZATIONS)
     if s.tensorboard:
-        from ..tensorboard_log import check_available
+        from ..tensorboard_log import check_available  # local: numpy; keeps `vaelab --help` at 0.1 s
 
         check_available()
     flush_denormals()  # on the main thread and every OpenMP worker (see vaelab._cpu)
@@ -178,11 +172,6 @@ def run(args: argparse.Namespace) -> int:
 # ----- parsing user input ------------------------------------------------------------------------
 def parse_variants(text: str | None) -> list[str]:
     """``all`` (or None) → every registered variant; else a comma list of registered names."""
-    from ..registry import variants
-    from ..study.settings import order_variants
-
-    from ..registry import get
-
     known = [n for n in variants() if get(n).data_kind == "image"]  # feature generators belong to `vaelab zsl`
     if text is None or text.strip() == "all":
         return order_variants(known)
@@ -231,9 +220,6 @@ def parse_seeds(text: str | None) -> tuple[int, ...]:
 def parse_sets(items: list[str], selected: list[str]) -> dict[str, dict[str, Any]]:
     """``--set [VARIANT:]KEY=VALUE`` → {variant: {key: value}}. Without VARIANT the value goes to every
     selected variant whose config has KEY (and it is an error if none has it)."""
-    from ..registry import get
-    from ..study.settings import config_fields
-
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         if "=" not in item:

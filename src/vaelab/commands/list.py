@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..registry import get, variants
+
 ORDER = 0
 
 
@@ -14,8 +16,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..registry import get, variants
-
     for name in variants():
         cls = get(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

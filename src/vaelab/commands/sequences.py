@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import check_choice, check_int
+from ..errors import ConfigError
+from ..study.sequences import BACKBONE, EPOCHS, PRECISION, ROWS, SequenceStudy, run_study
+from .compare import parse_seeds
+
 ORDER = 32
 
 
 def add_parser(sub) -> None:
-    from ..study.sequences import BACKBONE, EPOCHS, PRECISION
-
     p = sub.add_parser("sequences", help="the sequence study: S3VAE, its ablations and DSVAE on Moving MNIST",
                        description="Trains S3VAE, S3VAE with each of its three regularisers removed, and DSVAE on a "
                                    "Moving-MNIST dataset for every seed, scores each with the dataset's judge (content "
@@ -37,12 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from ..config import check_choice, check_int
-    from ..nn.backbones import BACKBONES
-    from ..data import SEQUENCE_DATASETS
-    from ..errors import ConfigError
-    from ..study.sequences import ROWS, SequenceStudy, run_study
-    from .compare import parse_seeds
+    from ..nn.backbones import BACKBONES  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..data import SEQUENCE_DATASETS  # local: torch; keeps `vaelab --help` at 0.1 s
 
     if args.dataset not in SEQUENCE_DATASETS:
         raise ConfigError(f"--dataset: {args.dataset!r} is not a sequence dataset; choose one of {', '.join(SEQUENCE_DATASETS)}")
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                        backbone=args.backbone, precision=args.precision,
                        n_samples=args.n_samples, iwae_k=args.iwae_k, iwae_n=args.iwae_n, retry_failed=args.retry_failed,
                        command="vaelab " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    from ..report import write_sequence_page
+    from ..report import write_sequence_page  # local: torch; keeps `vaelab --help` at 0.1 s
 
     res = run_study(st, finish=lambda out, results, say: write_sequence_page(out, results))  # the report: the page
     failed = sum(r["n_failed"] for r in res["rows"])

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import parse_overrides
+from ..configfile import train_config_from_file
+from ..errors import ConfigError
+from ..io import read_json, read_metrics
+from ..registry import get, make_config
 from . import stderr_log
 
 ORDER = 10
@@ -68,11 +73,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .. import parallel
-    from ..config import parse_overrides
-    from ..errors import ConfigError
-    from ..rundir import train
-    from ..training.config import TrainConfig
+    from .. import parallel  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..rundir import train  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..training.config import TrainConfig  # local: torch; keeps `vaelab --help` at 0.1 s
 
     if args.no_malloc_tuning:
         os.environ["VAELAB_MALLOC_TUNING"] = "0"
@@ -101,15 +104,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model, file_train = {}, {}
     if args.config:
-        from ..configfile import train_config_from_file
-
         file_variant, model, file_train = train_config_from_file(args.config)
         args.variant = args.variant or file_variant
     if not args.variant:
         raise ConfigError("VARIANT is required (or --resume RUN_DIR, or --config FILE naming one); see `vaelab list`")
     if args.config:
-        from ..registry import make_config
-
         try:
             make_config(args.variant, **{**model, **({"data_shape": tuple(model["data_shape"])} if "data_shape" in model else {})})
         except ConfigError as e:
@@ -142,11 +141,9 @@ def _launch(args: argparse.Namespace) -> int:
     import subprocess
     import sys
 
-    from .. import parallel
-    from ..errors import ConfigError
-    from ..registry import get
-    from ..rundir import run_config
-    from ..training.config import resolve_device
+    from .. import parallel  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..rundir import run_config  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..training.config import resolve_device  # local: torch; keeps `vaelab --help` at 0.1 s
 
     n = args.nproc
     if n < 1:
@@ -196,8 +193,7 @@ def _finished(run_dir: str, epochs: int | None) -> str | None:
     """A message when the run at ``run_dir`` is complete and ``--epochs`` asks for no more, else None."""
     from pathlib import Path
 
-    from ..io import read_json
-    from ..rundir import run_config
+    from ..rundir import run_config  # local: torch; keeps `vaelab --help` at 0.1 s
 
     conf = run_config(run_dir)
     ck = Path(run_dir) / "checkpoint.json"
@@ -215,7 +211,7 @@ def summary(run_dir, seconds: float) -> str:
     """The end-of-training lines: epochs, final losses, time, and where the pictures are."""
     from pathlib import Path
 
-    from ..rundir import read_metrics, run_config
+    from ..rundir import run_config  # local: torch; keeps `vaelab --help` at 0.1 s
 
     run_dir = Path(run_dir)
     recs = read_metrics(run_dir / "metrics.jsonl")

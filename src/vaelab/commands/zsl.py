@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import parse_overrides
+from ..errors import ConfigError
+from ..zsl.presets import apply_preset
 from . import stderr_log
 
 ORDER = 45
@@ -62,8 +65,6 @@ def add_parser(sub) -> None:
 
 
 def _list(text: str, opt: str, choices, conv=str) -> list:
-    from ..errors import ConfigError
-
     try:
         items = [conv(t.strip()) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -79,8 +80,6 @@ def _list(text: str, opt: str, choices, conv=str) -> list:
 
 def _grid(items: list[str]) -> dict[str, list]:
     """--select-grid AXIS=V1,V2 ... → {axis: [values]} (epochs as integers); checked by ZSLConfig.validate."""
-    from ..errors import ConfigError
-
     out: dict[str, list] = {}
     for item in items:
         axis, eq, text = item.partition("=")
@@ -97,11 +96,10 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
-    from ..config import parse_overrides
-    from ..zsl.benchmark import DATASETS
-    from ..zsl.features import SETTINGS, SHOTS
-    from ..zsl.run import METHODS, ZSLConfig
-    from ..zsl.run import run as run_one
+    from ..zsl.benchmark import DATASETS  # local: numpy; keeps `vaelab --help` at 0.1 s
+    from ..zsl.features import SETTINGS, SHOTS  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..zsl.run import METHODS, ZSLConfig  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..zsl.run import run as run_one  # local: torch; keeps `vaelab --help` at 0.1 s
 
     base = ZSLConfig(data_dir=args.data_dir, model=parse_overrides(args.set), features=args.features, splits=args.splits,
                      select=args.select, select_grid=_grid(args.select_grid), extractor=args.extractor)
@@ -110,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if val is not None:
             base = dataclasses.replace(base, **{key: val})
     if args.study:
-        from ..zsl.study import StudyGrid, run_study
-
-        from ..errors import ConfigError
+        from ..zsl.study import StudyGrid, run_study  # local: torch; keeps `vaelab --help` at 0.1 s
 
         if args.preset is not None:
             raise ConfigError("--preset: presets are the published recipes for --features/--splits runs; --study runs "
@@ -130,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                       seeds=_list(args.seeds, "seeds", None, int), shots=_list(args.any_shots, "any-shots", SHOTS, int), base=base,
                       shot_methods=_list(args.any_shot_methods, "any-shot-methods", METHODS))
         out = args.out or ("runs/zsl-study-select" if base.select else "runs/zsl-study")
-        from ..report import write_zsl_page as write_page
+        from ..report import write_zsl_page as write_page  # local: torch; keeps `vaelab --help` at 0.1 s
 
         run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
         page = write_page(out)
@@ -139,8 +135,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method or "f-vaegan-d2", setting=args.setting,
                               shots=args.shots, fold=args.fold, seed=args.seed)
     if args.preset is not None:
-        from ..zsl.presets import apply_preset
-
         explicit = [k for k in ("method", "epochs", "lr", "n_synth") if getattr(args, k) is not None]
         cfg = apply_preset(cfg, args.preset, explicit)
     cfg.validate()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..io import atomic_write_json
 from .plan import _read, check_compatible, plan, run_state
 from .results import _plural, collect, write_results
 from .runner import Executor, record_failure, run_task, stderr_say
@@ -83,7 +84,7 @@ def saved_record(spec: RunSpec, s: Settings, prefix: str, say: Callable[[str], N
 def execute(spec: RunSpec, s: Settings, classifier, prefix: str, say: Callable[[str], None]) -> dict[str, Any]:
     """Bring one run to done + evaluated; return its record. Failures are caught and recorded
     (failed.json); KeyboardInterrupt is not (the run resumes next time)."""
-    from ..rundir import evaluate_run, train
+    from ..rundir import evaluate_run, train  # local: torch; keeps `vaelab --help` at 0.1 s
 
     done = saved_record(spec, s, prefix, say)
     if done is not None:
@@ -142,8 +143,6 @@ class ImageStudy:
         return plan(self.s)
 
     def open(self, specs: list[RunSpec], started: str) -> None:
-        from ..io import atomic_write_json
-
         study = _read(self.out / "study.json")
         if study and study.get("settings") != self.s.study_key():
             have, want = study.get("settings", {}), self.s.study_key()
@@ -166,8 +165,8 @@ class ImageStudy:
         s = self.s
         if not pending:
             return
-        from ..data import load_dataset, user
-        from ..reference_classifier import load_or_train
+        from ..data import load_dataset, user  # local: torch; keeps `vaelab --help` at 0.1 s
+        from ..reference_classifier import load_or_train  # local: torch; keeps `vaelab --help` at 0.1 s
 
         if not user.is_user_spec(s.dataset) or load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size).labelled:
             say(f"reference classifier for {s.dataset} (trained once, then cached)")

@@ -7,6 +7,9 @@ from typing import Any
 
 from ..config import check_int
 from ..errors import ConfigError
+from ..eval_schema import check_disentanglement_mode
+from ..io import read_json
+from ..registry import get, make_config, stored_model_config
 from .settings import (EVAL_SEED, EXPERIMENT_KEYS, FAST_TRAIN, PAPER_TRAIN, PROTOCOLS, RunSpec, Settings, config_fields,
                        phase_budget_keys)
 
@@ -21,10 +24,9 @@ def plan(s: Settings) -> list[RunSpec]:
     ConfigError before anything is trained."""
     import torch
 
-    from ..data import load_dataset
-    from ..registry import get, make_config
-    from ..rundir import data_defaults
-    from ..training.config import TrainConfig
+    from ..data import load_dataset  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..rundir import data_defaults  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..training.config import TrainConfig  # local: torch; keeps `vaelab --help` at 0.1 s
 
     if s.protocol not in PROTOCOLS:
         raise ConfigError(f"--protocol: {s.protocol!r} is not valid; choose one of {', '.join(PROTOCOLS)}")
@@ -34,8 +36,6 @@ def plan(s: Settings) -> list[RunSpec]:
     check_int(s.phase_epochs, "--phase-epochs", 0, optional=True)
     check_int(s.image_size, "--image-size", 4, optional=True)
     check_int(s.train_size, "--train-size", 0)
-    from ..scoring import check_disentanglement_mode
-
     check_disentanglement_mode(s.disentanglement)
     test = load_dataset(s.dataset, "test", s.data_dir, image_size=s.image_size)  # fails early (exit 2) on missing data
     specs: list[RunSpec] = []
@@ -68,8 +68,6 @@ def plan(s: Settings) -> list[RunSpec]:
 
 # ----- the state of a run on disk ------------------------------------------------------------------
 def _read(path: Path) -> Any:
-    from ..io import read_json
-
     return read_json(path) if path.is_file() else None
 
 
@@ -82,8 +80,6 @@ def check_compatible(spec: RunSpec) -> None:
     have_train = conf.get("train", {})
     checks = [(f"train.{k}", have_train.get(k), want_train[k]) for k in EXPERIMENT_KEYS]
     checks.insert(0, ("variant", conf.get("variant"), spec.variant))
-    from ..registry import get, stored_model_config
-
     # a key the run's config.json lacks was added to the variant after that run was trained: it reads as
     # the value the run was trained with (the variant's stored_defaults, else the key's default, which
     # then is the old behaviour), so the run is compatible when the plan asks for that value

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import finite_number
+from ..eval_schema import STANDARD_KEYS
+from ..io import atomic_write_json, atomic_write_text
 from ..provenance import environment, now
+from ..registry import get
 from .settings import EVAL_SEED, PAPER_TABLE2, SCHEMA, RunSpec, Settings, canonical_command, variant_label
 
 
@@ -97,8 +100,6 @@ def compute_line(results: dict[str, Any]) -> str:
 def _variant_traits(name: str, phases: list[tuple[str, int]]) -> dict[str, Any]:
     """What the report needs to know of a variant class: its latent geometry, whether its likelihood
     bounds are conditional (log p(x | y)), and what its loss measures in each phase."""
-    from ..registry import get
-
     cls = get(name)
     return {"latent_kind": cls.latent_kind, "conditional": bool(cls.conditional),
             "loss_labels": {ph: cls.loss_label(ph) for ph, _ in phases}}
@@ -224,8 +225,6 @@ def ordered(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def task_metrics(v: dict[str, Any]) -> list[str]:
     """The numeric metrics of one variant's results that come from its own task (``Variant.task_metrics``,
     e.g. quadrant completion's conditional NLLs): everything outside evaluate's standard schema."""
-    from ..scoring import STANDARD_KEYS
-
     return sorted(k for k, m in v["metrics"].items()
                   if k not in STANDARD_KEYS and "." not in k and isinstance(m, dict) and "mean" in m)
 
@@ -249,8 +248,6 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     """results.json, results.csv (one row per variant: mean, sd, n of every metric) and results.md."""
     import csv
     import io
-
-    from ..io import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / "results.json", results)
     keys = metric_keys(results)

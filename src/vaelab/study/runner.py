@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import ConfigError
+from ..io import RunLock, atomic_write_json
 from ..provenance import now
 
 Say = Callable[[str], None]
@@ -86,8 +87,6 @@ def run_task(task: StudyTask, say: Say | None = None, executor: Executor | None 
              finish: Callable[[Path, dict[str, Any], Say], None] | None = None) -> dict[str, Any]:
     """Run (or resume) the study ``task`` describes and write its tables; then ``finish(out, results, say)``
     if given (the command's report writer). Returns the results."""
-    from ..io import RunLock
-
     say = say or stderr_say
     executor = executor or SerialExecutor()
     name = getattr(executor, "name", "serial")
@@ -116,8 +115,6 @@ def run_task(task: StudyTask, say: Say | None = None, executor: Executor | None 
 def record_failure(run_dir: Path, error: BaseException, stage: str) -> Record:
     """Write ``run_dir/failed.json`` for a unit that raised ``error`` in ``stage``; returns the record
     (error: its first line; error_type; stage; traceback; time)."""
-    from ..io import atomic_write_json
-
     err = f"{type(error).__name__}: {error}".strip()
     failure = {"error": err.splitlines()[0][:500] if err else type(error).__name__, "error_type": type(error).__name__,
                "stage": stage, "traceback": traceback.format_exc(), "time": now()}

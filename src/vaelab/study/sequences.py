@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..io import atomic_write_json, atomic_write_text, read_json
 from ..provenance import environment, now, versions
+from ..registry import get, make_config
+from .execute import Job, saved_record
 from .results import compute_line, compute_totals
+from .runner import run_task
 from .settings import RunSpec, Settings
 
 #: (key, label, variant, model overrides): the S3VAE paper's comparison and ablation.
@@ -81,10 +85,9 @@ def specs(st: SequenceStudy) -> list[tuple[str, RunSpec]]:
     """(row key, RunSpec) of every run, row-major; every config validated before anything trains."""
     import torch
 
-    from ..data import load_dataset
-    from ..registry import get, make_config
-    from ..rundir import data_defaults
-    from ..training.config import TrainConfig
+    from ..data import load_dataset  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..rundir import data_defaults  # local: torch; keeps `vaelab --help` at 0.1 s
+    from ..training.config import TrainConfig  # local: torch; keeps `vaelab --help` at 0.1 s
 
     rows = {r[0]: r for r in ROWS}
     unknown = [r for r in st.rows if r not in rows]
@@ -112,8 +115,6 @@ def specs(st: SequenceStudy) -> list[tuple[str, RunSpec]]:
 def earlier_runs(out: Path, seen: set[tuple[str, int]]) -> list[dict[str, Any]]:
     """Records of the finished, evaluated runs in ``out/runs`` that this invocation did not plan (other
     rows or seeds run into the same directory before), so a study can grow over several invocations."""
-    from ..io import read_json
-
     keys = {r[0] for r in ROWS}
     found = []
     for d in sorted((out / "runs").glob("*-s*")):
@@ -207,8 +208,6 @@ class SequenceTask:
         return specs(self.st)
 
     def open(self, specs: list[tuple[str, RunSpec]], started: str) -> None:
-        from ..io import atomic_write_json, read_json
-
         st, meta_path = self.st, self.out / "sequence-study.json"
         if meta_path.is_file():
             have = read_json(meta_path).get("settings", {})
@@ -222,26 +221,20 @@ class SequenceTask:
         return f"{spec[0]} seed {spec[1].seed}"
 
     def saved(self, spec: tuple[str, RunSpec], prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
-        from .execute import saved_record
-
         rec = saved_record(spec[1], self.s, prefix, say)
         return None if rec is None else {**rec, "row": spec[0]}
 
     def prepare(self, pending: list[tuple[str, RunSpec]], say: Callable[[str], None]) -> None:
-        from ..reference_classifier import load_or_train
+        from ..reference_classifier import load_or_train  # local: torch; keeps `vaelab --help` at 0.1 s
 
         say(f"judge for {self.st.dataset} (trained once, then cached)")  # the results name it: loaded even when all is done
         self.judge = load_or_train(self.st.dataset, log=say)
 
     def job(self, spec: tuple[str, RunSpec], prefix: str, say: Callable[[str], None]) -> RowJob:
-        from .execute import Job
-
         return RowJob(Job(spec[1], self.s, self.judge, prefix, say), spec[0])
 
     def collect(self, specs: list[tuple[str, RunSpec]], records: list[dict[str, Any]], started: str,
                 seconds: float) -> dict[str, Any]:
-        from ..io import read_json
-
         st, out = self.st, self.out
         records = records + earlier_runs(out, {(r["row"], r["seed"]) for r in records})
         for r in records:  # each run's own record of what it was: its model and training config, command, versions
@@ -259,8 +252,6 @@ class SequenceTask:
                 "compute": compute_totals(records)}
 
     def write(self, results: dict[str, Any]) -> None:
-        from ..io import atomic_write_json, atomic_write_text
-
         atomic_write_json(self.out / "sequence-results.json", results)
         atomic_write_text(self.out / "sequence-results.md", markdown(results["rows"], self.st, results["judge"], results))
 
@@ -271,6 +262,4 @@ def run_study(st: SequenceStudy, say: Callable[[str], None] | None = None,
     results, say)`` if given (``vaelab sequences`` passes :func:`vaelab.report.write_sequence_page`, which
     copies the pictures that each row's lowest-seed run made when it was evaluated: :mod:`vaelab.run_figures`).
     Returns the results."""
-    from .runner import run_task
-
     return run_task(SequenceTask(st), say, finish=finish)

@@ -10,6 +10,7 @@ from ..config import check, check_choice, check_int, check_range
 from ..errors import ConfigError
 from .benchmark import DATASETS, fold_classes
 from .features import EXTRACTORS, check_setting
+from .presets import get_preset
 
 GENERATORS = ("f-vaegan-d2", "zero-vae-gan", "f-clswgan")
 METHODS = (*GENERATORS, "eszsl", "ridge")
@@ -80,8 +81,6 @@ class ZSLConfig:
             check(self.self_training == "none" or (self.method == "zero-vae-gan" and self.setting == "transductive"),
                   "--self-training", "is Zero-VAE-GAN's, in the transductive setting")
         if self.preset is not None:
-            from .presets import get_preset
-
             p = get_preset(self.preset)
             check(self.on_mat, "--preset", "presets are for the .mat benchmarks (--features/--splits), not vaelab's MNIST benchmark")
             check(self.method == p.method, "--preset", f"{self.preset} is {p.method}'s recipe, but the method is {self.method}")

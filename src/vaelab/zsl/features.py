@@ -30,6 +30,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from ..data import Dataset, load_dataset, sources, to_tensor
+from ..errors import ConfigError
 from ..io import atomic_write_bytes, atomic_write_json, read_json
 from ..nn.utils import batched
 from ..reference_classifier import ARCH, data_hash, default_recipe, train_classifier
@@ -131,8 +132,6 @@ def load_features(dataset: str, fold: int, data_dir: str | None = None, log: Cal
 
 
 def check_setting(setting: str, shots: int) -> None:
-    from ..errors import ConfigError
-
     if setting not in SETTINGS:
         raise ConfigError(f"--setting: {setting!r} is not valid; choose one of {', '.join(SETTINGS)}")
     if shots not in SHOTS:

@@ -46,7 +46,9 @@ from .classify import pseudo_label, softmax_classifier
 from .config import EPOCHS, GENERATORS, MAT_EPOCHS, METHODS, SELF_TRAINING, ZSLConfig
 from .diagnostics import diagnose, eszsl_diagnostics
 from .features import SETTINGS, SHOTS, Split, load_features, make_split
+from .matfiles import load_mat_benchmark, mat_split
 from .methods import ESZSL_GRID, curve_args, run_eszsl, run_generator, run_method, run_ridge, synth_count
+from .presets import check_files
 from .select import select, skipped
 
 
@@ -88,12 +90,8 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
         raise ConfigError(f"{path}: holds a run with another config; pick another --out")
     t0 = time.perf_counter()
     if cfg.on_mat:
-        from .matfiles import load_mat_benchmark, mat_split
-
         bench = load_mat_benchmark(cfg.features, cfg.splits)
         if cfg.preset is not None:
-            from .presets import check_files
-
             check_files(cfg.preset, len(bench.attributes), cfg.features)
         sp, val_classes = mat_split(bench, cfg.setting, cfg.seed), bench.val_classes
         source: dict[str, Any] = {"features": {"features_file": bench.features_path, "splits_file": bench.splits_path,

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io import atomic_write_json, atomic_write_text
 from ..provenance import environment, now, versions
+from ..study.runner import run_task
 from .benchmark import VERSION
 from .run import ZSLConfig, run
 from .run import saved as saved_run
@@ -207,6 +208,4 @@ def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None =
               finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> list[dict]:
     """Run (or resume) the grid into ``out`` on the study runner (:mod:`vaelab.study.runner`); write
     zsl-results.{json,md}; then ``finish(out, results, say)`` if given. Returns the rows."""
-    from ..study.runner import run_task
-
     return run_task(ZSLTask(g, out, log, command), log or (lambda msg: None), finish=finish)["rows"]
