@@ -196,7 +196,6 @@ LOCAL_IMPORTS_ALLOWED = {
                                                           "which imports scoring through rundir); only runs with factors need it",
     ("vaelab.commands.classifier", "vaelab.data"): _TORCH,
     ("vaelab.commands.classifier", "vaelab.reference_classifier"): _TORCH,
-    ("vaelab.commands.compare", "vaelab._cpu"): "loads ctypes (+10 ms on `vaelab --help`) for one call",
     ("vaelab.commands.compare", "vaelab.data"): _TORCH,
     ("vaelab.commands.compare", "vaelab.report"): _TORCH,
     ("vaelab.commands.compare", "vaelab.tensorboard_log"): _NUMPY,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._cpu import flush_denormals
 from ..config import check_choice, parse_value
 from ..configfile import compare_settings_from_file
 from ..errors import ConfigError
@@ -137,7 +138,6 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from .._cpu import flush_denormals  # local: ctypes, +10 ms on `vaelab --help`
     from ..data import BINARIZATIONS, check_dataset  # local: torch; keeps `vaelab --help` at 0.1 s
     from ..report import finish_study  # local: torch; keeps `vaelab --help` at 0.1 s
 
