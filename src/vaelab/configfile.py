@@ -77,7 +77,10 @@ def train_config_from_file(path: str | Path) -> tuple[str | None, dict[str, Any]
         TrainConfig(**train).validate()
     except ConfigError as e:
         raise ConfigError(f"{path}: train.{e}") from None
-    return variant, dict(model), dict(train)
+    model = dict(model)
+    if "data_shape" in model:  # a list in the file: a tuple from here on, as a model config holds it
+        model["data_shape"] = tuple(model["data_shape"])
+    return variant, model, dict(train)
 
 
 def compare_settings_from_file(path: str | Path) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("VARIANT is required (or --resume RUN_DIR, or --config FILE naming one); see `vaelab list`")
     if args.config:
         try:
-            make_config(args.variant, **{**model, **({"data_shape": tuple(model["data_shape"])} if "data_shape" in model else {})})
+            make_config(args.variant, **model)  # (train_config_from_file made data_shape a tuple)
         except ConfigError as e:
             raise ConfigError(f"{args.config}: model: {e}") from None
     tc = TrainConfig(**file_train)

@@ -37,7 +37,12 @@ def _early_shape(model_cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def build_variant(name: str, model_cfg: dict[str, Any], seed: int) -> "Variant":
     """Build a variant with its weights initialised from ``seed`` (deterministic)."""
-    conf = make_config(name, **model_cfg)
+    return _seeded_variant(name, make_config(name, **model_cfg), seed)
+
+
+def _seeded_variant(name: str, conf, seed: int) -> "Variant":
+    """The variant ``name`` of ``conf`` (a config :func:`vaelab.registry.make_config` made), its weights
+    initialised from ``seed``."""
     torch.manual_seed(seed)
     return get(name)(conf)
 
@@ -102,13 +107,14 @@ def train(
                           + (f"; choose one of {', '.join(SEQUENCE_DATASETS)}" if not train_set.is_sequence else ""))
     if not resume:
         model_cfg = data_defaults(variant, model_cfg, train_set)
-        make_config(variant, **{**model_cfg, "data_shape": tuple(model_cfg["data_shape"])})  # the config with the data's shape
+    model_cfg["data_shape"] = tuple(model_cfg["data_shape"])  # once, here: a tuple from now on (a file or --set gives a list)
+    conf = make_config(variant, **model_cfg)  # the config with the data's shape, made once: checked now, trained below
     joined = parallel.init_from_env(parallel.local_device(dev))
     if parallel.world_size() > 1:  # one of several processes: a variant and batch that can be shared, before anything is written
         parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set))
     main = parallel.is_main()
     try:
-        _train_locked(run_dir, variant, model_cfg, train_cfg, resume, on_event, tensorboard, main, train_set, test_set)
+        _train_locked(run_dir, variant, conf, train_cfg, resume, on_event, tensorboard, main, train_set, test_set)
     except KeyboardInterrupt:  # (with several processes, all stop together at one batch: they leave in order)
         if joined:
             parallel.close()
@@ -130,14 +136,14 @@ def train(
     return run_dir
 
 
-def _train_locked(run_dir: Path, variant: str, model_cfg: dict[str, Any], train_cfg: TrainConfig, resume: bool,
+def _train_locked(run_dir: Path, variant: str, conf, train_cfg: TrainConfig, resume: bool,
                   on_event, tensorboard: bool, main: bool, train_set, test_set) -> None:
-    """The part of :func:`train` that holds the run lock (rank 0): config.json, the log, the trainer."""
+    """The part of :func:`train` that holds the run lock (rank 0): config.json, the log, the trainer of the
+    variant of ``conf`` (the model config :func:`train` made)."""
     with RunLock(run_dir) if main else contextlib.nullcontext():
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
-        model_cfg["data_shape"] = tuple(model_cfg["data_shape"])
-        v = build_variant(variant, model_cfg, train_cfg.seed)
+        v = _seeded_variant(variant, conf, train_cfg.seed)
         resolved = {"variant": variant, "model": v.config.to_dict(), "train": dataclasses.asdict(train_cfg),
                     "versions": versions(), "parameters": v.num_parameters(),
                     "command": " ".join(sys.argv) if sys.argv and "vaelab" in sys.argv[0] else None,
