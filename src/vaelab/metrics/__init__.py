@@ -11,7 +11,7 @@
 >>> disentanglement.compute_all(represent, sampler, rng, quick=True)  # BetaVAE, FactorVAE, MIG, DCI, SAP
 
 Definitions: docs/equations.md, "Metrics", "Disentanglement metrics" and "IWAE bound". A run's evaluation (``eval.json``) composes
-them: :func:`vaelab.rundir.evaluate_run`, schema in :mod:`vaelab.scoring`.
+them: :func:`vaelab.rundir.evaluate_run`, schema in :mod:`vaelab.eval_schema`.
 """
 from .clustering import clustering_accuracy, clustering_scores, contingency
 from .cost import cost_scores

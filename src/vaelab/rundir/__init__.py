@@ -3,7 +3,7 @@
 A run directory holds ``config.json`` (the resolved variant and training configs, versions, command),
 ``checkpoint.safetensors`` + ``checkpoint.json`` (weights, optimizer and RNG state), ``metrics.jsonl``
 (one record per epoch), ``train.log``, ``samples.png`` / ``reconstructions.png`` and, once evaluated,
-``eval.json`` (schema in :mod:`vaelab.scoring`) and ``figures/`` (:mod:`vaelab.run_figures`).
+``eval.json`` (schema in :mod:`vaelab.eval_schema`) and ``figures/`` (:mod:`vaelab.run_figures`).
 
 * :func:`train` — train a variant into a run directory, or resume one;
 * :func:`load` — the trained variant of a run (its stored config validated as :func:`vaelab.build` does);
