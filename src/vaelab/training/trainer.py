@@ -20,7 +20,10 @@ Progress is reported as structured events to ``on_event`` (a callable taking a d
 
 The trainer also tells the variant where training stands (``Variant.progress``, checkpointed with the
 weights): the phase and the step count when a phase begins and when a run resumes, the run's step
-before each update, one more update of the run and of the phase after it.
+before each update, one more update of the run and of the phase after it. It hands the variant the
+part of the global batch each update trains on (``Variant.share``: :data:`vaelab.share.WHOLE` in one
+process, a :class:`vaelab.parallel.Share` in several), and applies a phase's declared augmentation
+(``Phase.affine``) to the batch before the update.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import Dataset, LazyImages, binarize, to_tensor
+from ..data.augment import random_affine
 from ..errors import TrainingDiverged
 from ..io import append_text
 from ..images import save_grid
@@ -45,6 +49,7 @@ from ..models.base import NotAvailable, PhaseContext, Variant
 from ..nn.utils import batched, evaluating
 from .. import parallel, rng
 from ..optim import apply_lr_scale, make_optimizer_factory, run_lr_factor
+from ..share import WHOLE
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 from .config import TrainConfig, autocast, resolve_device
 
@@ -276,12 +281,17 @@ class Trainer:
                 idx, x = idx[share.lo:share.hi], x[share.lo:share.hi]
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
+            if phase.affine:  # the phase's augmentation (e.g. VaDE's pretraining), drawn right before the update
+                x = random_affine(x, *phase.affine)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
             if schedule is not None:  # examples of this phase seen once this batch is done
                 apply_lr_scale(opts.values(), run_factor * schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
             v.set_progress(steps=st.step)
-            with parallel.sharing(share):
+            v.share = WHOLE if share is None else share  # the model's noise, batch statistics and gradients: this share's
+            try:
                 terms = self._step(batch, st, opts, phase)
+            finally:
+                v.share = WHOLE
             v.count_update()
             vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
             window.append((st.step, b, tuple(terms), vals, bsz if share is None else share.hi - share.lo))
