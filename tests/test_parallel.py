@@ -97,20 +97,30 @@ def test_only_rank_0_writes(tmp_path, monkeypatch):
 
 
 def test_share_of_a_batch_and_the_identity_outside_a_group():
-    """Shares tile the batch in rank order; with one process the helpers change nothing."""
+    """Shares tile the batch in rank order; with one process the helpers change nothing; the whole
+    batch (vaelab.share.WHOLE, what a model computes with outside data-parallel training) draws plainly."""
+    from vaelab.share import WHOLE
+
     assert parallel.world_size() == 1 and parallel.is_main()
     assert parallel.share_of(7) == parallel.Share(0, 7, 7)
     t = torch.arange(6.0).view(3, 2)
-    assert parallel.gather_rows(t) is t and parallel.all_reduce_sum(t)[0] is t
-    assert parallel.global_mean(torch.tensor(2.5)) == 2.5
+    for share in (WHOLE, parallel.Share(0, 3, 3), parallel.Share(2, 5, 8)):
+        assert share.gather(t) is t and share.sum(t)[0] is t
+        assert share.mean(torch.tensor(2.5)) == 2.5
     g = torch.Generator().manual_seed(0)
-    with parallel.sharing(parallel.Share(2, 5, 8)):  # batch noise: the global batch's rows 2..4
-        torch.manual_seed(1)
-        part = parallel.batch_randn((3, 4), 0)
-        torch.manual_seed(1)
-        whole = torch.randn(8, 4)
-        assert torch.equal(part, whole[2:5])
-        assert parallel.batch_randn((3, 4), 0, generator=g).shape == (3, 4)  # an explicit generator: not batch noise
+    part = parallel.Share(2, 5, 8)  # batch noise: the global batch's rows 2..4
+    torch.manual_seed(1)
+    drawn = part.randn((3, 4), 0)
+    torch.manual_seed(1)
+    whole = torch.randn(8, 4)
+    assert torch.equal(drawn, whole[2:5])
+    torch.manual_seed(1)
+    mine = WHOLE.randn((3, 4), 0)
+    torch.manual_seed(1)
+    assert torch.equal(mine, torch.randn(3, 4))  # one process: the batch's own draws
+    assert part.randn((3, 4), 0, generator=g).shape == (3, 4)  # an explicit generator: not batch noise
+    assert torch.equal(part.randn((3, 4), 0, generator=torch.Generator().manual_seed(0)),
+                       WHOLE.randn((3, 4), 0, generator=torch.Generator().manual_seed(0)))
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -167,6 +167,55 @@ def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     check_golden("zsl/again", written(Path("study"), "zsl"))
 
 
+def test_zsl_study_records_a_failing_run_and_goes_on(fixed, monkeypatch):
+    """A run that raises is recorded (failed.json), counted in its row and the tables, skipped by the
+    next invocation, and run again with retry_failed."""
+    from vaelab.zsl.run import ZSLConfig
+    from vaelab.zsl.run import run as real_run
+    from vaelab.zsl.study import StudyGrid, run_study
+
+    ran, broken = [], {"eszsl"}
+
+    def fake_run(cfg, out, log=None):
+        path = Path(out) / "zsl.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        ran.append(Path(out).name)
+        if cfg.method in broken:
+            raise FloatingPointError(f"fake failure of {Path(out).name}\nsecond line")
+        rec = {"T1": 0.5, "u": 0.4, "s": 0.9, "H": 0.55, "u_cal": 0.5, "s_cal": 0.8, "H_cal": 0.6, "AUSUC": 0.5,
+               "seconds": 3.0, "config": json.loads(json.dumps(cfg.to_dict())), "diagnostics": {}}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+        return rec
+
+    for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
+        if getattr(mod, "run", None) is real_run:
+            monkeypatch.setattr(mod, "run", fake_run)
+    g = StudyGrid(datasets=["mnist-5k"], methods=["ridge", "eszsl"], settings=["inductive"], folds=[0], seeds=[0, 1],
+                  shots=[0], base=ZSLConfig(epochs=1))
+    rows = run_study(g, Path("study"))
+    assert len(ran) == 4
+    by = {r["method"]: r for r in rows}
+    assert by["ridge"]["n"] == 2 and "n_failed" not in by["ridge"] and by["ridge"]["H"] == pytest.approx(0.55)
+    assert by["eszsl"]["n"] == 0 and by["eszsl"]["n_failed"] == 2 and by["eszsl"]["H"] is None
+    failure = json.loads(Path("study/runs/mnist-5k/eszsl-inductive-k0-f0-s1/failed.json").read_text())
+    assert failure["error"] == "FloatingPointError: fake failure of eszsl-inductive-k0-f0-s1" and failure["stage"] == "run"
+    res = json.loads(Path("study/zsl-results.json").read_text())
+    assert res["n_failed"] == 2 and [r.get("status") for r in res["runs"]] == [None, None, "failed", "failed"]
+    md = Path("study/zsl-results.md").read_text()
+    assert "| ESZSL (2 of 2 runs failed) | inductive | – | – | – | – |" in md
+    from vaelab.report import write_zsl_page
+
+    assert "<td>0 (2 failed)</td>" in write_zsl_page(Path("study")).read_text()
+    run_study(g, Path("study"))  # skipped, not retried
+    assert len(ran) == 4
+    broken.clear()
+    rows = run_study(g, Path("study"), retry_failed=True)
+    assert len(ran) == 6 and all(r["n"] == 2 and "n_failed" not in r for r in rows)
+    assert not Path("study/runs/mnist-5k/eszsl-inductive-k0-f0-s1/failed.json").exists()
+
+
 class CountTask:
     """The smallest StudyTask: units 0..n-1, a unit is done when OUT/<i>.json exists."""
 

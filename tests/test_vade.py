@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal
 
 import vaelab
 from vaelab.data import Dataset
+from vaelab.data.augment import random_affine
 from vaelab.distributions.gaussian import DiagonalGaussian
 from vaelab.distributions.mixture import MixtureOfGaussians
 from vaelab.errors import ConfigError
@@ -42,7 +43,8 @@ def cluster_accuracy(y, pred) -> float:
 
 
 def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
-    """The trainer's loop in miniature: every phase, its progress, begin_phase, its optimizers, lr_schedule, train_step."""
+    """The trainer's loop in miniature: every phase, its progress, begin_phase, its optimizers, lr_schedule, its
+    augmentation, train_step."""
     make = make_optimizer_factory(TrainConfig(lr=lr))
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -64,7 +66,8 @@ def fit(v, x, y, epochs, batch_size=64, lr=3e-3, seed=0):
                 if schedule is not None:
                     apply_lr_scale(opts.values(), schedule(seen, len(x)))
                 v.set_progress(steps=step)
-                v.train_step({"x": x[idx], "y": y[idx], "index": idx, "dataset_size": len(x)}, step, opts, ph.name)
+                xb = x[idx] if not ph.affine else random_affine(x[idx], *ph.affine)  # the phase's augmentation
+                v.train_step({"x": xb, "y": y[idx], "index": idx, "dataset_size": len(x)}, step, opts, ph.name)
                 v.count_update()
                 step += 1
     return v.eval()
@@ -309,23 +312,44 @@ def test_pretrain_noise_masks_inputs_only_while_training():
     assert not torch.equal(noisy, clean)
 
 
-def test_pretrain_augmentation_moves_input_and_target_alike_only_while_training():
-    from vaelab.data.augment import random_affine
+def test_pretrain_augmentation_is_declared_by_the_phase_and_applied_by_the_trainer(tmp_path, monkeypatch):
+    """The model computes on the images it is given (vaelab.models imports nothing of vaelab.data); the
+    pretraining phase declares its random moves (Phase.affine) and the trainer moves each pretraining
+    batch, input and target alike, right before the update, with the draws VaDE's loss used to make."""
+    import vaelab.training.trainer as trainer_module
 
     torch.manual_seed(0)
     v = vaelab.build("vade", backbone="small", latent_dim=3, pretrain_shift=0.1, pretrain_rotation=10.0)
+    assert [p.affine for p in v.phases()] == [(0.1, 10.0), None]
     x = torch.rand(4, 1, 28, 28)
-    batch = {"x": x, "y": None, "index": torch.arange(4), "dataset_size": 4}
-    v.eval()
-    clean, _ = v.loss(batch, 0)
-    assert torch.equal(clean, -v.log_lik(v.decode(v.encode(x).mean), x).mean())
     v.train()
-    torch.manual_seed(1)
-    moved, _ = v.loss(batch, 0)
-    torch.manual_seed(1)
-    xa = random_affine(x, 0.1, 10.0)
-    assert torch.equal(moved, -v.log_lik(v.decode(v.encode(xa).mean), xa).mean())
-    assert not torch.equal(moved, clean)
+    plain, _ = v.loss({"x": x, "y": None, "index": torch.arange(4), "dataset_size": 4}, 0)
+    assert torch.equal(plain, -v.log_lik(v.decode(v.encode(x).mean), x).mean())
+
+    xs, ys = synthetic_clusters(n=32, K=2, D=16, seed=2)
+    ds = Dataset("synthetic", "train", xs.reshape(-1, 1, 4, 4).numpy(), ys.numpy(), n_classes=2)
+    v = vaelab.build("vade", backbone="mlp", data_shape=(1, 4, 4), latent_dim=2, n_classes=2, pretrain_epochs=1,
+                     gmm_restarts=1, pretrain_shift=0.2, pretrain_rotation=30.0)
+    moves, seen = [], []
+
+    def spy(images, shift, rotation):
+        state = torch.get_rng_state()
+        out = random_affine(images, shift, rotation)
+        moves.append((images, shift, rotation, state, out))
+        return out
+    monkeypatch.setattr(trainer_module, "random_affine", spy)
+    real = v.train_step
+
+    def step(batch, s, opts, phase):
+        seen.append((phase, batch["x"]))
+        return real(batch, s, opts, phase)
+    v.train_step = step
+    Trainer(v, TrainConfig(epochs=1, batch_size=16, progress=False, eval_every=0), tmp_path, ds).fit()
+    assert [ph for ph, _ in seen] == ["pretrain", "pretrain", "train", "train"] and len(moves) == 2
+    for (_, x_seen), (images, shift, rotation, state, out) in zip(seen, moves):
+        assert (shift, rotation) == (0.2, 30.0) and x_seen is out and not torch.equal(out, images)
+        torch.set_rng_state(state)
+        assert torch.equal(random_affine(images, 0.2, 30.0), out)
     with pytest.raises(ConfigError, match="pretrain_shift.*image data"):
         vaelab.build("vade", backbone="mlp", data_shape=(12,), pretrain_shift=0.1)
 

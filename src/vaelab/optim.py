@@ -4,8 +4,8 @@
   defaults the seed used) as ``make(params, lr=None, **kw)``, handed to ``configure_optimizers``;
 * :func:`update` — "this objective updates these optimizers": the one place a gradient is taken and
   applied, used by ``Variant.train_step`` and by variants with several players (VAE-GAN, WAE-GAN) or
-  phases. Data-parallel training averages gradients across processes here, between the gradient and
-  the step;
+  phases. Data-parallel training averages gradients across processes here (the ``share`` the model
+  passes), between the gradient and the step;
 * :func:`apply_lr_scale` — sets every param group's lr to its initial lr times a factor, for the
   learning-rate schedules variants declare (``Variant.lr_schedule``) and the run's own
   (``TrainConfig.lr_schedule``, :func:`run_lr_factor`), which multiply;
@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .parallel import average_gradients
+from .share import WHOLE, BatchShare
 
 OPTIMIZERS = ("adam", "rmsprop")
 RUN_LR_SCHEDULES = ("constant", "iwae")  # TrainConfig.lr_schedule
@@ -48,14 +48,17 @@ def make_optimizer_factory(cfg) -> MakeOptimizer:
 
 
 def update(objective: torch.Tensor, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
-           params: Sequence[torch.nn.Parameter] | None = None, retain_graph: bool = False, step: bool = True) -> None:
+           params: Sequence[torch.nn.Parameter] | None = None, retain_graph: bool = False, step: bool = True,
+           share: BatchShare = WHOLE) -> None:
     """Minimise ``objective`` by one step of ``optimizers``.
 
     ``params=None``: back-propagate into every parameter (``.grad`` is cleared first on the optimizers'
     parameters) and step each optimizer. With ``params``: the gradient of ``objective`` with respect
     to those parameters only (other parameters' ``.grad`` stay untouched, so one forward pass can
     feed several players their own objectives), set as their ``.grad`` and stepped; ``step=False``
-    takes the gradient (keeping the graph's use in order) but skips the update.
+    takes the gradient (keeping the graph's use in order) but skips the update. ``share``: the part of the
+    batch the objective was computed on (``Variant.share``); data-parallel training averages the gradients
+    over the processes (:meth:`vaelab.parallel.Share.average_gradients`) before the step.
     """
     opts = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
     if params is None:
@@ -72,7 +75,7 @@ def update(objective: torch.Tensor, optimizers: torch.optim.Optimizer | Sequence
         for p, g in zip(params, grads):
             p.grad = g
     if step:
-        average_gradients(p for opt in opts for group in opt.param_groups for p in group["params"])  # several processes
+        share.average_gradients(p for opt in opts for group in opt.param_groups for p in group["params"])  # several processes
         for opt in opts:
             opt.step()
 

@@ -3,27 +3,29 @@
 Launched by ``torchrun --nproc_per_node N -m vaelab train ...`` (or ``vaelab train --nproc N``, which
 starts the same through ``torch.distributed.run``): every process holds the whole dataset and the
 whole model; the trainer cuts each global batch of ``--batch-size`` examples into one contiguous
-share per process (rank r holds rows ``[r·m/N, (r+1)·m/N)`` of a batch of m), and this module keeps
-the processes equal to one process training on the whole batch:
+share per process (rank r holds rows ``[r·m/N, (r+1)·m/N)`` of a batch of m: :class:`Share`, which the
+trainer hands the model for each update as ``Variant.share``, a :class:`vaelab.share.BatchShare`),
+and this module keeps the processes equal to one process training on the whole batch:
 
-* gradients: :func:`average_gradients`, called by :func:`vaelab.optim.update` between the gradient
-  and the optimizer step, sums every process's gradient weighted by its share of the batch, so the
-  step applies the gradient of the mean loss over the global batch. The reduction sits at each
-  optimizer step rather than in a ``DistributedDataParallel`` wrapper because variants update
-  several players from one forward pass (VAE-GAN's encoder, decoder and discriminator), each with
-  its own parameters and objective;
-* noise: :func:`batch_randn` draws the reparameterisation noise of the *global* batch from the
+* gradients: :meth:`Share.average_gradients`, called by :func:`vaelab.optim.update` with the share
+  the model passes it, between the gradient and the optimizer step, sums every process's gradient
+  weighted by its share of the batch, so the step applies the gradient of the mean loss over the
+  global batch. The reduction sits at each optimizer step rather than in a
+  ``DistributedDataParallel`` wrapper because variants update several players from one forward pass
+  (VAE-GAN's encoder, decoder and discriminator), each with its own parameters and objective;
+* noise: :meth:`Share.randn` draws the reparameterisation noise of the *global* batch from the
   (identically seeded) generator of every process and keeps this process's rows, so every process's
   random stream stays where a single process's would be, and a checkpoint's RNG state is the same
   whatever the number of processes;
-* statistics that decide or update state: :func:`global_mean` (VAE-GAN's balance rule),
-  :func:`all_reduce_sum` (VQ-VAE's EMA codebook counts and sums), :func:`gather_rows` (VQ-VAE's
-  dead-code restarts pick from the global batch's encoder outputs);
+* statistics that decide or update state: :meth:`Share.mean` (VAE-GAN's balance rule),
+  :meth:`Share.sum` (VQ-VAE's EMA codebook counts and sums), :meth:`Share.gather` (VQ-VAE's
+  dead-code restarts pick from the global batch's encoder outputs; VAE-GAN's feature variance);
 * :func:`broadcast_module`: parameters and buffers from rank 0 when training starts and after a
   phase's one-off initialisation.
 
-Outside a process group (or with one process) every function is the identity, so single-process
-training is unchanged bit for bit. Only rank 0 writes the run directory.
+Outside a process group (or with one process) the model computes with :data:`vaelab.share.WHOLE`
+and every function here is the identity, so single-process training is unchanged bit for bit.
+Only rank 0 writes the run directory.
 
 Failure: a process that raises while training ends at once (:func:`abort`: its own traceback printed
 once, no barrier, exit status 1) instead of leaving the group in order, so the others, waiting in a
@@ -35,7 +37,6 @@ worker whose launcher is gone (torchrun killed, even by SIGKILL) ends within a s
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import sys
@@ -43,13 +44,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.distributed as dist
 
 from . import rng
 from .errors import ConfigError, TrainingDiverged, VaelabError, WriteFailed
+from .share import BatchShare
 
 TIMEOUT_ENV = "VAELAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
@@ -57,22 +59,6 @@ DEFAULT_TIMEOUT_S = 600.0
 
 class PeerFailed(RuntimeError):
     """A collective failed: another process of the group has stopped (or hangs past the timeout)."""
-
-
-@dataclass(frozen=True)
-class Share:
-    """This process's rows ``[lo, hi)`` of a global batch of ``n`` examples."""
-
-    lo: int
-    hi: int
-    n: int
-
-    @property
-    def weight(self) -> float:
-        return (self.hi - self.lo) / self.n
-
-
-_share: Share | None = None  # set by the trainer around each update (only with more than one process)
 
 
 def world_size() -> int:
@@ -217,31 +203,6 @@ def share_of(m: int) -> Share:
     return Share(r * m // w, (r + 1) * m // w, m)
 
 
-@contextlib.contextmanager
-def sharing(share: Share | None) -> Iterator[None]:
-    """Within the block, batch noise and gradients are those of ``share`` of the global batch."""
-    global _share
-    old, _share = _share, share
-    try:
-        yield
-    finally:
-        _share = old
-
-
-def batch_randn(shape: Sequence[int], batch_dim: int = 0, generator: torch.Generator | None = None,
-                device=None, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Standard normal draws of ``shape`` on ``device`` (:func:`vaelab.rng.randn`) where ``shape[batch_dim]``
-    counts examples of the batch: while a share of a global batch is being trained, the noise of the
-    whole batch is drawn and this share's rows are kept. Seeded draws (a ``generator``) are not
-    training noise and are drawn as asked."""
-    s = _share
-    if s is None or generator is not None or shape[batch_dim] != s.hi - s.lo:
-        return rng.randn(shape, generator, device, dtype)
-    full = list(shape)
-    full[batch_dim] = s.n
-    return torch.randn(full, device=device, dtype=dtype).narrow(batch_dim, s.lo, s.hi - s.lo)
-
-
 def _flat_all_reduce(tensors: list[torch.Tensor]) -> None:
     """Sum each tensor over the processes, in place, in one collective per dtype."""
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
@@ -256,30 +217,6 @@ def _flat_all_reduce(tensors: list[torch.Tensor]) -> None:
             i += t.numel()
 
 
-def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
-    """Replace every ``.grad`` by the share-weighted sum over the processes: the gradient of the mean
-    loss over the global batch. Parameters without a gradient are left alone (they are the same on
-    every process, since every process runs the same code)."""
-    if _share is None or world_size() == 1:
-        return
-    grads = []
-    for p in params:
-        if p.grad is not None:
-            p.grad.mul_(_share.weight)
-            grads.append(p.grad)
-    if grads:
-        _flat_all_reduce(grads)
-
-
-def all_reduce_sum(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Sums over the processes of per-process sums or counts (new tensors; the inputs unchanged)."""
-    if _share is None or world_size() == 1:
-        return tensors
-    out = [t.detach().clone() for t in tensors]
-    _flat_all_reduce(out)
-    return tuple(out)
-
-
 def sum_over_processes(t: torch.Tensor) -> torch.Tensor:
     """``t`` summed over every process of the group (a new tensor); ``t`` itself outside a group."""
     if world_size() == 1:
@@ -289,29 +226,75 @@ def sum_over_processes(t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def global_mean(t: torch.Tensor) -> float:
-    """The global batch's mean of a per-process batch mean ``t`` (a scalar), as a float."""
-    if _share is None or world_size() == 1:
-        return float(t)
-    n = _share.hi - _share.lo
-    s = sum_over_processes(torch.stack([t.detach().double().reshape(()) * n, t.new_tensor(float(n), dtype=torch.float64)]))
-    return float((s[0] / s[1]).to(t.dtype))
+@dataclass(frozen=True)
+class Share(BatchShare):
+    """This process's rows ``[lo, hi)`` of a global batch of ``n`` examples: the :class:`vaelab.share.BatchShare`
+    the trainer hands the model for each update while several processes train. With one process in the
+    group (or none) its sums, means, rows and gradients are those of the whole batch, unchanged."""
 
+    lo: int
+    hi: int
+    n: int
 
-def gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """The rows of ``t`` of every process, in rank order (the global batch's rows when each process
-    holds its share's rows); ``t`` itself with one process."""
-    if _share is None or world_size() == 1:
-        return t
-    n = torch.tensor([t.shape[0]], device=t.device)
-    sizes = [torch.zeros_like(n) for _ in range(world_size())]
-    _collective(dist.all_gather, sizes, n)
-    big = int(max(int(s) for s in sizes))
-    pad = torch.zeros((big, *t.shape[1:]), dtype=t.dtype, device=t.device)
-    pad[:t.shape[0]] = t
-    parts = [torch.empty_like(pad) for _ in range(world_size())]
-    _collective(dist.all_gather, parts, pad.contiguous())
-    return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
+    @property
+    def weight(self) -> float:
+        return (self.hi - self.lo) / self.n
+
+    def randn(self, shape: Sequence[int], batch_dim: int = 0, generator: torch.Generator | None = None,
+              device=None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The noise of the whole global batch, drawn from this process's (identically seeded) generator,
+        and this share's rows of it: every process's random stream stays where a single process's would
+        be. A ``generator``, or a ``shape[batch_dim]`` other than this share's rows: drawn as asked."""
+        if generator is not None or shape[batch_dim] != self.hi - self.lo:
+            return rng.randn(shape, generator, device, dtype)
+        full = list(shape)
+        full[batch_dim] = self.n
+        return torch.randn(full, device=device, dtype=dtype).narrow(batch_dim, self.lo, self.hi - self.lo)
+
+    def sum(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Sums over the processes of per-process sums or counts (new tensors; the inputs unchanged)."""
+        if world_size() == 1:
+            return tensors
+        out = [t.detach().clone() for t in tensors]
+        _flat_all_reduce(out)
+        return tuple(out)
+
+    def mean(self, t: torch.Tensor) -> float:
+        """The global batch's mean of a per-process batch mean ``t`` (a scalar), as a float."""
+        if world_size() == 1:
+            return float(t)
+        n = self.hi - self.lo
+        s = sum_over_processes(torch.stack([t.detach().double().reshape(()) * n, t.new_tensor(float(n), dtype=torch.float64)]))
+        return float((s[0] / s[1]).to(t.dtype))
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """The rows of ``t`` of every process, in rank order (the global batch's rows when each process
+        holds its share's rows); ``t`` itself with one process."""
+        if world_size() == 1:
+            return t
+        n = torch.tensor([t.shape[0]], device=t.device)
+        sizes = [torch.zeros_like(n) for _ in range(world_size())]
+        _collective(dist.all_gather, sizes, n)
+        big = int(max(int(s) for s in sizes))
+        pad = torch.zeros((big, *t.shape[1:]), dtype=t.dtype, device=t.device)
+        pad[:t.shape[0]] = t
+        parts = [torch.empty_like(pad) for _ in range(world_size())]
+        _collective(dist.all_gather, parts, pad.contiguous())
+        return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)])
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Replace every ``.grad`` by the share-weighted sum over the processes: the gradient of the mean
+        loss over the global batch. Parameters without a gradient are left alone (they are the same on
+        every process, since every process runs the same code)."""
+        if world_size() == 1:
+            return
+        grads = []
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(self.weight)
+                grads.append(p.grad)
+        if grads:
+            _flat_all_reduce(grads)
 
 
 def broadcast_module(module: torch.nn.Module) -> None:

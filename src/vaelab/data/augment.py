@@ -1,6 +1,7 @@
 """Random small affine moves of image batches (data augmentation), with torch only.
 
-Used by VaDE's autoencoder pretraining (``pretrain_shift``, ``pretrain_rotation``): an autoencoder
+Applied by the trainer to each batch of a phase that declares it (``Phase.affine``): VaDE's
+autoencoder pretraining (``pretrain_shift``, ``pretrain_rotation``), where an autoencoder
 trained on randomly shifted and rotated digits learns an embedding that k-means/GMMs cluster far
 better than one trained on the fixed images (Guo et al. 2018, "Deep Embedded Clustering with Data
 Augmentation", ACML; their Keras setting is shifts of 10% of the width and rotations of 10°).

@@ -8,7 +8,8 @@ convention, that of ``torch.distributions``:
   parameters); ``sample(sample_shape=(), generator=None)``: draws without gradient. ``sample_shape``
   is a tuple (or ``torch.Size``); a plain int ``n`` means ``(n,)``. Priors with an empty batch shape
   therefore draw ``sample((n,))`` → (n, D), and a posterior with batch shape (B,) draws
-  ``rsample()`` → (B, D) or ``rsample((k,))`` → (k, B, D). Some add keyword arguments (``device=``);
+  ``rsample()`` → (B, D) or ``rsample((k,))`` → (k, B, D). Some add keyword arguments (``device=``; the
+  Gaussians' ``share=``, the :class:`vaelab.share.BatchShare` whose noise a training draw takes);
 * ``log_prob(z)``: the log density summed over the event dims, shape ``z.shape[:-len(event_shape)]``
   (leading sample dims of z broadcast against the batch shape);
 * ``mean`` (and where defined ``entropy()``, ``mode``).

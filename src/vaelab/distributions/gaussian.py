@@ -12,7 +12,7 @@ import torch
 
 from ..losses.divergences import kl_normal_normal, kl_normal_std
 from .base import Centred, Distribution, Located, SampleShape, as_sample_shape, register_kl
-from ..parallel import batch_randn
+from ..share import WHOLE, BatchShare
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -36,11 +36,12 @@ class DiagonalGaussian(Located):
     def scale(self) -> torch.Tensor:
         return (0.5 * self.logvar).exp()
 
-    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised sample z = μ + σ ⊙ ε, shape sample_shape + (B, D)."""
+    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None,
+                share: BatchShare = WHOLE) -> torch.Tensor:
+        """Reparameterised sample z = μ + σ ⊙ ε, shape sample_shape + (B, D); ε from ``share``, the part
+        of the batch the model trains on (data-parallel training: the global batch's noise, this share's rows)."""
         shape = as_sample_shape(sample_shape) + tuple(self.loc.shape)
-        # (data-parallel training: the noise of the global batch, this process's rows)
-        eps = batch_randn(shape, len(as_sample_shape(sample_shape)), dtype=self.loc.dtype, device=self.loc.device, generator=generator)
+        eps = share.randn(shape, len(as_sample_shape(sample_shape)), dtype=self.loc.dtype, device=self.loc.device, generator=generator)
         return self.loc + self.scale * eps
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -63,14 +64,17 @@ class StandardNormal(Centred):
     def mode(self) -> torch.Tensor:
         return self.mean
 
-    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    def rsample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None,
+                share: BatchShare = WHOLE) -> torch.Tensor:
         """Standard normal draws, shape sample_shape + batch_shape + (dim,), float32, on ``device`` (by
-        default the generator's device, or the CPU without one)."""
+        default the generator's device, or the CPU without one); the first dim counts examples of
+        ``share`` (the part of the batch the model trains on)."""
         shape = as_sample_shape(sample_shape) + tuple(self._batch_shape)
-        return batch_randn((*shape, self.dim), 0, generator=generator, device=device)
+        return share.randn((*shape, self.dim), 0, generator=generator, device=device)
 
-    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        return self.rsample(sample_shape, generator=generator, device=device)  # no parameters: nothing to detach
+    def sample(self, sample_shape: SampleShape = (), generator: torch.Generator | None = None, device=None,
+               share: BatchShare = WHOLE) -> torch.Tensor:
+        return self.rsample(sample_shape, generator=generator, device=device, share=share)  # no parameters: nothing to detach
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return -0.5 * (LOG_2PI + z**2).sum(-1)

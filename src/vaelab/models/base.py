@@ -22,8 +22,19 @@ when a phase begins, when a run resumes, and around each update. Variants read i
 ``phase`` (the current phase's name), ``trained_steps`` (updates so far in the run) and
 ``phase_steps`` (updates so far in the current phase); none keeps a counter or phase of its own.
 
+The part of the batch an update trains on is handed in the same way: the trainer sets ``share`` (a
+:class:`vaelab.share.BatchShare`) for each update and puts back :data:`vaelab.share.WHOLE`, the whole
+batch in one process, after it; outside training it is ``WHOLE``. A variant reaches the batch's noise
+and batch statistics only through it, passing it on explicitly: to its reparameterised draws
+(``q.rsample(share=self.share)``), prior draws of one per example, batch statistics
+(``share.sum``/``mean``/``gather``) and every :func:`vaelab.optim.update`. Under data-parallel training
+(:class:`vaelab.parallel.Share`) these are the global batch's, so N processes train as one does.
+The model layer imports nothing of the data, the processes or the study: a phase that trains on
+augmented inputs declares it (``Phase.affine``) and the trainer moves the images before the update.
+
 Class attributes: ``name``, ``Config``, ``conditional``, ``data_kind``, ``clusters``, ``latent_kind``,
-``stored_defaults``, ``retired_state``, ``retired_progress``, ``loss_labels``, ``likelihoods``, ``data_parallel``. Every hook a caller uses is declared here.
+``stored_defaults``, ``retired_state``, ``retired_progress``, ``loss_labels``, ``likelihoods``, ``data_parallel``;
+the attribute ``share`` (above). Every hook a caller uses is declared here.
 
 All state that training changes must live in parameters or buffers, so a checkpoint restores it.
 """
@@ -38,6 +49,7 @@ from torch import nn
 from .. import rng
 from ..config import VariantConfig
 from ..optim import MakeOptimizer, update
+from ..share import WHOLE, BatchShare
 
 Batch = dict[str, Any]  # {"x": (B, *shape) float, "y": (B,) int64, "index": (B,) int64, "dataset_size": int}
 #: The fields of ``Variant.progress``, in order.
@@ -48,10 +60,14 @@ LRSchedule = Callable[[int, int], float]
 
 @dataclass(frozen=True)
 class Phase:
-    """One stage of training. ``epochs=None`` means the run's ``--epochs``."""
+    """One stage of training. ``epochs=None`` means the run's ``--epochs``. ``affine``: (max shift as a
+    fraction of the width/height, max rotation in degrees) of the random moves the trainer applies to
+    each training batch of image data before the update (:func:`vaelab.data.augment.random_affine`);
+    None, or (0, 0), trains on the images as they are."""
 
     name: str
     epochs: int | None = None
+    affine: tuple[float, float] | None = None
 
 
 @dataclass
@@ -97,8 +113,10 @@ class Variant(nn.Module):
     likelihoods: ClassVar[tuple[str, ...]] = ("bernoulli", "logistic", "gaussian")
     #: Data-parallel training over several processes (:mod:`vaelab.parallel`): True where the loss is a
     #: mean of per-example terms and every random draw and state update of training goes through
-    #: vaelab.parallel, so N processes train as one does; otherwise the reason it is refused.
+    #: ``share``, so N processes train as one does; otherwise the reason it is refused.
     data_parallel: ClassVar[bool | str] = "its training has not been made data-parallel"
+    #: The part of the batch the current update trains on; set by the trainer around each update.
+    share: BatchShare = WHOLE
 
     def __init__(self, config: VariantConfig):
         super().__init__()
@@ -185,7 +203,7 @@ class Variant(nn.Module):
     def train_step(self, batch: Batch, step: int, optimizers: dict[str, torch.optim.Optimizer], phase: str) -> dict[str, torch.Tensor]:
         """One update on one batch; returns detached loss terms including ``"loss"``."""
         total, terms = self.loss(batch, step)
-        update(total, optimizers["model"])
+        update(total, optimizers["model"], share=self.share)
         return terms
 
     # ----- where training stands (set by the trainer) ------------------------------------------

@@ -135,7 +135,7 @@ class CVAEQuadrant(Variant):
             return nll, {"loss": nll.detach(), "nn_nll": nll.detach()}
         q = self.encode(x)
         p = self.prior(x_in, missing)
-        z = q.rsample()  # (B, D)
+        z = q.rsample(share=self.share)  # (B, D)
         recon = -masked_bernoulli_log_prob(self.generate(z, x_in), x, missing).mean()
         kl = q.kl(p).mean()
         total = recon + kl

@@ -102,7 +102,7 @@ class GMVAE(Variant):
     def loss(self, batch: Batch, step: int):
         x = batch["x"]
         qz, qw = self.encode_all(x)
-        z, w = qz.rsample(), qw.rsample()  # (B, D), (B, Dw)
+        z, w = qz.rsample(share=self.share), qw.rsample(share=self.share)  # (B, D), (B, Dw)
         recon = -self.log_lik(self.decode(z), x).mean()
         kl_w = qw.kl(self.w_prior).mean()  # KL(q(w|x) ‖ N(0, I)), analytic
         pz = self.conditional_prior(w)

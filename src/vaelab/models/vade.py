@@ -38,8 +38,9 @@ Two options of the authors' recipe, off by default: ``lr_decay`` (their MNIST co
 the lr by 0.9 every 10 epochs down to a floor of a tenth) and ``pretrain_noise``, masking noise
 in the pretraining (DEC's stacked autoencoder, whose weights the authors start from, is a
 denoising one). A third, off by default, is not theirs: ``pretrain_shift`` / ``pretrain_rotation``
-train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA), an embedding the GMM
-clusters better on full MNIST (figures, with VaDE's final accuracy after it:
+train the autoencoder on randomly moved images (Guo et al. 2018, DEC-DA; the pretraining phase
+declares the moves, ``Phase.affine``, and the trainer applies them to each batch, input and target
+alike, before the update), an embedding the GMM clusters better on full MNIST (figures, with VaDE's final accuracy after it:
 docs/results/clustering.md). ``benchmarks/clustering.py`` states the budget that uses them.
 
 ``loss`` follows the phase the trainer has recorded (``Variant.phase``, restored with the checkpoint),
@@ -56,7 +57,6 @@ import numpy as np
 import torch
 
 from ..config import VariantConfig, check, check_int, check_range
-from ..data.augment import random_affine
 from ..distributions.gaussian import DiagonalGaussian
 from ..distributions.mixture import GaussianMixturePrior
 from ..nn.utils import batched
@@ -136,7 +136,8 @@ class VaDE(GaussianVAE):
 
     # ----- the training plan -----------------------------------------------------------------
     def phases(self) -> list[Phase]:
-        return [Phase("pretrain", epochs=self.config.pretrain_epochs), Phase("train")]
+        c = self.config  # the pretraining images moved at random (DEC-DA), by the trainer before each update
+        return [Phase("pretrain", epochs=c.pretrain_epochs, affine=(c.pretrain_shift, c.pretrain_rotation)), Phase("train")]
 
     def begin_phase(self, phase: str, ctx: PhaseContext) -> None:
         if phase == "train":
@@ -193,9 +194,7 @@ class VaDE(GaussianVAE):
     # ----- the objective -----------------------------------------------------------------------
     def loss(self, batch: Batch, step: int):
         if self.phase != "train":  # pretraining, or no phase begun yet
-            x = batch["x"]
-            if self.training:  # augmented input and target, as DEC-DA's autoencoder (Guo et al. 2018)
-                x = random_affine(x, self.config.pretrain_shift, self.config.pretrain_rotation)
+            x = batch["x"]  # in training, moved by the trainer (the phase's ``affine``): input and target alike
             x_in = x
             if self.training and self.config.pretrain_noise > 0:  # denoising AE (Vincent et al. 2010), as DEC's
                 x_in = x * (torch.rand_like(x) >= self.config.pretrain_noise)

@@ -43,7 +43,7 @@ class GaussianVAE(Variant):
     def draw(self, q) -> tuple[torch.Tensor, torch.Tensor | None]:
         """z ~ q(z|x) (B, D) for the training loss, and the log density (B,) whose score corrects the
         pathwise gradient (None where that gradient is already unbiased, as for the Gaussian)."""
-        return q.rsample(), None
+        return q.rsample(share=self.share), None
 
     def loss(self, batch: Batch, step: int):
         x, y = batch["x"], batch.get("y")

@@ -64,7 +64,6 @@ from ..nn.backbones import is_mlp
 from ..nn.discriminators import FEATURE_LAYERS, Discriminator
 from ..nn.utils import evaluating
 from ..optim import update
-from ..parallel import gather_rows, global_mean
 from ..registry import register
 from .base import Batch, NotAvailable
 from .vae import GaussianVAE
@@ -155,9 +154,9 @@ class VAEGAN(GaussianVAE):
         x, y = batch["x"], batch.get("y")
         b = x.shape[0]
         q = self.encode(x, y)
-        z = q.rsample()  # (B, D)
+        z = q.rsample(share=self.share)  # (B, D)
         logits_rec = self.decode(z, y)  # (B, C, H, W)
-        z_p = self.prior.sample(b, device=x.device)
+        z_p = self.prior.sample(b, device=x.device, share=self.share)
         x_rec = torch.sigmoid(logits_rec)
         x_p = torch.sigmoid(self.decode(z_p, y))
         d_logits, feats = self.discriminator(torch.cat([x.to(x_rec.dtype), x_rec, x_p]))  # (3B,), (3B, F)
@@ -166,7 +165,7 @@ class VAEGAN(GaussianVAE):
         fake = d_logits[b:]  # (2B,) both kinds of fake
 
         kl = q.kl(self.prior).mean()
-        var = feature_variance(gather_rows(feats[:b].detach())) if c.feature_norm else 1.0  # (data-parallel: the global batch's)
+        var = feature_variance(self.share.gather(feats[:b].detach())) if c.feature_norm else 1.0  # (data-parallel: the global batch's)
         llike = feature_nll(feats[:b], feats[b:2 * b], var).mean()
         # −L_GAN (eq. 33), real and fake weighted equally (the two fakes ½ each, as the authors' aegan.py,
         # real_vs_gen_weight = 0.5): −log Dis(x) − ½ log(1 − Dis(Dec(z_p))) − ½ log(1 − Dis(Dec(Enc(x)))).
@@ -225,11 +224,11 @@ class VAEGAN(GaussianVAE):
         take = {"encoder": True, "decoder": True, "discriminator": True}
         if c.balance:
             take["decoder"], take["discriminator"] = balance_updates(
-                global_mean(o["real_cost"]), global_mean(o["fake_cost"]), c.equilibrium, c.margin)  # (the global batch's)
+                self.share.mean(o["real_cost"]), self.share.mean(o["fake_cost"]), c.equilibrium, c.margin)  # (the global batch's)
         names = list(groups)
         for i, name in enumerate(names):
             objective, params = groups[name]
-            update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=take[name])
+            update(objective, optimizers[name], params=params, retain_graph=i < len(names) - 1, step=take[name], share=self.share)
         loss = groups["encoder"][0].detach()
         terms = {"loss": loss, **{k: v.detach() for k, v in o.items() if k not in ("real_cost", "fake_cost")},
                  "g_update": torch.tensor(float(take["decoder"]), device=loss.device),

@@ -113,7 +113,7 @@ class VQVAE(Variant):
 
     def _vq_loss(self, batch: Batch, update: bool):
         x = batch["x"]
-        q = self.quantizer(self.encoder(x), update=update)
+        q = self.quantizer(self.encoder(x), update=update, share=self.share)
         logits = self.decode(q.z_q)
         recon = -self.log_lik(logits, x).mean()
         pixels = math.prod(x.shape[1:])
@@ -170,5 +170,5 @@ class VQVAE(Variant):
         else:
             total, terms = self._vq_loss(batch, update=True)
             opt = optimizers["model"]
-        update(total, opt)
+        update(total, opt, share=self.share)
         return terms

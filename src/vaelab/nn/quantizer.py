@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributions.base import Distribution, SampleShape, as_sample_shape
-from ..parallel import all_reduce_sum, gather_rows
+from ..share import WHOLE, BatchShare
 
 
 def _no_autocast():
@@ -115,8 +115,9 @@ class VectorQuantizer(nn.Module):
             dist = (flat * flat).sum(1, keepdim=True) - 2.0 * flat @ e.t() + (e * e).sum(1)  # (N, K)
             return dist.argmin(1)
 
-    def forward(self, z_e: torch.Tensor, update: bool = False) -> Quantized:
-        """Quantise z_e (B, D, H, W). ``update``: apply the EMA step and dead-code restarts (training)."""
+    def forward(self, z_e: torch.Tensor, update: bool = False, share: BatchShare = WHOLE) -> Quantized:
+        """Quantise z_e (B, D, H, W). ``update``: apply the EMA step and dead-code restarts (training), with
+        the statistics of the batch ``share`` is part of (data-parallel: the global batch's)."""
         b, d, h, w = z_e.shape
         with _no_autocast():
             flat = z_e.float().permute(0, 2, 3, 1).reshape(-1, d)  # (N, D), N = B·H·W
@@ -129,17 +130,17 @@ class VectorQuantizer(nn.Module):
             perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
             usage = (counts > 0).float().mean()
             if update:
-                self._update(flat.detach(), idx, counts)
+                self._update(flat.detach(), idx, counts, share)
             z_q = codes.detach() + (flat - flat.detach())  # straight-through: value exactly z_q, gradient to z_e
         to_grid = lambda t: t.view(b, h, w, d).permute(0, 3, 1, 2)  # noqa: E731
         return Quantized(to_grid(z_q), to_grid(codes), idx.view(b, h, w), codebook_loss, commitment, perplexity, usage)
 
     @torch.no_grad()
-    def _update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
-        (counts,) = all_reduce_sum(counts)  # data-parallel: the global batch's counts (and sums below)
+    def _update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor, share: BatchShare) -> None:
+        (counts,) = share.sum(counts)  # data-parallel: the global batch's counts (and sums below)
         if self.ema:
             g = self.decay
-            (sums,) = all_reduce_sum(torch.zeros_like(self.ema_sum).index_add_(0, idx, flat))  # Σ_{i: k*(i)=k} z_e,i
+            (sums,) = share.sum(torch.zeros_like(self.ema_sum).index_add_(0, idx, flat))  # Σ_{i: k*(i)=k} z_e,i
             self.ema_count.mul_(g).add_(counts, alpha=1 - g)
             self.ema_sum.mul_(g).add_(sums, alpha=1 - g)
             n = self.ema_count.sum()
@@ -149,7 +150,7 @@ class VectorQuantizer(nn.Module):
         if self.restart_after > 0:
             dead = (self.unused_steps >= self.restart_after).nonzero().squeeze(1)
             if dead.numel():
-                flat = gather_rows(flat)  # data-parallel: restart at the global batch's encoder outputs
+                flat = share.gather(flat)  # data-parallel: restart at the global batch's encoder outputs
                 pick = torch.randint(0, flat.shape[0], (dead.numel(),), device=flat.device)
                 fresh = flat[pick]
                 cb = self.codebook.data if isinstance(self.codebook, nn.Parameter) else self.codebook

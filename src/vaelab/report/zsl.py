@@ -13,7 +13,13 @@ KEYS = ("T1", "u", "s", "H")
 
 
 def _cell(r: dict[str, Any], k: str) -> str:
+    if r.get(k) is None:
+        return "<td>–</td>"
     return f"<td>{100 * r[k]:.1f} ± {100 * r[k + '_sd']:.1f}</td>"
+
+
+def _n(r: dict[str, Any]) -> str:
+    return f"{r['n']} ({r['n_failed']} failed)" if r.get("n_failed") else str(r["n"])
 
 
 def section(z: dict[str, Any]) -> str:
@@ -33,7 +39,7 @@ def section(z: dict[str, Any]) -> str:
             note = (f" <span class=\"muted\">(H before self-training {100 * r['H_before_self_training']:.1f})</span>"
                     if "H_before_self_training" in r else "")
             h.append(f"<tr><td class=\"text\">{escape(LABELS.get(r['method'], r['method']))}{note}</td>"
-                     f"<td class=\"text\">{escape(r['setting'])}</td>" + "".join(_cell(r, k) for k in KEYS) + f"<td>{r['n']}</td></tr>")
+                     f"<td class=\"text\">{escape(r['setting'])}</td>" + "".join(_cell(r, k) for k in KEYS) + f"<td>{_n(r)}</td></tr>")
         h.append("</table>")
         few = sorted((r for r in rows if r["dataset"] == ds and r["shots"] > 0), key=lambda r: (r["method"], r["shots"]))
         if few:

@@ -20,15 +20,20 @@ Progress is reported as structured events to ``on_event`` (a callable taking a d
 
 The trainer also tells the variant where training stands (``Variant.progress``, checkpointed with the
 weights): the phase and the step count when a phase begins and when a run resumes, the run's step
-before each update, one more update of the run and of the phase after it.
+before each update, one more update of the run and of the phase after it. It hands the variant the
+part of the global batch each update trains on (``Variant.share``: :data:`vaelab.share.WHOLE` in one
+process, a :class:`vaelab.parallel.Share` in several), and applies a phase's declared augmentation
+(``Phase.affine``) to the batch before the update.
+
+Beside this module: :mod:`.record` (the loss terms brought to the host, the epoch's record, its
+evaluation and pictures: :class:`~vaelab.training.record.RunRecord`, which the Trainer extends),
+:mod:`.device_data` (the training images on the device), :mod:`.checkpoint`, :mod:`.config`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -37,19 +42,18 @@ from typing import Any, Callable
 
 import torch
 
-from ..data import Dataset, LazyImages, binarize, to_tensor
-from ..errors import TrainingDiverged
-from ..io import append_text
-from ..images import save_grid
-from ..models.base import NotAvailable, PhaseContext, Variant
-from ..nn.utils import batched, evaluating
+from ..data import Dataset, binarize, to_tensor
+from ..data.augment import random_affine
+from ..models.base import PhaseContext, Variant
 from .. import parallel, rng
 from ..optim import apply_lr_scale, make_optimizer_factory, run_lr_factor
+from ..share import WHOLE
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
 from .config import TrainConfig, autocast, resolve_device
+from .device_data import OnDemand, device_images
+from .record import EVENT, RunRecord
 
 log = logging.getLogger("vaelab.train")
-EVENT = {"vaelab_event": True}  # marks a log record whose content also went to on_event
 STEP_EVENT_EVERY = 50  # updates between two "step" events
 SYNC_EVERY = 50  # updates between two host synchronisations (STEP_EVENT_EVERY is a multiple of it)
 
@@ -74,7 +78,7 @@ class _Interrupted(Exception):
     pass
 
 
-class Trainer:
+class Trainer(RunRecord):
     """Trains ``variant`` on ``train_set`` into ``run_dir`` (which must be locked by the caller)."""
 
     def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None,
@@ -87,12 +91,7 @@ class Trainer:
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
         # the data stay as stored (uint8 images: a quarter of float32's memory) and become float per batch
-        if isinstance(train_set.images, LazyImages):  # drawn per batch: never one array
-            self.x = _OnDemand(train_set.images, self.device, static=cfg.binarize == "static")
-        else:
-            self.x = torch.as_tensor(train_set.images).to(self.device)
-        if cfg.binarize == "static" and not isinstance(self.x, _OnDemand):  # u/255 > 0.5 exactly when u ≥ 128
-            self.x = binarize(to_tensor(self.x), "static") if self.x.dtype != torch.uint8 else (self.x >= 128).to(torch.uint8) * 255
+        self.x = device_images(train_set.images, self.device, static=cfg.binarize == "static")
         self.y = torch.as_tensor(train_set.labels).to(self.device)
         self.x_test = None if test_set is None else torch.as_tensor(test_set.images[:10000]).to(self.device)
         self.y_test = None if test_set is None else torch.as_tensor(test_set.labels[:10000]).to(self.device)
@@ -107,11 +106,6 @@ class Trainer:
             for m in variant.children():
                 m.compile()
             self._compiled = True
-
-    @property
-    def _rng_devices(self) -> list:
-        """The CUDA device whose RNG an evaluation must leave untouched (none on the CPU)."""
-        return [self.device] if self.device.type == "cuda" else []
 
     def _uncompile(self, err: Exception) -> None:
         """Fall back to eager mode after torch.compile failed (e.g. no C compiler for inductor)."""
@@ -204,7 +198,7 @@ class Trainer:
                 if not st.phase_started and n_epochs > 0:
                     v.train()
                     v.set_progress(phase=st.phase, steps=st.step, phase_steps=0)
-                    v.begin_phase(phase.name, PhaseContext(self.x.scaled() if isinstance(self.x, _OnDemand) else to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
+                    v.begin_phase(phase.name, PhaseContext(self.x.scaled() if isinstance(self.x, OnDemand) else to_tensor(self.x), self.y, cfg.seed, cfg.batch_size))
                     parallel.broadcast_module(v)  # a phase's one-off initialisation: rank 0's
                     opts = v.configure_optimizers(phase.name, self.make)
                     st.phase_started = True
@@ -276,12 +270,17 @@ class Trainer:
                 idx, x = idx[share.lo:share.hi], x[share.lo:share.hi]
             if self.memory_format is not None:
                 x = x.contiguous(memory_format=self.memory_format)
+            if phase.affine:  # the phase's augmentation (e.g. VaDE's pretraining), drawn right before the update
+                x = random_affine(x, *phase.affine)
             batch = {"x": x, "y": self.y[idx], "index": idx, "dataset_size": n}
             if schedule is not None:  # examples of this phase seen once this batch is done
                 apply_lr_scale(opts.values(), run_factor * schedule(st.epoch * n + b * cfg.batch_size + bsz, n))
             v.set_progress(steps=st.step)
-            with parallel.sharing(share):
+            v.share = WHOLE if share is None else share  # the model's noise, batch statistics and gradients: this share's
+            try:
                 terms = self._step(batch, st, opts, phase)
+            finally:
+                v.share = WHOLE
             v.count_update()
             vals = torch.stack([t.detach().float() for t in terms.values()])  # this process's batch means, on the device
             window.append((st.step, b, tuple(terms), vals, bsz if share is None else share.hi - share.lo))
@@ -317,163 +316,11 @@ class Trainer:
         if bar is not None:
             bar.close()
 
-    def _sync(self, window, acc, phase, st, interrupted) -> torch.Tensor:
-        """Bring the updates of ``window`` to the host: add the global batch's sums of their loss terms
-        to ``acc``, raise TrainingDiverged at the first update whose terms were not finite (on any
-        process), agree on Ctrl-C across the processes; return the last update's global means. (An
-        update's terms may differ from the next one's, e.g. a critic's step and a generator's.)"""
-        bad = torch.stack([~torch.isfinite(w[3]).all() for w in window]).double()  # (w,)
-        last = window[-1][3]
-        # one process: each update's sums go straight into the epoch's, in turn (the sums of before, bit for bit)
-        sums = acc if self.world == 1 else {}
-        if self.world > 1:  # one collective: the window's sums, the last update's, each update's finiteness, Ctrl-C
-            _add_sums(sums, window)
-            n_last = float(window[-1][4])
-            t = parallel.sum_over_processes(torch.cat([torch.stack(list(sums.values())), last.double() * n_last, bad,
-                                                       bad.new_tensor([float(interrupted["flag"]), n_last])]))
-            k, n = len(sums), len(last)
-            for name, val in zip(list(sums), t[:k]):
-                acc[name] = acc.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val
-            last, bad = t[k:k + n] / t[-1], t[k + n:k + n + len(window)]
-            interrupted["flag"] = bool(t[-2] > 0)
-        bad = bad.cpu()
-        if bool(bad.any()):
-            step, b, names, local, _ = window[int(bad.nonzero()[0])]
-            detail = ", ".join(f"{name}={float(val):.6g}" for name, val in zip(names, local))
-            raise TrainingDiverged(
-                f"non-finite loss at step {step} (phase {phase.name}, epoch {st.epoch + 1}, batch {b + 1}): "
-                f"{detail}; the last good checkpoint in {self.run_dir} is kept")
-        if self.world == 1:
-            _add_sums(acc, window)
-        return last.cpu()
-
-    @torch.no_grad()
-    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor, seed: int, step: int = 0, batch_size: int = 500) -> dict[str, float]:
-        """Mean loss terms of the variant over (x, y), with its own RNG stream (training's is untouched)."""
-        v = self.variant
-        acc: dict[str, float] = {}
-        with torch.random.fork_rng(devices=self._rng_devices), evaluating(v):
-            torch.manual_seed(seed)
-            g = torch.Generator(x.device).manual_seed(seed)
-            for i in range(0, x.shape[0], batch_size):
-                xb = to_tensor(x[i:i + batch_size])
-                if self.cfg.binarize != "none":
-                    xb = binarize(xb, self.cfg.binarize, g)
-                # evaluation stays fp32 whatever the training precision
-                _, terms = v.loss({"x": xb, "y": y[i:i + batch_size], "index": torch.arange(i, i + xb.shape[0], device=xb.device),
-                                   "dataset_size": x.shape[0]}, step)
-                for k, t in terms.items():
-                    acc[k] = acc.get(k, 0.0) + float(t) * xb.shape[0]
-        return {k: s / x.shape[0] for k, s in acc.items()}
-
-    @torch.no_grad()
-    def cluster_scores(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
-        """Unsupervised clustering accuracy/NMI/ARI of the variant's ``predict`` on (x, y), logged each
-        epoch of a clustering variant's last phase so the curve shows whether the ELBO helps."""
-        from ..metrics.clustering import clustering_scores
-
-        v = self.variant
-        g = torch.Generator(x.device).manual_seed(self.cfg.seed + 7)
-        mode = self.cfg.binarize
-        with evaluating(v):
-            pred = batched(lambda i, j: v.predict(to_tensor(x[i:j]) if mode == "none" else binarize(to_tensor(x[i:j]), mode, g)), x.shape[0], batch_size)
-        return {f"cluster_{k}": val for k, val in clustering_scores(pred.cpu(), y.cpu()).items()}
-
-    def _end_epoch(self, phase, st) -> None:
-        if not self.main:
-            return
-        n = max(st.acc_n, 1)
-        rec: dict[str, Any] = {"phase": phase.name, "epoch": st.epoch, "step": st.step, "images": st.acc_n,
-                               "seconds": round(st.elapsed, 4), "images_per_s": round(st.acc_n / max(st.elapsed, 1e-9), 2),
-                               "load_avg": _load_avg()}
-        rec["train"] = {k: s / n for k, s in st.acc.items()}
-        if self.x_test is not None and self.cfg.eval_every and st.epoch % self.cfg.eval_every == 0:
-            try:
-                rec["test"] = self.evaluate_loss(self.x_test, self.y_test, seed=self.cfg.seed + 7, step=st.step)
-            except NotAvailable:
-                pass
-            if getattr(self.variant, "clusters", False) and phase.name == self.variant.phases()[-1].name:
-                rec.setdefault("test", {}).update(self.cluster_scores(self.x_test, self.y_test))
-        append_text(self.metrics_path, json.dumps(rec) + "\n")
-        terms = " ".join(f"{k}={val:.3f}" for k, val in rec["train"].items())
-        log.info("%s epoch %d: %s | %.1fs, %.0f img/s%s", phase.name, st.epoch, terms, rec["seconds"], rec["images_per_s"],
-                 (f" | test loss {rec['test'].get('loss', float('nan')):.3f}" if "test" in rec else "")
-                 + (f", cluster acc {rec['test']['cluster_accuracy']:.4f}" if "cluster_accuracy" in rec.get("test", {}) else ""),
-                 extra=EVENT)
-        self.on_event({"event": "epoch", **rec})
-        files = self._write_grids()
-        if files:
-            self.on_event({"event": "grids", "phase": phase.name, "epoch": st.epoch, "step": st.step, "files": files})
-
-    def _write_grids(self) -> dict[str, str]:
-        """Write samples.png (where the variant samples) and reconstructions.png; return {name: path} written."""
-        v = self.variant
-        files: dict[str, str] = {}
-        if v.data_kind not in ("image", "sequence"):  # feature vectors have no picture
-            return files
-        with torch.random.fork_rng(devices=self._rng_devices), torch.no_grad(), evaluating(v):
-            torch.manual_seed(1234)
-            g = torch.Generator(self.device).manual_seed(1234)
-            n = 8 if v.data_kind == "sequence" else 64  # a sequence takes a row of frames
-            try:
-                y = torch.arange(n, device=self.device) % v.config.n_classes if v.conditional else None
-                save_grid(v.sample(n, y=y, generator=g), self.run_dir / "samples.png", nrow=8)
-                files["samples"] = str(self.run_dir / "samples.png")
-            except NotAvailable:
-                pass
-            src = self.x_test if self.x_test is not None else self.x
-            ys = self.y_test if self.x_test is not None else self.y
-            xb = to_tensor(src[:8 if v.data_kind == "sequence" else 32])
-            if self.cfg.binarize != "none":
-                xb = binarize(xb, "static")
-            rec = v.reconstruct(xb, ys[:32] if v.conditional else None)
-            pairs = torch.stack([xb, rec.to(xb.dtype)], 1).reshape(-1, *xb.shape[1:])  # original, reconstruction
-            save_grid(pairs, self.run_dir / "reconstructions.png", nrow=16)
-            files["reconstructions"] = str(self.run_dir / "reconstructions.png")
-        return files
-
-
-class _OnDemand:
-    """On-demand training images standing in for the dataset's device tensor: indexing with rows (a
-    tensor, an array or a slice) draws them and gives a tensor on ``device`` — uint8 (thresholded at
-    128 under static binarisation), or float in [0, 1] once :meth:`scaled` (what ``begin_phase`` sees)."""
-
-    def __init__(self, images: LazyImages, device: torch.device, static: bool = False, as_float: bool = False):
-        self.images, self.device, self.static, self.as_float = images, device, static, as_float
-        self.shape = torch.Size(images.shape)
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def scaled(self) -> "_OnDemand":
-        return _OnDemand(self.images, self.device, self.static, as_float=True)
-
-    def __getitem__(self, rows) -> torch.Tensor:
-        x = torch.from_numpy(self.images[rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows]).to(self.device)
-        if self.static:
-            x = (x >= 128).to(torch.uint8) * 255
-        return to_tensor(x) if self.as_float else x
-
-
-def _add_sums(sums: dict[str, torch.Tensor], window) -> None:
-    """Add each update's loss terms × its batch size to ``sums`` (by name, float64), update by update."""
-    for _, _, names, vals, size in window:
-        for name, val in zip(names, vals):
-            sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=val.device)) + val.double() * size
-
 
 def _is_compile_error(e: Exception) -> bool:
     mod = type(e).__module__ or ""
     return mod.startswith(("torch._dynamo", "torch._inductor")) or "BackendCompilerFailed" in type(e).__name__ \
         or "CppCompileError" in type(e).__name__ or "InductorError" in type(e).__name__
-
-
-def _load_avg() -> float | None:
-    """The machine's 1-minute load average (how much else ran beside this epoch), None where unknown."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
 
 
 def _main_thread() -> bool:

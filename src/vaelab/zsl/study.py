@@ -1,7 +1,9 @@
 """The zero-shot study (``vaelab zsl --study``): every (dataset, method, setting, fold, seed) of the
 grid plus the any-shot runs, a task of the study runner (:mod:`vaelab.study.runner`, :class:`ZSLTask`),
 resumable (a run whose zsl.json exists is reused), summarised as mean ±
-sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``.
+sd over folds × seeds in ``OUT/zsl-results.json`` and ``OUT/zsl-results.md``. A run that raises is
+recorded in its directory (``failed.json``) and the study goes on; the next invocation skips it
+unless asked to retry (``--retry-failed``); the tables count the failures of each row.
 
 Layout: ``OUT/runs/<dataset>/<method>-<setting>-k<shots>-f<fold>-s<seed>/zsl.json`` (``...-s<seed>-select`` when the
 base config selects its hyperparameters, ``--select``; a last ``-contrastive`` with ``--extractor contrastive``). Besides T1, u, s, H the tables show H after calibrated
@@ -16,9 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, read_json
 from ..provenance import environment, now, versions
-from ..study.runner import run_task
+from ..study.runner import record_failure, run_task
 from .benchmark import VERSION
 from .run import ZSLConfig, run
 from .run import saved as saved_run
@@ -66,14 +68,26 @@ def _extra(r: dict[str, Any], key: str) -> float | None:
     return None if v is None else float(v)
 
 
+def failed(r: dict[str, Any]) -> bool:
+    return r.get("status") == "failed"
+
+
 def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, method, setting, shots): mean ± sd of the runs that finished (``n``), and
+    how many failed (``n_failed``, a key only where some did); a row whose runs all failed has None values."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         c = r["config"]
         groups.setdefault((c["dataset"], c["method"], c["setting"], c["shots"]), []).append(r)
     rows = []
-    for (ds, m, st, k), rs in groups.items():
+    for (ds, m, st, k), group in groups.items():
+        rs = [r for r in group if not failed(r)]
         row = {"dataset": ds, "method": m, "setting": st, "shots": k, "n": len(rs)}
+        if len(rs) < len(group):
+            row["n_failed"] = len(group) - len(rs)
+        if not rs:
+            rows.append({**row, **{key: None for key in ("T1", "u", "s", "H", *(k for k, _ in EXTRA), "seconds")}})
+            continue
         for key in ("T1", "u", "s", "H"):
             vals = np.array([r[key] for r in rs], dtype=float)
             row[key] = float(vals.mean())
@@ -91,12 +105,15 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 #: what ``zsl-results.json`` keeps of each run's zsl.json (beside its config and directory)
+FAILURE_KEYS = ("status", "error", "error_type", "stage")
 RECORD_KEYS = ("T1", "u", "s", "H", "u_cal", "s_cal", "H_cal", "AUSUC", "gamma", "seconds", "created", "versions", "machine")
 
 
 def run_summary(r: dict[str, Any], d: Path) -> dict[str, Any]:
     """One run as ``zsl-results.json`` lists it: where it is, its config (seed included), its scores,
     the hyperparameters its selection chose, two diagnostics, its versions and machine."""
+    if failed(r):
+        return {"run_dir": str(d), "config": r["config"], **{k: r.get(k) for k in FAILURE_KEYS}}
     diag = r.get("diagnostics", {})
     return {"run_dir": str(d), "config": r["config"], **{k: r[k] for k in RECORD_KEYS if k in r},
             "selected": r.get("selection", {}).get("chosen"),
@@ -127,14 +144,17 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None, env:
         lines += [f"## {ds}", "", f"| method | setting | T1 | u | s | H | {head} | s/run |", "|---" * (7 + len(EXTRA)) + "|"]
         for r in sorted((r for r in rows if r["dataset"] == ds and r["shots"] == 0), key=lambda r: (r["setting"], r["method"])):
             extra = f" (before self-training: H {100 * r['H_before_self_training']:.1f})" if "H_before_self_training" in r else ""
+            extra += f" ({r['n_failed']} of {r['n'] + r['n_failed']} runs failed)" if r.get("n_failed") else ""
+            secs = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
             lines.append(f"| {LABELS[r['method']]}{extra} | {r['setting']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | "
-                         f"{cell(r, 'H')} | " + " | ".join(cell(r, k) for k, _ in EXTRA) + f" | {r['seconds']:.0f} |")
+                         f"{cell(r, 'H')} | " + " | ".join(cell(r, k) for k, _ in EXTRA) + f" | {secs} |")
         few = sorted((r for r in rows if r["dataset"] == ds and r["shots"] > 0), key=lambda r: (r["method"], r["shots"]))
         if few:
             lines += ["", "Any-shot (inductive, k labelled training images per unseen class):", "",
                       "| method | k | T1 | u | s | H |", "|---|---|---|---|---|---|"]
             for r in few:
-                lines.append(f"| {LABELS[r['method']]} | {r['shots']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | {cell(r, 'H')} |")
+                fails = f" ({r['n_failed']} failed)" if r.get("n_failed") else ""
+                lines.append(f"| {LABELS[r['method']]}{fails} | {r['shots']} | {cell(r, 'T1')} | {cell(r, 'u')} | {cell(r, 's')} | {cell(r, 'H')} |")
         lines.append("")
     lines += ["## Context: published f-VAEGAN-D2 results on another benchmark", "",
               "Inductive, ResNet-101 features of CUB, AWA2 and FLO (Xian et al. 2019). Not comparable with the "
@@ -145,9 +165,16 @@ def markdown(rows: list[dict[str, Any]], g: StudyGrid, command: str | None, env:
     return "\n".join(lines) + "\n"
 
 
+def failure_record(cfg: ZSLConfig, failure: dict[str, Any]) -> dict[str, Any]:
+    """A failed run as the study's records hold it: its config (as zsl.json writes it) and the failure."""
+    return {"config": cfg.to_dict(), "status": "failed", **{k: failure.get(k) for k in ("error", "error_type", "stage")}}
+
+
 @dataclasses.dataclass
 class ZSLJob:
-    """One run of the grid: :func:`vaelab.zsl.run.run` into its directory (which reuses a finished one)."""
+    """One run of the grid: :func:`vaelab.zsl.run.run` into its directory (which reuses a finished one).
+    An exception is recorded (``failed.json``) and returned as a failure record; KeyboardInterrupt is not
+    caught (the run starts again next time)."""
 
     cfg: ZSLConfig
     out: Path
@@ -157,17 +184,25 @@ class ZSLJob:
     def __call__(self) -> dict[str, Any]:
         if self.log:
             self.log(self.prefix)
-        return run(self.cfg, self.out, self.log)
+        (self.out / "failed.json").unlink(missing_ok=True)
+        try:
+            return run(self.cfg, self.out, self.log)
+        except Exception as e:  # noqa: BLE001 — one failing run must not stop the study
+            failure = record_failure(self.out, e, "run")
+            if self.log:
+                self.log(f"{self.prefix}: FAILED: {failure['error']}")
+            return failure_record(self.cfg, failure)
 
 
 class ZSLTask:
     """``vaelab zsl --study`` as a :class:`vaelab.study.runner.StudyTask`: one unit per grid point. A run
-    that raises stops the study (its finished runs are kept and reused next time)."""
+    that raises is recorded and skipped next time unless ``retry_failed``."""
 
     executors = ("serial",)
 
-    def __init__(self, g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None):
-        self.g, self.out, self.log, self.command = g, Path(out), log, command
+    def __init__(self, g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None,
+                 retry_failed: bool = False):
+        self.g, self.out, self.log, self.command, self.retry_failed = g, Path(out), log, command, retry_failed
 
     def plan(self) -> list[ZSLConfig]:
         plan = runs_of(self.g)
@@ -182,7 +217,12 @@ class ZSLTask:
         return f"{c.dataset} {c.method} {c.setting} k={c.shots} fold {c.fold} seed {c.seed}"
 
     def saved(self, c: ZSLConfig, prefix: str, say: Callable[[str], None]) -> dict[str, Any] | None:
-        rec = saved_run(c, run_dir(self.out, c))
+        d = run_dir(self.out, c)
+        if (d / "failed.json").is_file() and not self.retry_failed:
+            f = read_json(d / "failed.json")
+            say(f"{prefix}: failed before ({f.get('error', '?')}); skipped (use --retry-failed to try again)")
+            return failure_record(c, f)
+        rec = saved_run(c, d)
         if rec is not None:
             say(f"{prefix}: finished before; skipped")
         return rec
@@ -195,7 +235,9 @@ class ZSLTask:
 
     def collect(self, specs: list[ZSLConfig], records: list[dict[str, Any]], started: str, seconds: float) -> dict[str, Any]:
         summaries = [run_summary(r, run_dir(self.out, c)) for c, r in zip(specs, records)]
+        n_failed = sum(map(failed, records))
         return {"benchmark_version": VERSION, "rows": aggregate(records), "command": self.command, "n_runs": len(records),
+                **({"n_failed": n_failed} if n_failed else {}),
                 "runs": summaries, "seconds": round(seconds, 1), "versions": versions(), "environment": environment(),
                 "created": now()}
 
@@ -205,7 +247,8 @@ class ZSLTask:
 
 
 def run_study(g: StudyGrid, out: str | Path, log: Callable[[str], None] | None = None, command: str | None = None,
-              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None) -> list[dict]:
+              finish: Callable[[Path, dict[str, Any], Callable[[str], None]], None] | None = None,
+              retry_failed: bool = False) -> list[dict]:
     """Run (or resume) the grid into ``out`` on the study runner (:mod:`vaelab.study.runner`); write
     zsl-results.{json,md}; then ``finish(out, results, say)`` if given. Returns the rows."""
-    return run_task(ZSLTask(g, out, log, command), log or (lambda msg: None), finish=finish)["rows"]
+    return run_task(ZSLTask(g, out, log, command, retry_failed), log or (lambda msg: None), finish=finish)["rows"]
