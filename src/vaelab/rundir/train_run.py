@@ -20,6 +20,7 @@ from ..registry import get, make_config
 from ..tensorboard_log import TensorBoardLogger, check_available
 from ..training.checkpoint import CHECKPOINT
 from ..training.config import TrainConfig, resolve_device
+from ..training.runtime import Runtime
 from ..training.trainer import Trainer
 from .records import _stored, run_config
 
@@ -110,11 +111,11 @@ def train(
     model_cfg["data_shape"] = tuple(model_cfg["data_shape"])  # once, here: a tuple from now on (a file or --set gives a list)
     conf = make_config(variant, **model_cfg)  # the config with the data's shape, made once: checked now, trained below
     joined = parallel.init_from_env(parallel.local_device(dev))
-    if parallel.world_size() > 1:  # one of several processes: a variant and batch that can be shared, before anything is written
+    rt = Runtime.resolve(train_cfg, dev)  # device, precision, processes: resolved once, owned by the trainer
+    if rt.world > 1:  # one of several processes: a variant and batch that can be shared, before anything is written
         parallel.check_shareable(get(variant), train_cfg.batch_size, len(train_set))
-    main = parallel.is_main()
     try:
-        _train_locked(run_dir, variant, conf, train_cfg, resume, on_event, tensorboard, main, train_set, test_set)
+        _train_locked(run_dir, variant, conf, train_cfg, resume, on_event, tensorboard, rt, train_set, test_set)
     except KeyboardInterrupt:  # (with several processes, all stop together at one batch: they leave in order)
         if joined:
             parallel.close()
@@ -137,9 +138,10 @@ def train(
 
 
 def _train_locked(run_dir: Path, variant: str, conf, train_cfg: TrainConfig, resume: bool,
-                  on_event, tensorboard: bool, main: bool, train_set, test_set) -> None:
+                  on_event, tensorboard: bool, rt: Runtime, train_set, test_set) -> None:
     """The part of :func:`train` that holds the run lock (rank 0): config.json, the log, the trainer of the
     variant of ``conf`` (the model config :func:`train` made)."""
+    main = rt.main
     with RunLock(run_dir) if main else contextlib.nullcontext():
         if not resume and (run_dir / CHECKPOINT).exists():
             raise RunDirError(f"{run_dir}: already holds a run; resume it with --resume or pick another --out")
@@ -155,8 +157,8 @@ def _train_locked(run_dir: Path, variant: str, conf, train_cfg: TrainConfig, res
         if main:
             atomic_write_json(run_dir / "config.json", resolved)
         handler = _setup_logging(run_dir) if main else logging.NullHandler()
-        if parallel.world_size() > 1:
-            logging.getLogger("vaelab").info("data-parallel: %d processes (%s), this is rank %d", parallel.world_size(),
+        if rt.world > 1:
+            logging.getLogger("vaelab").info("data-parallel: %d processes (%s), this is rank %d", rt.world,
                                              torch.distributed.get_backend(), parallel.rank())
         listeners = [f for f in (on_event,) if f is not None]
         tb = None
@@ -165,7 +167,7 @@ def _train_locked(run_dir: Path, variant: str, conf, train_cfg: TrainConfig, res
             listeners.append(tb)
         try:
             Trainer(v, train_cfg, run_dir, train_set, test_set,
-                    on_event=lambda ev: [f(ev) for f in listeners]).fit(resume=resume)
+                    on_event=lambda ev: [f(ev) for f in listeners], runtime=rt).fit(resume=resume)
         finally:
             logging.getLogger("vaelab").removeHandler(handler)
             handler.close()

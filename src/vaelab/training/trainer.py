@@ -49,7 +49,8 @@ from .. import parallel, rng
 from ..optim import apply_lr_scale, make_optimizer_factory, run_lr_factor
 from ..share import WHOLE
 from .checkpoint import CHECKPOINT, load_model_weights, load_optimizers, read_checkpoint, rng_states, save_checkpoint
-from .config import TrainConfig, autocast, resolve_device
+from .config import TrainConfig
+from .runtime import Runtime
 from .device_data import OnDemand, device_images
 from .record import EVENT, RunRecord
 
@@ -82,11 +83,12 @@ class Trainer(RunRecord):
     """Trains ``variant`` on ``train_set`` into ``run_dir`` (which must be locked by the caller)."""
 
     def __init__(self, variant: Variant, cfg: TrainConfig, run_dir: str | Path, train_set: Dataset, test_set: Dataset | None = None,
-                 on_event: Callable[[dict[str, Any]], None] | None = None):
+                 on_event: Callable[[dict[str, Any]], None] | None = None, runtime: Runtime | None = None):
         self.variant, self.cfg, self.run_dir = variant, cfg, Path(run_dir)
-        self.world, self.main = parallel.world_size(), parallel.is_main()  # (rundir.train checks the variant can be shared)
+        self.runtime = runtime if runtime is not None else Runtime.resolve(cfg)
+        self.world, self.main = self.runtime.world, self.runtime.main  # (rundir.train checks the variant can be shared)
         self.on_event = (on_event if self.main else None) or (lambda ev: None)  # only rank 0 reports and writes
-        self.device = parallel.local_device(resolve_device(cfg.device))
+        self.device = self.runtime.device
         if self.device.type == "cuda":  # cuDNN's deterministic algorithms (cheap for these nets); atomic adds remain
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         variant.to(self.device)  # the model and the whole dataset live on the device; checkpoints hold CPU tensors
@@ -121,7 +123,7 @@ class Trainer(RunRecord):
         """One train_step under the run's precision; on a compile failure, redo it eagerly."""
         rng = torch.get_rng_state() if self._compiled else None
         try:
-            with autocast(self.cfg.precision, self.device.type):
+            with self.runtime.autocast():
                 return self.variant.train_step(batch, st.step, opts, phase.name)
         except Exception as e:  # only compile failures are retried
             if not self._compiled or not _is_compile_error(e):
@@ -130,7 +132,7 @@ class Trainer(RunRecord):
             torch.set_rng_state(rng)
             for o in opts.values():
                 o.zero_grad(set_to_none=True)
-            with autocast(self.cfg.precision, self.device.type):
+            with self.runtime.autocast():
                 return self.variant.train_step(batch, st.step, opts, phase.name)
 
     # ----------------------------------------------------------------------------------------
