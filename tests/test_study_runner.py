@@ -131,25 +131,19 @@ def test_sequence_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     check_golden("sequence/again", written(Path("study"), "sequence"))
 
 
-def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
-    from vaelab.zsl.run import ZSLConfig
+def fake_zsl_run(monkeypatch, record, ran: list, broken=()):
+    """vaelab.zsl.run.run replaced wherever vaelab bound it: a run writes ``record(cfg, name)`` as its
+    zsl.json (a method in ``broken`` raises instead), reuses one written before, and appends its name to ``ran``."""
     from vaelab.zsl.run import run as real_run
-    from vaelab.zsl.study import StudyGrid, run_study
-
-    ran = []
 
     def fake_run(cfg, out, log=None):
         path = Path(out) / "zsl.json"
         if path.is_file():
             return json.loads(path.read_text())
         ran.append(Path(out).name)
-        k = (sum(map(ord, Path(out).name)) % 89) / 100
-        rec = {"T1": 0.3 + k / 2, "u": 0.2 + k / 3, "s": 0.8 - k / 4, "H": 0.3 + k / 5, "u_cal": 0.3, "s_cal": 0.7,
-               "H_cal": 0.4 + k / 7, "AUSUC": 0.5 + k / 9, "gamma": 0.1, "seconds": 12.0 + 10 * k, "created": "c",
-               "versions": {"v": 1}, "machine": {"m": 1}, "config": json.loads(json.dumps(cfg.to_dict())),
-               "diagnostics": {} if cfg.method == "eszsl" else {"probe_unseen": 0.6 + k / 10, "gen_seen_to_real_seen": 1.5}}
-        if cfg.setting == "transductive" and cfg.method == "zero-vae-gan":
-            rec["before_self_training"] = {"H": 0.25}
+        if cfg.method in broken:
+            raise FloatingPointError(f"fake failure of {Path(out).name}\nsecond line")
+        rec = {**record(cfg, Path(out).name), "config": json.loads(json.dumps(cfg.to_dict()))}
         Path(out).mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec))
         return rec
@@ -157,6 +151,25 @@ def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
         if getattr(mod, "run", None) is real_run:
             monkeypatch.setattr(mod, "run", fake_run)
+
+
+def test_zsl_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
+    from vaelab.zsl.run import ZSLConfig
+    from vaelab.zsl.study import StudyGrid, run_study
+
+    ran = []
+
+    def record(cfg, name):
+        k = (sum(map(ord, name)) % 89) / 100
+        rec = {"T1": 0.3 + k / 2, "u": 0.2 + k / 3, "s": 0.8 - k / 4, "H": 0.3 + k / 5, "u_cal": 0.3, "s_cal": 0.7,
+               "H_cal": 0.4 + k / 7, "AUSUC": 0.5 + k / 9, "gamma": 0.1, "seconds": 12.0 + 10 * k, "created": "c",
+               "versions": {"v": 1}, "machine": {"m": 1},
+               "diagnostics": {} if cfg.method == "eszsl" else {"probe_unseen": 0.6 + k / 10, "gen_seen_to_real_seen": 1.5}}
+        if cfg.setting == "transductive" and cfg.method == "zero-vae-gan":
+            rec["before_self_training"] = {"H": 0.25}
+        return rec
+
+    fake_zsl_run(monkeypatch, record, ran)
     base = ZSLConfig(epochs=1, batch_size=32, n_synth=10)
     g = StudyGrid(datasets=["mnist-5k"], methods=["f-clswgan", "eszsl", "zero-vae-gan"], settings=["inductive", "transductive"],
                   folds=[0, 1], seeds=[0, 1], shots=[0, 5], base=base, shot_methods=["f-clswgan"])
@@ -171,27 +184,11 @@ def test_zsl_study_records_a_failing_run_and_goes_on(fixed, monkeypatch):
     """A run that raises is recorded (failed.json), counted in its row and the tables, skipped by the
     next invocation, and run again with retry_failed."""
     from vaelab.zsl.run import ZSLConfig
-    from vaelab.zsl.run import run as real_run
     from vaelab.zsl.study import StudyGrid, run_study
 
     ran, broken = [], {"eszsl"}
-
-    def fake_run(cfg, out, log=None):
-        path = Path(out) / "zsl.json"
-        if path.is_file():
-            return json.loads(path.read_text())
-        ran.append(Path(out).name)
-        if cfg.method in broken:
-            raise FloatingPointError(f"fake failure of {Path(out).name}\nsecond line")
-        rec = {"T1": 0.5, "u": 0.4, "s": 0.9, "H": 0.55, "u_cal": 0.5, "s_cal": 0.8, "H_cal": 0.6, "AUSUC": 0.5,
-               "seconds": 3.0, "config": json.loads(json.dumps(cfg.to_dict())), "diagnostics": {}}
-        Path(out).mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rec))
-        return rec
-
-    for mod in [m for name, m in sys.modules.items() if name.startswith("vaelab") and m is not None]:
-        if getattr(mod, "run", None) is real_run:
-            monkeypatch.setattr(mod, "run", fake_run)
+    fake_zsl_run(monkeypatch, lambda cfg, name: {"T1": 0.5, "u": 0.4, "s": 0.9, "H": 0.55, "u_cal": 0.5, "s_cal": 0.8,
+                                                 "H_cal": 0.6, "AUSUC": 0.5, "seconds": 3.0, "diagnostics": {}}, ran, broken)
     g = StudyGrid(datasets=["mnist-5k"], methods=["ridge", "eszsl"], settings=["inductive"], folds=[0], seeds=[0, 1],
                   shots=[0], base=ZSLConfig(epochs=1))
     rows = run_study(g, Path("study"))
@@ -272,3 +269,18 @@ def test_the_runner_locks_skips_done_units_and_refuses_an_executor_the_task_does
         run_task(CountTask(tmp_path / "s"), executor=ray_like)
     with RunLock(tmp_path / "s"), pytest.raises(RunDirError, match="in use"):
         run_task(CountTask(tmp_path / "s"), say=lambda m: None)
+
+
+def test_vaelab_zsl_study_exits_1_on_a_failed_run_and_retries_it(fixed, monkeypatch, capsys):
+    from vaelab.cli import main
+
+    ran, broken = [], {"eszsl"}
+    fake_zsl_run(monkeypatch, lambda cfg, name: {"T1": 0.5, "u": 0.4, "s": 0.9, "H": 0.55, "u_cal": 0.5, "s_cal": 0.8,
+                                                 "H_cal": 0.6, "AUSUC": 0.5, "seconds": 3.0, "diagnostics": {}}, ran, broken)
+    argv = ["zsl", "--study", "--datasets", "mnist-5k", "--methods", "ridge,eszsl", "--settings", "inductive", "--folds", "0",
+            "--seeds", "0", "--any-shots", "0", "--out", "study"]
+    assert main(argv) == 1 and ran == ["ridge-inductive-k0-f0-s0", "eszsl-inductive-k0-f0-s0"]
+    assert "vaelab zsl: 1 run(s) failed" in capsys.readouterr().err
+    broken.clear()
+    assert main(argv) == 1 and len(ran) == 2  # the failure is kept, not retried
+    assert main([*argv, "--retry-failed"]) == 0 and ran[2:] == ["eszsl-inductive-k0-f0-s0"]

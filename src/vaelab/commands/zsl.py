@@ -61,6 +61,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", default="0,1,2", help="--study: comma list (default 0,1,2)")
     p.add_argument("--any-shots", default="1,5,10", help="--study: any-shot k values (default 1,5,10; 0 for none)")
     p.add_argument("--any-shot-methods", default="f-vaegan-d2", help="--study: methods run any-shot (default f-vaegan-d2)")
+    p.add_argument("--retry-failed", action="store_true", help="--study: run again the runs that failed before (default: "
+                   "keep their failure record; a failing run is recorded and the study goes on)")
     p.set_defaults(run=run)
 
 
@@ -128,10 +130,15 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or ("runs/zsl-study-select" if base.select else "runs/zsl-study")
         from ..report import write_zsl_page as write_page  # local: torch; keeps `vaelab --help` at 0.1 s
 
-        run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None)
+        rows = run_study(g, out, stderr_log, command=" ".join(["vaelab", *sys.argv[1:]]) if sys.argv else None,
+                         retry_failed=args.retry_failed)
         page = write_page(out)
         print(f"{out}/zsl-results.md\n{page}")
-        return 0
+        failed = sum(r.get("n_failed", 0) for r in rows)
+        if failed:
+            print(f"vaelab zsl: {failed} run(s) failed (recorded in their run dirs, failed.json; see {out}/zsl-results.md; "
+                  f"--retry-failed runs them again)", file=sys.stderr)
+        return 1 if failed else 0
     cfg = dataclasses.replace(base, dataset=args.dataset, method=args.method or "f-vaegan-d2", setting=args.setting,
                               shots=args.shots, fold=args.fold, seed=args.seed)
     if args.preset is not None:
