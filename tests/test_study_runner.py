@@ -136,7 +136,7 @@ def fake_zsl_run(monkeypatch, record, ran: list, broken=()):
     zsl.json (a method in ``broken`` raises instead), reuses one written before, and appends its name to ``ran``."""
     from vaelab.zsl.run import run as real_run
 
-    def fake_run(cfg, out, log=None):
+    def fake_run(cfg, out, log=None, shared_select=None):
         path = Path(out) / "zsl.json"
         if path.is_file():
             return json.loads(path.read_text())

@@ -78,7 +78,7 @@ def test_a_diverging_candidate_is_recorded_and_never_chosen(tmp_path):
     assert rec["chosen"]["lr"] == 1e-3 and len(rec["candidates"]) == 3  # stage 2 adds factor 2 to the winner
     # f-VAEGAN-D2's γ (an axis) is never confused with the candidates' calibrated-stacking γ (gamma_cal)
     assert [c["gamma"] for c in rec["candidates"]] == [3.0] * 3 and final.model["gamma"] == 3.0
-    assert sorted(p.name for p in (tmp_path / "select").iterdir()) == ["lr0.001-g3", "lr1e+06-g3"]
+    assert sorted(p.name for p in (tmp_path / "select").iterdir() if p.is_dir()) == ["lr0.001-g3", "lr1e+06-g3"]
 
 
 @pytest.mark.parametrize("method, setting, grid_args", [
@@ -122,3 +122,59 @@ def test_bad_selection_flags_are_one_line_errors(argv, needle, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
     assert not (tmp_path / "o").exists()
+
+
+def _features(seed=0):
+    from vaelab.zsl.features import Features
+
+    x, y, att, unseen, _ = linear_data(seed=seed, n_per_class=30)
+    rng = np.random.default_rng(seed + 7)
+    test = rng.random(len(y)) < 0.25
+    return Features(dataset="synthetic", fold=0, seen=[c for c in range(len(att)) if c not in unseen], unseen=unseen,
+                    attributes=att, x_train=x[~test], y_train=y[~test], x_test=x[test], y_test=y[test], meta={})
+
+
+def test_an_any_shot_run_has_the_validation_split_of_its_zero_shot_run():
+    """The premise of shared selections: k labelled unseen images change the split, not the validation split."""
+    from vaelab.zsl.features import make_split
+    from vaelab.zsl.select import split_digest
+
+    f = _features()
+    splits = {k: make_split(f, "inductive", k, seed=3) for k in (0, 1, 5)}
+    assert len({split_digest(sp) for sp in splits.values()}) == 3  # the splits differ (the digest sees it)
+    vals = {k: validation_split(sp, pseudo_unseen_classes(sp.seen), "inductive", 3) for k, sp in splits.items()}
+    assert len({split_digest(v) for v in vals.values()}) == 1
+    other_seed = make_split(f, "inductive", 0, seed=4)
+    assert split_digest(validation_split(other_seed, pseudo_unseen_classes(other_seed.seen), "inductive", 4)) != \
+        split_digest(vals[0])
+
+
+def test_an_any_shot_run_reuses_the_zero_shot_selection(tmp_path, monkeypatch):
+    from vaelab.zsl.features import make_split
+
+    f = _features()
+    cfg = ZSLConfig(method="zero-vae-gan", batch_size=16, model={"hidden": 32}, select=True, seed=3,
+                    select_grid={"lr": [1e-3], "epochs": [2, 4], "n_synth_factor": [1.0]})
+    sp0, sp5 = make_split(f, "inductive", 0, 3), make_split(f, "inductive", 5, 3)
+    v0 = validation_split(sp0, pseudo_unseen_classes(sp0.seen), "inductive", 3)
+    v5 = validation_split(sp5, pseudo_unseen_classes(sp5.seen), "inductive", 3)
+    zero = tmp_path / "k0"
+    _, rec0 = select(cfg, v0, zero, sp0)
+    assert "shared" not in rec0 and (zero / "select" / "key.json").is_file()
+    trained = []
+    real = methods.run_generator
+    monkeypatch.setattr("vaelab.zsl.select.run_generator", lambda *a, **k: trained.append(1) or real(*a, **k))
+    few = dataclasses.replace(cfg, shots=5)
+    final, rec5 = select(few, v5, tmp_path / "k5", sp5, shared=zero / "select")
+    assert trained == [] and rec5["shared"] == str(zero / "select") and not (tmp_path / "k5" / "select").exists()
+    assert rec5["candidates"] == rec0["candidates"] and rec5["chosen"] == rec0["chosen"] and final.shots == 5
+    # another config (lr) selects on its own: the shared directory's key names another config
+    other = dataclasses.replace(few, select_grid={**few.select_grid, "lr": [1e-4]})
+    _, rec_o = select(other, v5, tmp_path / "other", sp5, shared=zero / "select")
+    assert "shared" not in rec_o and trained and (tmp_path / "other" / "select" / "key.json").is_file()
+    # a zero-shot run selected before keys were written: its zsl.json names the config
+    (zero / "select" / "key.json").unlink()
+    (zero / "zsl.json").write_text(json.dumps({"config": cfg.to_dict()}))
+    trained.clear()
+    _, rec_b = select(few, v5, tmp_path / "k5b", sp5, shared=zero / "select")
+    assert trained == [] and rec_b["shared"] == str(zero / "select") and (zero / "select" / "key.json").is_file()

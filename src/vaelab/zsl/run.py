@@ -78,8 +78,10 @@ def saved(cfg: ZSLConfig, out: str | Path) -> dict[str, Any] | None:
     return old if old.get("config") == json.loads(json.dumps(cfg.to_dict())) else None
 
 
-def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or reuse) one ZSL experiment into ``out``; returns the zsl.json record."""
+def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = None,
+        shared_select: Path | None = None) -> dict[str, Any]:
+    """Run (or reuse) one ZSL experiment into ``out``; returns the zsl.json record. ``shared_select``:
+    another run's ``select/`` this run's selection may reuse (:mod:`vaelab.zsl.select`, shared selections)."""
     cfg.validate()
     out = Path(out)
     path = out / "zsl.json"
@@ -104,7 +106,7 @@ def run(cfg: ZSLConfig, out: str | Path, log: Callable[[str], None] | None = Non
     vsp = validation_split(sp, pseudo_unseen_classes(sp.seen, val_classes), cfg.setting, cfg.seed)
     final, selected = cfg, None
     if cfg.select:
-        final, selected = select(cfg, vsp, out, sp) if cfg.method != "eszsl" else (cfg, skipped(cfg))
+        final, selected = select(cfg, vsp, out, sp, shared_select) if cfg.method != "eszsl" else (cfg, skipped(cfg))
     rec = run_method(final, sp, out)
     rec.update(calibrate(final, sp, rec, out, vsp, selected))
     su, gen = rec.pop("_scores")[0], rec.pop("_generator", None)

@@ -23,14 +23,24 @@ ESZSL is not searched (it chooses its own (γ, λ) on pseudo-unseen classes). La
 candidate's validation record, written before the generator is resumed further), and
 ``OUT/select/<lr, γ>-e<epochs>/`` (the stage-1 winner retrained to its epoch count for stage 2 when
 its pair's generator went further). A candidate whose training diverges is recorded and never chosen.
+
+Shared selections: the validation split holds seen classes only, so an any-shot run (k labelled images
+per unseen class) selects exactly as the zero-shot run of the same config does. ``select(..., shared=DIR)``
+uses ``DIR`` (the zero-shot run's ``select/``) instead of its own when ``DIR/key.json`` names the same
+config (all but ``shots``) and the same validation split (:func:`selection_key`), or when ``DIR`` has no
+key yet and its run's zsl.json names the same config; candidates recorded there are reused, not retrained.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged
 from ..io import atomic_write_json, read_json
@@ -132,11 +142,48 @@ def _best(records: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def select(cfg: ZSLConfig, vsp: Split, out: Path, sp: Split) -> tuple[ZSLConfig, dict[str, Any]]:
-    """Run the selection on the validation split ``vsp`` into ``out/select``; returns the final run's
-    config (the chosen values, its synthetic count taken on the full split ``sp``) and the record."""
+def split_digest(sp: Split) -> str:
+    """sha256 of a split's classes and arrays (shape, dtype and bytes of each)."""
+    h = hashlib.sha256(repr((sp.seen, sp.unseen)).encode())
+    for a in (sp.attributes, sp.x_train, sp.y_train, sp.x_unlabelled, sp.x_test_seen, sp.y_test_seen, sp.x_test_unseen,
+              sp.y_test_unseen):
+        h.update(b"none" if a is None else repr((a.shape, str(a.dtype))).encode() + np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _config_but_shots(cfg: ZSLConfig) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "shots"}))
+
+
+def selection_key(cfg: ZSLConfig, vsp: Split) -> dict[str, Any]:
+    """What decides a selection's outcome: the config but its ``shots``, and the validation split."""
+    return {"config": _config_but_shots(cfg), "validation_split": split_digest(vsp)}
+
+
+def _root(cfg: ZSLConfig, vsp: Split, own: Path, shared: Path | None) -> Path:
+    """The directory this selection reads and writes: ``shared`` when it selects the same (module docstring)."""
+    key = selection_key(cfg, vsp)
+    root = own
+    if shared is not None and shared != own:
+        if (shared / "key.json").is_file():
+            root = shared if read_json(shared / "key.json") == key else own
+        elif (shared.parent / "zsl.json").is_file():
+            root = shared if _config_but_shots_of(read_json(shared.parent / "zsl.json")) == key["config"] else own
+    if not (root / "key.json").is_file():
+        atomic_write_json(root / "key.json", key)
+    return root
+
+
+def _config_but_shots_of(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.get("config", {}).items() if k != "shots"}
+
+
+def select(cfg: ZSLConfig, vsp: Split, out: Path, sp: Split, shared: Path | None = None) -> tuple[ZSLConfig, dict[str, Any]]:
+    """Run the selection on the validation split ``vsp`` into ``out/select`` (or ``shared``, when it
+    selects the same: module docstring); returns the final run's config (the chosen values, its
+    synthetic count taken on the full split ``sp``) and the record."""
     axes = grid(cfg)
-    root = out / "select"
+    root = _root(cfg, vsp, out / "select", shared)
     base = {"pseudo_fraction": cfg.pseudo_fraction} if "pseudo_fraction" in axes else {}
     if "n_synth_factor" in axes:
         base["n_synth_factor"] = 1.0
@@ -163,7 +210,7 @@ def select(cfg: ZSLConfig, vsp: Split, out: Path, sp: Split) -> tuple[ZSLConfig,
     chosen_rec = _best(records)
     chosen = {k: chosen_rec[k] for k in axes}
     final = candidate_config(cfg, chosen, sp)
-    record = {"metric": METRIC, "grid": axes, "pseudo_unseen": vsp.unseen, "pseudo_seen": vsp.seen,
+    record = {"metric": METRIC, **({"shared": str(root)} if root != out / "select" else {}), "grid": axes, "pseudo_unseen": vsp.unseen, "pseudo_seen": vsp.seen,
               "n_fit": int(len(vsp.y_train)), "candidates": records, "chosen": chosen,
               "validation": {k: chosen_rec[k] for k in ("T1", "u", "s", "H", "gamma_cal", "u_cal", "s_cal", "H_cal", "AUSUC")},
               "final": {"lr": final.lr, "epochs": final.n_epochs, "n_synth": synth_count(final, sp),

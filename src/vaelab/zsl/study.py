@@ -180,13 +180,14 @@ class ZSLJob:
     out: Path
     prefix: str
     log: Callable[[str], None] | None
+    shared_select: Path | None = None
 
     def __call__(self) -> dict[str, Any]:
         if self.log:
             self.log(self.prefix)
         (self.out / "failed.json").unlink(missing_ok=True)
         try:
-            return run(self.cfg, self.out, self.log)
+            return run(self.cfg, self.out, self.log, self.shared_select)
         except Exception as e:  # noqa: BLE001 — one failing run must not stop the study
             failure = record_failure(self.out, e, "run")
             if self.log:
@@ -231,7 +232,9 @@ class ZSLTask:
         pass  # every run loads its own features (cached)
 
     def job(self, c: ZSLConfig, prefix: str, say: Callable[[str], None]) -> ZSLJob:
-        return ZSLJob(c, run_dir(self.out, c), prefix, self.log)
+        # an any-shot run selects as the zero-shot run of its config does (vaelab.zsl.select): it shares that run's selection
+        shared = run_dir(self.out, dataclasses.replace(c, shots=0)) / "select" if c.shots and c.select else None
+        return ZSLJob(c, run_dir(self.out, c), prefix, self.log, shared)
 
     def collect(self, specs: list[ZSLConfig], records: list[dict[str, Any]], started: str, seconds: float) -> dict[str, Any]:
         summaries = [run_summary(r, run_dir(self.out, c)) for c, r in zip(specs, records)]
