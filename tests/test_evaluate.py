@@ -3,13 +3,15 @@ reason, conditional and clustering paths, and one-line errors for bad run dirs."
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from vaelab.cli import main
 from vaelab.rundir import evaluate_run
 from vaelab.scoring import is_available
-from vaelab.scoring import CLUSTER_KEYS, LIKELIHOOD_KEYS, SAMPLE_KEYS
+from vaelab.scoring import CLUSTER_KEYS, LIKELIHOOD_KEYS, PER_IMAGE_FILE, SAMPLE_KEYS, finite_or_absent, format_table, standard_error
 from vaelab.models.base import NotAvailable
 from vaelab.models.vae import VAE
 from vaelab.rundir import load, train
@@ -148,7 +150,50 @@ def test_unavailable_metrics_say_why(tiny_run, mnist5k_quick_classifier, monkeyp
         assert res[k] == {"available": False, "reason": "bare: no sampling"}, k
     for k in LIKELIHOOD_KEYS:
         assert res[k] == {"available": False, "reason": "bare: no tractable likelihood bound"}, k
+    (tiny_run / PER_IMAGE_FILE).write_bytes(b"stale")
+    evaluate_run(tiny_run, n_samples=50, iwae_k=4, iwae_n=8, classifier=mnist5k_quick_classifier, figures=False)
+    assert not (tiny_run / PER_IMAGE_FILE).exists()  # no bound, no per-image values: a stale file goes
     assert is_available(res["recon_accuracy"]) and not is_available(res["cond_accuracy"])
+
+
+def test_per_image_likelihoods_are_saved_with_their_standard_errors(tiny_run, mnist5k_quick_classifier, capsys):
+    res = evaluate_run(tiny_run, n_samples=50, iwae_k=4, iwae_n=30, seed=2, classifier=mnist5k_quick_classifier,
+                       figures=False)
+    path = tiny_run / PER_IMAGE_FILE
+    assert path.is_file() and json.loads((tiny_run / "eval.json").read_text()) == res
+    with safe_open(str(path), "numpy") as f:
+        meta = f.metadata()
+        per = {k: f.get_tensor(k) for k in f.keys()}
+    assert set(per) == {"neg_elbo", "iwae_nll", "neg_elbo_iwae_subset"}
+    assert per["neg_elbo"].shape == (1000,) and per["iwae_nll"].shape == per["neg_elbo_iwae_subset"].shape == (30,)
+    assert all(a.dtype == np.float64 for a in per.values())
+    for key in ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset"):  # the saved values are the ones eval.json averages
+        assert per[key].mean() == pytest.approx(res[key], rel=1e-12, abs=0)
+    for key, se in (("neg_elbo", "neg_elbo_se"), ("iwae_nll", "iwae_nll_se")):
+        x = per[key]
+        ref = np.sqrt(np.sum((x - x.mean()) ** 2) / (len(x) - 1)) / np.sqrt(len(x))
+        assert res[se] == pytest.approx(ref, rel=1e-12) and res[se] > 0
+    assert np.all(per["iwae_nll"] <= per["neg_elbo_iwae_subset"] + 1e-9)
+    assert (meta["dataset"], meta["n_test"], meta["iwae_n"], meta["iwae_k"], meta["binarization"], meta["binarize_seed"]) == \
+           ("mnist-5k", "1000", "30", "4", "dynamic", "0")
+    assert len(meta["inputs_sha256"]) == 64
+    table = format_table(res)
+    assert f"{res['iwae_nll']:.2f} ± {res['iwae_nll_se']:.2f}" in table
+    assert f"{res['neg_elbo']:.2f} ± {res['neg_elbo_se']:.2f}" in table
+    # the IWAE bound skipped: its SE absent with it, and the file holds only the −ELBO
+    res = evaluate_run(tiny_run, n_samples=50, iwae_k=0, iwae_n=30, seed=2, classifier=mnist5k_quick_classifier,
+                       figures=False)
+    assert res["iwae_nll_se"] == res["iwae_nll"] and not is_available(res["iwae_nll_se"])
+    assert is_available(res["neg_elbo_se"])
+    with safe_open(str(path), "numpy") as f:
+        assert set(f.keys()) == {"neg_elbo"}
+
+
+def test_standard_error_is_absent_exactly_where_its_mean_is():
+    out = finite_or_absent({"neg_elbo": float("nan"), "neg_elbo_se": 1.0, "iwae_nll": 3.0, "iwae_nll_se": 0.5})
+    assert not is_available(out["neg_elbo"]) and out["neg_elbo_se"] == out["neg_elbo"]
+    assert (out["iwae_nll"], out["iwae_nll_se"]) == (3.0, 0.5)
+    assert standard_error(np.array([1.0, 2.0, 4.0])) == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1) / np.sqrt(3))
 
 
 def test_task_metrics_are_added_and_may_not_overwrite_standard_ones(tiny_run, mnist5k_quick_classifier, monkeypatch):

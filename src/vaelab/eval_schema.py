@@ -20,6 +20,15 @@ Likelihood, in nats, on the test images binarized as recorded in meta.binarizati
   iwae_nll               −L_K (Burda et al. 2016), an upper bound on −log p(x), mean over the first
                          iwae_n test images with K = iwae_k
   neg_elbo_iwae_subset   −ELBO on those same iwae_n images (the mean log weight over the K samples)
+  neg_elbo_se, iwae_nll_se
+                         the standard errors of those two means over the images: sample sd (ddof = 1)
+                         of the per-image values / √n (absent where the mean is, or for n < 2)
+  The per-image values behind them are saved with the evaluation in RUN/likelihood.safetensors
+  (float64 nats; written atomically, only when eval.json is, and removed when the variant has no bound):
+  ``neg_elbo`` (n_test,), ``iwae_nll`` and ``neg_elbo_iwae_subset`` (iwae_n,: the first iwae_n test
+  images). Its metadata (strings) says which images they are, to check that two runs' files are paired:
+  dataset, n_test, iwae_n, iwae_k, seed, binarization, binarize_seed, inputs_sha256 (SHA-256 of the
+  float32 bytes of the test inputs as the model saw them, binarised; see :data:`PER_IMAGE_FILE`).
 Clustering (variants with clusters = True), on the test set:
   cluster_accuracy, cluster_nmi, cluster_ari
 The variant's own task (``Variant.task_metrics``, only variants that define one), e.g. cvae-quadrant:
@@ -77,7 +86,11 @@ from .errors import ConfigError
 SCHEMA = 1
 BINARIZE_SEED = 0  # the fixed Bernoulli draw of the test set for dynamically binarized runs
 SAMPLE_KEYS = ("fid", "inception_score", "precision", "recall", "sample_class_histogram", "sample_class_tv")
-LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset")
+LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset", "neg_elbo_se", "iwae_nll_se")
+#: The standard error of each likelihood mean (absent exactly where the mean is: :func:`finite_or_absent`).
+SE_KEYS = {"neg_elbo": "neg_elbo_se", "iwae_nll": "iwae_nll_se"}
+#: The run's per-image likelihood values (safetensors, float64 nats; keys as in the docstring above).
+PER_IMAGE_FILE = "likelihood.safetensors"
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
 COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max")
 #: The sequence metrics, each with the note ``vaelab evaluate`` prints beside it (see the module doc).
@@ -134,9 +147,14 @@ def check_disentanglement_mode(mode: str, key: str = "--disentanglement") -> Non
 
 
 def finite_or_absent(out: dict[str, Any]) -> dict[str, Any]:
-    """A non-finite number is not a result: it becomes ``absent`` with the value as the reason."""
-    return {k: absent(f"non-finite value ({val})") if isinstance(val, float) and not math.isfinite(val) else val
-            for k, val in out.items()}
+    """A non-finite number is not a result: it becomes ``absent`` with the value as the reason; a
+    standard error (SE_KEYS) is absent, with the mean's reason, wherever its mean is."""
+    out = {k: absent(f"non-finite value ({val})") if isinstance(val, float) and not math.isfinite(val) else val
+           for k, val in out.items()}
+    for mean, se in SE_KEYS.items():
+        if se in out and not is_available(out.get(mean, 0.0)):
+            out[se] = out[mean]
+    return out
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -163,8 +181,8 @@ def format_table(res: dict[str, Any]) -> str:
         ("recall", res["recall"], "k-NN manifold, k=3"),
         ("sample_class_tv", res["sample_class_tv"], "TV distance of predicted sample classes from the test label mix"),
         ("cond_accuracy", res["cond_accuracy"], "classifier agrees with the requested label"),
-        ("neg_elbo", res["neg_elbo"], f"nats, {m['n_test']} test images, binarize={m['binarization']}"),
-        ("iwae_nll", res["iwae_nll"], f"nats, K={k}, first {n_iw} test images"
+        ("neg_elbo", res["neg_elbo"], f"nats ± SE, {m['n_test']} test images, binarize={m['binarization']}"),
+        ("iwae_nll", res["iwae_nll"], f"nats ± SE, K={k}, first {n_iw} test images"
                                       + (f" (-ELBO on them: {_fmt(res['neg_elbo_iwae_subset'], 2)})" if is_available(res["neg_elbo_iwae_subset"]) else "")),
         ("cluster_accuracy", res["cluster_accuracy"], "Hungarian matching"),
         ("cluster_nmi", res["cluster_nmi"], ""),
@@ -179,11 +197,18 @@ def format_table(res: dict[str, Any]) -> str:
     lines = [f"{m['variant']} on {m['dataset']} ({m['run_dir']}); "
              + (f"classifier test accuracy {acc:.4f}" if acc is not None else "no labels, no reference classifier")]
     w = max(len(r[0]) for r in rows)
+    cells = []
     for key, val, note in rows:
         if isinstance(val, dict) and val.get("available") is False:
             note = val["reason"]
         digits = 2 if key in ("neg_elbo", "iwae_nll", "fid") else 1 if key.startswith(("seconds", "images", "train_sec")) else 4
-        lines.append(f"  {key:<{w}}  {_fmt(val, digits):>10}  {note}".rstrip())
+        text = _fmt(val, digits)
+        se = res.get(SE_KEYS.get(key, ""))
+        if is_available(val) and isinstance(se, float):  # mean ± standard error over the images
+            text += f" ± {_fmt(se, digits)}"
+        cells.append((key, text, note))
+    wv = max(10, *(len(t) for _, t, _ in cells))
+    lines += [f"  {key:<{w}}  {text:>{wv}}  {note}".rstrip() for key, text, note in cells]
     if isinstance(hist, list):
         lines.append(f"  {'sample classes':<{w}}  {' '.join(str(c) for c in hist)}")
     if m.get("stage_seconds"):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .eval_schema import (  # noqa: F401 (re-exported: the schema's names are part of this module's API)
-    SCHEMA, BINARIZE_SEED, SAMPLE_KEYS, LIKELIHOOD_KEYS, CLUSTER_KEYS, COST_KEYS, SEQUENCE_KEYS,
+    SCHEMA, BINARIZE_SEED, SAMPLE_KEYS, LIKELIHOOD_KEYS, SE_KEYS, PER_IMAGE_FILE, CLUSTER_KEYS, COST_KEYS, SEQUENCE_KEYS,
     DISENTANGLEMENT_PREFIX, DISENTANGLEMENT_METRICS, DISENTANGLEMENT_KEYS, DISENTANGLEMENT_MODES,
     DISENTANGLEMENT_SEED_OFFSET, STANDARD_KEYS, absent, is_available, check_disentanglement_mode, finite_or_absent,
     format_table)
@@ -129,22 +129,39 @@ def _posterior_means(v: Variant, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return q_f.mean, q_t.mean
 
 
+def standard_error(values: np.ndarray) -> float:
+    """The standard error of the mean of ``values``: sample sd (ddof = 1) / √n; NaN for n < 2."""
+    n = len(values)
+    return float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+
+def _se(values: np.ndarray) -> Any:
+    return standard_error(values) if len(values) > 1 else absent("a standard error needs at least 2 images")
+
+
 def likelihood_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, iwae_k: int, iwae_n: int, seed: int,
                       max_items: int, lap: Callable[[str], None], say: Callable[[str], None],
-                      progress: bool = False) -> dict[str, Any]:
+                      progress: bool = False, per_image: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """−ELBO on every image of ``x_in`` and the IWAE bound (K = ``iwae_k``) with the −ELBO on its
-    first ``iwae_n`` images, in nats; absent when the variant has no tractable bound."""
+    first ``iwae_n`` images, in nats, with the standard errors of the two means over the images
+    (:func:`standard_error`); absent when the variant has no tractable bound. ``per_image``: a dict
+    that receives the per-image values (float64 nats: ``neg_elbo`` (n_test,), ``iwae_nll`` and
+    ``neg_elbo_iwae_subset`` (iwae_n,)), where computed."""
     out: dict[str, Any] = {}
+    keep: dict[str, np.ndarray] = {}
     n_test = x_in.shape[0]
     try:
         say(f"ELBO on {n_test} test images")
         torch.manual_seed(seed + 1)
         _, elbo = variant_log_weights(v.log_weights, x_in, 1, y, max_items=max_items)
-        out["neg_elbo"] = float(-elbo.mean())
+        keep["neg_elbo"] = -np.asarray(elbo, dtype=np.float64)
+        out["neg_elbo"], out["neg_elbo_se"] = float(keep["neg_elbo"].mean()), _se(keep["neg_elbo"])
         lap("elbo")
         n_iw = min(iwae_n, n_test)
         if n_iw == 0 or iwae_k == 0:
-            out["iwae_nll"] = out["neg_elbo_iwae_subset"] = absent("skipped (iwae_n or iwae_k is 0)")
+            out["iwae_nll"] = out["iwae_nll_se"] = out["neg_elbo_iwae_subset"] = absent("skipped (iwae_n or iwae_k is 0)")
+            if per_image is not None:
+                per_image.update(keep)
             return out
         say(f"IWAE bound, K={iwae_k}, on {n_iw} test images")
         torch.manual_seed(seed + 2)
@@ -159,10 +176,14 @@ def likelihood_scores(v: Variant, x_in: torch.Tensor, y: torch.Tensor | None, iw
         finally:
             if bar is not None:
                 bar.close()
-        out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(-iw.mean()), float(-el.mean())
+        keep["iwae_nll"], keep["neg_elbo_iwae_subset"] = -np.asarray(iw, np.float64), -np.asarray(el, np.float64)
+        out["iwae_nll"], out["neg_elbo_iwae_subset"] = float(keep["iwae_nll"].mean()), float(keep["neg_elbo_iwae_subset"].mean())
+        out["iwae_nll_se"] = _se(keep["iwae_nll"])
         lap("iwae")
     except NotAvailable as e:
-        out = {k: absent(e) for k in LIKELIHOOD_KEYS}
+        return {k: absent(e) for k in LIKELIHOOD_KEYS}
+    if per_image is not None:
+        per_image.update(keep)
     return out
 
 

@@ -3,17 +3,20 @@ and its figures) and its figures alone (:func:`make_figures`)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+import safetensors.numpy
 import torch
 
 from .. import scoring
 from ..config import check_int
 from ..data import binarize, dsprites, factor_sampler, load_dataset, to_tensor
 from ..errors import RunDirError
-from ..io import RunLock, atomic_write_json, read_json, read_metrics
+from ..io import RunLock, atomic_write_bytes, atomic_write_json, read_json, read_metrics
 from ..metrics.cost import cost_scores
 from ..provenance import now, versions
 from ..reference_classifier import load_or_train
@@ -111,7 +114,10 @@ def evaluate_run(
                 out.update(scoring.sequence_scores(v, classifier, x_in, test.labels, test.factors["motion"],
                                                    gen(seed + 4), batch_size, rec))
                 lap("sequences")
-            out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say, progress=log is not None))
+            per_image: dict[str, Any] = {}
+            out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say,
+                                                 progress=log is not None, per_image=per_image))
+            inputs_sha256 = hashlib.sha256(x_in.float().cpu().numpy().tobytes()).hexdigest() if per_image else None
             if classifier is not None:
                 out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
                 lap("clusters")
@@ -148,10 +154,23 @@ def evaluate_run(
             "created": now(), "versions": versions(),
         }
         if write:
+            write_per_image(run_dir / scoring.PER_IMAGE_FILE, per_image, out["meta"], inputs_sha256)
             atomic_write_json(run_dir / "eval.json", out)
             if tensorboard or (tensorboard is None and (run_dir / "tb").is_dir()):
                 log_evaluation(run_dir, out, conf)
     return out
+
+
+def write_per_image(path: Path, per_image: dict[str, Any], meta: dict[str, Any], inputs_sha256: str | None) -> None:
+    """The per-image likelihood values (float64 nats) as safetensors, atomically, with metadata naming
+    the images (:data:`vaelab.eval_schema.PER_IMAGE_FILE`); a stale file is removed when there are none."""
+    if not per_image:
+        path.unlink(missing_ok=True)
+        return
+    info = {k: str(meta[k]) for k in ("dataset", "n_test", "iwae_n", "iwae_k", "seed", "binarization", "binarize_seed")}
+    info.update(inputs_sha256=str(inputs_sha256), schema=str(scoring.SCHEMA))
+    tensors = {k: np.ascontiguousarray(val, dtype=np.float64) for k, val in per_image.items()}
+    atomic_write_bytes(path, safetensors.numpy.save(tensors, metadata=info))
 
 
 def make_figures(run_dir: str | Path, map_points: int = MAP_POINTS, data_dir: str | None = None,
