@@ -117,3 +117,21 @@ def test_loss_axis_says_what_each_variant_loss_is(results):
     from vaelab.registry import get
     assert "not nats" in get("vae-gan").loss_label("train") and "not nats" in get("wae").loss_label("train")
     assert get("vq-vae").loss_label("prior").startswith("PixelCNN")
+
+
+def test_paired_iwae_differences_are_a_table_only_when_results_have_them(results):
+    assert 'id="paired-iwae"' not in render(results, {}, None, n_recon=10, map_points=100)
+    assert "Paired IWAE" not in markdown(results)
+    results["paired_iwae"] = [
+        {"a": "vae", "b": "cvae", "reason": "cvae is conditional: its bound is on −log p(x | y), not −log p(x)"},
+        {"a": "vae", "b": "cvae-quadrant", "n_images": 200, "seeds": [0, 1], "mean_diff": -1.234, "ci_low": -1.9, "ci_high": -0.568},
+    ]
+    html = render(results, {}, None, n_recon=10, map_points=100)
+    assert [re.sub(r"<[^>]+>", "", h) for h in _headers(html, "paired-iwae")] == ["Variant", "Images", "Seeds", "Mean difference (nats)", "95% CI"]
+    table = re.search(r'<table id="paired-iwae">(.*?)</table>', html, re.S).group(1)
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table) if "<td>" in r]
+    assert rows == [["CVAE", "—", "—", "—", "left out: cvae is conditional: its bound is on −log p(x | y), not −log p(x)"],
+                    ["CVAE (quadrants)", "200", "0,1", "-1.23", "[-1.90, -0.57]"]]
+    assert "Against VAE (the study&#x27;s first variant)" in html
+    md = markdown(results)
+    assert "| CVAE (quadrants) | 200 | 0,1 | -1.23 | [-1.90, -0.57] |" in md and "Against VAE (the study's first variant)" in md

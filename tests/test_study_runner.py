@@ -111,6 +111,51 @@ def test_image_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     check_golden("image/again", written(Path("study"), "image"))
 
 
+def test_image_study_pairs_the_per_image_iwae_values_of_its_runs(fixed, monkeypatch):
+    """Runs that saved per-image IWAE values on the same images: results.json gets paired_iwae against the
+    study's first variant (scipy's t-interval of the per-image differences of the seed means), results.md its table."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    from scipy import stats
+
+    import vaelab.rundir as R
+    from vaelab import reference_classifier
+    from vaelab.study import Settings, run_study
+
+    fake_rundir(monkeypatch, fail="beta-vae")
+    monkeypatch.setattr(reference_classifier, "load_or_train", lambda *a, **k: None)
+    rng = np.random.default_rng(0)
+    base = rng.normal(90, 6, 10)
+    values = {(v, seed): base + shift + rng.normal(0, 1, 10) for v, shift in (("vae", 0.0), ("info-vae", -1.5)) for seed in (0, 1)}
+    fake_eval = R.evaluate_run
+
+    def evaluate_run(run_dir, **kw):
+        name, _, seed = Path(run_dir).name.rpartition("-s")
+        meta = {"dataset": "mnist-5k", "n_test": "1000", "iwae_n": "10", "iwae_k": "2", "seed": "0",
+                "binarization": "dynamic", "binarize_seed": "0", "inputs_sha256": "0" * 64}
+        save_file({"iwae_nll": values[name, int(seed)]}, str(Path(run_dir) / "likelihood.safetensors"), metadata=meta)
+        return fake_eval(run_dir, **kw)
+
+    monkeypatch.setattr(R, "evaluate_run", evaluate_run)
+    s = Settings(variants=["vae", "info-vae", "beta-vae"], out=Path("study"), dataset="mnist-5k", backbone="small", latent_dim=4,
+                 epochs=1, seeds=(0, 1), n_samples=20, iwae_k=2, iwae_n=10, map_points=60, progress=False)
+    res = run_study(s, say=lambda m: None)
+    assert json.loads(Path("study/results.json").read_text())["paired_iwae"] == res["paired_iwae"]
+    iw, bv = res["paired_iwae"]
+    d = (values["info-vae", 0] + values["info-vae", 1]) / 2 - (values["vae", 0] + values["vae", 1]) / 2
+    lo, hi = stats.t.interval(0.95, 9, loc=d.mean(), scale=stats.sem(d))
+    assert (iw["a"], iw["b"], iw["n_images"], iw["seeds"]) == ("vae", "info-vae", 10, [0, 1])
+    assert iw["mean_diff"] == pytest.approx(d.mean(), rel=1e-12)
+    assert (iw["ci_low"], iw["ci_high"]) == (pytest.approx(lo, rel=1e-12), pytest.approx(hi, rel=1e-12))
+    assert bv == {"a": "vae", "b": "beta-vae", "reason": "no seed with per-image IWAE values for both"}
+    md = Path("study/results.md").read_text()
+    assert "## Paired IWAE NLL differences" in md
+    label = {n: v["label"] for n, v in res["variants"].items()}
+    assert f"| {label['info-vae']} | 10 | 0,1 | {d.mean():+.2f} | [{lo:+.2f}, {hi:+.2f}] |" in md
+    assert f"| {label['beta-vae']} | — | — | — | left out: no seed with per-image IWAE values for both |" in md
+    assert f"Against {label['vae']} (the study's first variant)" in md
+
+
 def test_sequence_study_writes_the_golden_files_and_resumes(fixed, monkeypatch):
     from vaelab import reference_classifier
     from vaelab.study.sequences import SequenceStudy, run_study

@@ -8,6 +8,7 @@ from typing import Any
 from ..study.results import (COLUMNS, COND_MARK, COND_NOTE, COST_COLUMNS, DISENTANGLEMENT_NOTE, LIKELIHOOD_COLUMNS, column_title,
                              compute_line, counts_text, disentanglement_columns, disentanglement_counts, eval_sizes,
                              fmt_metric, ordered, paper_seconds_note, task_rows)
+from ..study.paired import HEADERS as PAIRED_HEADERS, PAIRED_TITLE, paired_note, table_rows as paired_rows
 from .sequences import section as sequence_section
 from .zsl import section as zsl_section
 
@@ -165,6 +166,7 @@ def render(results: dict[str, Any], figs: dict[str, dict[str, Any]], bars: str |
         for label, items in task:
             a(f"<li><b>{escape(label)}</b>: " + ", ".join(f"<code>{escape(k)}</code> {escape(txt)}" for k, txt in items) + "</li>")
         a("</ul>")
+    a(paired_section(results))
     failed = [(name, e) for name, v in ordered(results) for e in v["errors"]]
     if failed:
         a("<h2 id=\"failures\">Failed runs</h2><ul>")
@@ -275,6 +277,17 @@ def disentanglement_section(results: dict[str, Any], figs: dict[str, dict[str, A
                  + _img(f.get("factor_traversal"), f.get("factor_traversal_reason"), f"{name} factor traversal") + "</div>")
     h.append("</div>")
     return "".join(h)
+
+
+def paired_section(results: dict[str, Any]) -> str:
+    """The paired IWAE differences of results.json (``paired_iwae``); empty when it has none."""
+    rows = paired_rows(results)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in PAIRED_HEADERS)
+    body = "".join("<tr><td>" + "</td><td>".join(escape(c) for c in r) + "</td></tr>" for r in rows)
+    return (f"<h2 id=\"paired\">{escape(PAIRED_TITLE)}</h2><p class=\"muted\">{escape(paired_note(results))}</p>"
+            f"<table id=\"paired-iwae\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _paper(p: dict[str, Any], key: str) -> str:

@@ -14,6 +14,7 @@ from ..config import finite_number
 from ..eval_schema import STANDARD_KEYS
 from ..io import atomic_write_json, atomic_write_text
 from ..provenance import environment, now
+from .paired import markdown_lines as paired_markdown, paired_iwae
 from ..registry import get
 from .settings import EVAL_SEED, PAPER_TABLE2, SCHEMA, RunSpec, Settings, canonical_command, variant_label
 
@@ -57,6 +58,7 @@ def collect(s: Settings, specs: list[RunSpec], runs: list[dict[str, Any]], start
             "train": {k: getattr(sp.train, k) for k in ("optimizer", "lr", "batch_size", "epochs", "binarize", "precision")},
             **_variant_traits(name, sp.phases),
         }
+    paired = paired_iwae(list(s.variants), {n: v["conditional"] for n, v in variants.items()}, runs)  # run dirs as given
     for r in runs:
         r["run_dir"] = os.path.relpath(r["run_dir"], s.out)
     classifier_acc = next((r["eval"]["meta"].get("classifier_test_accuracy") for r in runs
@@ -73,6 +75,7 @@ def collect(s: Settings, specs: list[RunSpec], runs: list[dict[str, Any]], start
         "classifier_test_accuracy": classifier_acc,
         "compute": compute_totals(runs),
         "variants": variants,
+        **({"paired_iwae": paired} if paired else {}),  # only when some run saved per-image IWAE values
         "runs": runs,
     }
 
@@ -331,6 +334,7 @@ def markdown(results: dict[str, Any]) -> str:
     if task:
         lines += ["", "## Task metrics", ""]
         lines += [f"- {label}: " + ", ".join(f"`{k}` {txt}" for k, txt in items) for label, items in task]
+    lines += paired_markdown(results)
     failed = [(n, e) for n, v in ordered(results) for e in v["errors"]]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {n} seed {e['seed']} ({e['stage']}): {e['error']}" for n, e in failed]
