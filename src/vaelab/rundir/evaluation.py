@@ -117,7 +117,8 @@ def evaluate_run(
             per_image: dict[str, Any] = {}
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say,
                                                  progress=log is not None, per_image=per_image))
-            inputs_sha256 = hashlib.sha256(x_in.float().cpu().numpy().tobytes()).hexdigest() if per_image else None
+            inputs_sha256 = (hashlib.sha256(memoryview(np.ascontiguousarray(x_in.float().cpu().numpy())).cast("B")).hexdigest()
+                             if per_image else None)  # no copy of the test set on the CPU
             if classifier is not None:
                 out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
                 lap("clusters")
