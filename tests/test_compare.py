@@ -141,6 +141,10 @@ def test_failing_variant_is_recorded_and_tables_have_one_row_per_variant(tmp_pat
     html = (out / "report" / "index.html").read_text()
     assert "Failed runs" in html and "non-finite loss" in html
     assert '<ul id="task-metrics"><li><b>VAE</b>: <code>task_x</code> 0.25 ± 0.00</li></ul>' in html
+    # the runs saved their per-image likelihoods; the pair with the failed variant is left out, with the reason
+    assert all((out / "runs" / f"vae-s{s}" / "likelihood.safetensors").is_file() for s in (0, 1))
+    assert res["paired_iwae"] == [{"a": "vae", "b": "beta-vae", "reason": "no seed with per-image IWAE values for both"}]
+    assert 'id="paired-iwae"' in html and "## Paired IWAE NLL differences" in md
 
     # a later invocation reuses the failure record instead of retraining; --retry-failed tries again
     spy = Spy(R.train)
