@@ -162,7 +162,7 @@ def test_per_image_likelihoods_are_saved_with_their_standard_errors(tiny_run, mn
     path = tiny_run / PER_IMAGE_FILE
     assert path.is_file() and json.loads((tiny_run / "eval.json").read_text()) == res
     with safe_open(str(path), "numpy") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["meta"])
         per = {k: f.get_tensor(k) for k in f.keys()}
     assert set(per) == {"neg_elbo", "iwae_nll", "neg_elbo_iwae_subset"}
     assert per["neg_elbo"].shape == (1000,) and per["iwae_nll"].shape == per["neg_elbo_iwae_subset"].shape == (30,)

@@ -1,6 +1,8 @@
 """Paired IWAE differences between a study's variants (vaelab.study.paired), against an oracle: fabricated
 per-image files with known differences give scipy's mean and 95% t-interval; pairs not on the same
 images, conditional bounds and missing files are left out with the reason."""
+import json
+
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -17,7 +19,7 @@ def put(tmp_path, variant, seed, values, **meta):
     d = tmp_path / f"{variant}-s{seed}"
     d.mkdir()
     save_file({"neg_elbo": np.zeros(1000), "iwae_nll": np.asarray(values, np.float64)}, str(d / PER_IMAGE_FILE),
-              metadata={**META, "iwae_n": str(len(values)), **meta})
+              metadata={"meta": json.dumps({**META, "iwae_n": str(len(values)), **meta})})
     return {"variant": variant, "seed": seed, "status": "ok", "run_dir": str(d)}
 
 

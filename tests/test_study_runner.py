@@ -133,7 +133,8 @@ def test_image_study_pairs_the_per_image_iwae_values_of_its_runs(fixed, monkeypa
         name, _, seed = Path(run_dir).name.rpartition("-s")
         meta = {"dataset": "mnist-5k", "n_test": "1000", "iwae_n": "10", "iwae_k": "2", "seed": "0",
                 "binarization": "dynamic", "binarize_seed": "0", "inputs_sha256": "0" * 64}
-        save_file({"iwae_nll": values[name, int(seed)]}, str(Path(run_dir) / "likelihood.safetensors"), metadata=meta)
+        save_file({"iwae_nll": values[name, int(seed)]}, str(Path(run_dir) / "likelihood.safetensors"),
+                  metadata={"meta": json.dumps(meta)})
         return fake_eval(run_dir, **kw)
 
     monkeypatch.setattr(R, "evaluate_run", evaluate_run)

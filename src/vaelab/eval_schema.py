@@ -26,7 +26,8 @@ Likelihood, in nats, on the test images binarized as recorded in meta.binarizati
   The per-image values behind them are saved with the evaluation in RUN/likelihood.safetensors
   (float64 nats; written atomically, only when eval.json is, and removed when the variant has no bound):
   ``neg_elbo`` (n_test,), ``iwae_nll`` and ``neg_elbo_iwae_subset`` (iwae_n,: the first iwae_n test
-  images). Its metadata (strings) says which images they are, to check that two runs' files are paired:
+  images). Its metadata (one key, ``meta``: a JSON object of strings with sorted keys, so that the same
+  evaluation writes the same bytes) says which images they are, to check that two runs' files are paired:
   dataset, n_test, iwae_n, iwae_k, seed, binarization, binarize_seed, inputs_sha256 (SHA-256 of the
   float32 bytes of the test inputs as the model saw them, binarised; see :data:`PER_IMAGE_FILE`).
 Clustering (variants with clusters = True), on the test set:
@@ -91,6 +92,8 @@ LIKELIHOOD_KEYS = ("neg_elbo", "iwae_nll", "neg_elbo_iwae_subset", "neg_elbo_se"
 SE_KEYS = {"neg_elbo": "neg_elbo_se", "iwae_nll": "iwae_nll_se"}
 #: The run's per-image likelihood values (safetensors, float64 nats; keys as in the docstring above).
 PER_IMAGE_FILE = "likelihood.safetensors"
+#: Its one metadata key (safetensors stores metadata as a hash map: several keys come out in any order).
+PER_IMAGE_META = "meta"
 CLUSTER_KEYS = ("cluster_accuracy", "cluster_nmi", "cluster_ari")
 COST_KEYS = ("parameters", "seconds_per_epoch", "images_per_s", "train_seconds", "images_per_epoch", "load_avg_max")
 #: The sequence metrics, each with the note ``vaelab evaluate`` prints beside it (see the module doc).

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .eval_schema import (  # noqa: F401 (re-exported: the schema's names are part of this module's API)
-    SCHEMA, BINARIZE_SEED, SAMPLE_KEYS, LIKELIHOOD_KEYS, SE_KEYS, PER_IMAGE_FILE, CLUSTER_KEYS, COST_KEYS, SEQUENCE_KEYS,
+    SCHEMA, BINARIZE_SEED, SAMPLE_KEYS, LIKELIHOOD_KEYS, SE_KEYS, PER_IMAGE_FILE, PER_IMAGE_META, CLUSTER_KEYS, COST_KEYS, SEQUENCE_KEYS,
     DISENTANGLEMENT_PREFIX, DISENTANGLEMENT_METRICS, DISENTANGLEMENT_KEYS, DISENTANGLEMENT_MODES,
     DISENTANGLEMENT_SEED_OFFSET, STANDARD_KEYS, absent, is_available, check_disentanglement_mode, finite_or_absent,
     format_table)

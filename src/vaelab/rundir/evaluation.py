@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -117,8 +118,6 @@ def evaluate_run(
             per_image: dict[str, Any] = {}
             out.update(scoring.likelihood_scores(v, x_in, yc, iwae_k, iwae_n, seed, max_items, lap, say,
                                                  progress=log is not None, per_image=per_image))
-            inputs_sha256 = (hashlib.sha256(memoryview(np.ascontiguousarray(x_in.float().cpu().numpy())).cast("B")).hexdigest()
-                             if per_image else None)  # no copy of the test set on the CPU
             if classifier is not None:
                 out.update(scoring.cluster_scores(v, x_in, test.labels, batch_size))
                 lap("clusters")
@@ -155,23 +154,25 @@ def evaluate_run(
             "created": now(), "versions": versions(),
         }
         if write:
-            write_per_image(run_dir / scoring.PER_IMAGE_FILE, per_image, out["meta"], inputs_sha256)
+            write_per_image(run_dir / scoring.PER_IMAGE_FILE, per_image, out["meta"], x_in)
             atomic_write_json(run_dir / "eval.json", out)
             if tensorboard or (tensorboard is None and (run_dir / "tb").is_dir()):
                 log_evaluation(run_dir, out, conf)
     return out
 
 
-def write_per_image(path: Path, per_image: dict[str, Any], meta: dict[str, Any], inputs_sha256: str | None) -> None:
+def write_per_image(path: Path, per_image: dict[str, Any], meta: dict[str, Any], x_in: torch.Tensor) -> None:
     """The per-image likelihood values (float64 nats) as safetensors, atomically, with metadata naming
-    the images (:data:`vaelab.eval_schema.PER_IMAGE_FILE`); a stale file is removed when there are none."""
+    the images (:data:`vaelab.eval_schema.PER_IMAGE_FILE`), among them a sha256 of ``x_in``, the inputs the
+    model scored; a stale file is removed when there are none."""
     if not per_image:
         path.unlink(missing_ok=True)
         return
+    inputs_sha256 = hashlib.sha256(memoryview(np.ascontiguousarray(x_in.float().cpu().numpy())).cast("B")).hexdigest()
     info = {k: str(meta[k]) for k in ("dataset", "n_test", "iwae_n", "iwae_k", "seed", "binarization", "binarize_seed")}
-    info.update(inputs_sha256=str(inputs_sha256), schema=str(scoring.SCHEMA))
+    info.update(inputs_sha256=inputs_sha256, schema=str(scoring.SCHEMA))
     tensors = {k: np.ascontiguousarray(val, dtype=np.float64) for k, val in per_image.items()}
-    atomic_write_bytes(path, safetensors.numpy.save(tensors, metadata=info))
+    atomic_write_bytes(path, safetensors.numpy.save(tensors, metadata={scoring.PER_IMAGE_META: json.dumps(info, sort_keys=True)}))
 
 
 def make_figures(run_dir: str | Path, map_points: int = MAP_POINTS, data_dir: str | None = None,

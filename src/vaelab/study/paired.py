@@ -12,6 +12,7 @@ variant's bound is conditional (−log p(x | y)), or when no seed has files for 
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from ..eval_schema import PER_IMAGE_FILE
+from ..eval_schema import PER_IMAGE_FILE, PER_IMAGE_META
 
 #: The metadata of a per-image file that must agree for two runs' values to be paired, image by image.
 PAIRING_KEYS = ("dataset", "n_test", "iwae_n", "iwae_k", "binarization", "binarize_seed", "inputs_sha256")
@@ -35,7 +36,7 @@ def read_iwae(run_dir: str | Path) -> tuple[np.ndarray, dict[str, str]] | None:
         with safe_open(str(path), "numpy") as f:
             if KEY not in f.keys():
                 return None
-            return np.asarray(f.get_tensor(KEY), dtype=np.float64), dict(f.metadata() or {})
+            return np.asarray(f.get_tensor(KEY), dtype=np.float64), json.loads((f.metadata() or {}).get(PER_IMAGE_META, "{}"))
     except (OSError, SafetensorError, ValueError):
         return None
 

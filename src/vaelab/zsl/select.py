@@ -151,13 +151,14 @@ def split_digest(sp: Split) -> str:
     return h.hexdigest()[:16]
 
 
-def _config_but_shots(cfg: ZSLConfig) -> dict[str, Any]:
-    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "shots"}))
+def _but_shots(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as zsl.json stores it (JSON values), without ``shots``."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k != "shots"}))
 
 
 def selection_key(cfg: ZSLConfig, vsp: Split) -> dict[str, Any]:
     """What decides a selection's outcome: the config but its ``shots``, and the validation split."""
-    return {"config": _config_but_shots(cfg), "validation_split": split_digest(vsp)}
+    return {"config": _but_shots(cfg.to_dict()), "validation_split": split_digest(vsp)}
 
 
 def _root(cfg: ZSLConfig, vsp: Split, own: Path, shared: Path | None) -> Path:
@@ -168,14 +169,10 @@ def _root(cfg: ZSLConfig, vsp: Split, own: Path, shared: Path | None) -> Path:
         if (shared / "key.json").is_file():
             root = shared if read_json(shared / "key.json") == key else own
         elif (shared.parent / "zsl.json").is_file():
-            root = shared if _config_but_shots_of(read_json(shared.parent / "zsl.json")) == key["config"] else own
+            root = shared if _but_shots(read_json(shared.parent / "zsl.json").get("config", {})) == key["config"] else own
     if not (root / "key.json").is_file():
         atomic_write_json(root / "key.json", key)
     return root
-
-
-def _config_but_shots_of(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.get("config", {}).items() if k != "shots"}
 
 
 def select(cfg: ZSLConfig, vsp: Split, out: Path, sp: Split, shared: Path | None = None) -> tuple[ZSLConfig, dict[str, Any]]:
