@@ -80,3 +80,17 @@ def test_pairs_not_on_the_same_images_are_left_out_with_the_reason(tmp_path):
 def test_no_per_image_files_no_records(tmp_path):
     runs = [{"variant": v, "seed": 0, "status": "ok", "run_dir": str(tmp_path / v)} for v in ("vae", "iwae")]
     assert paired_iwae(["vae", "iwae"], {}, runs) == []
+
+
+def test_files_of_the_first_format_pair_and_a_file_without_the_pairing_keys_is_left_out(tmp_path):
+    x = np.arange(50, dtype=np.float64)
+    runs = [put(tmp_path, "vae", 0, x)]
+    for name, meta in (("iwae", {**META, "iwae_n": "50"}), ("wae", {"dataset": "mnist-5k"})):
+        d = tmp_path / f"{name}-s0"
+        d.mkdir()
+        save_file({"iwae_nll": x + 2}, str(d / PER_IMAGE_FILE), metadata=meta)  # the strings as keys, no "meta" key
+        runs.append({"variant": name, "seed": 0, "status": "ok", "run_dir": str(d)})
+    by = {r["b"]: r for r in paired_iwae(["vae", "iwae", "wae"], {}, runs)}
+    assert read_iwae(tmp_path / "iwae-s0")[1] == {**META, "iwae_n": "50"}
+    assert by["iwae"]["mean_diff"] == pytest.approx(2.0) and by["iwae"]["n_images"] == 50
+    assert by["wae"]["reason"] == "cannot tell whether they are on the same test images: a file does not record n_test"

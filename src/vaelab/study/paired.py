@@ -36,7 +36,8 @@ def read_iwae(run_dir: str | Path) -> tuple[np.ndarray, dict[str, str]] | None:
         with safe_open(str(path), "numpy") as f:
             if KEY not in f.keys():
                 return None
-            return np.asarray(f.get_tensor(KEY), dtype=np.float64), json.loads((f.metadata() or {}).get(PER_IMAGE_META, "{}"))
+            meta = f.metadata() or {}  # one JSON key; files of the first version held the strings as keys
+            return np.asarray(f.get_tensor(KEY), dtype=np.float64), json.loads(meta[PER_IMAGE_META]) if PER_IMAGE_META in meta else meta
     except (OSError, SafetensorError, ValueError):
         return None
 
@@ -54,7 +55,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict
 
 def _mismatch(metas: list[dict[str, str]]) -> str | None:
     for k in PAIRING_KEYS:
-        vals = sorted({m.get(k, "?") for m in metas})
+        if any(k not in m for m in metas):
+            return f"cannot tell whether they are on the same test images: a file does not record {k}"
+        vals = sorted({m[k] for m in metas})
         if len(vals) > 1:
             return f"not on the same test images: {k} differs ({', '.join(vals)})"
     return None
